@@ -1,0 +1,45 @@
+# Two entry points: `make serve` (serve the bundled generator) and `make test` (ruff + pytest).
+# Each creates .venv when missing and installs what it needs; torch is pinned to the CPU build.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+HOST ?= 127.0.0.1
+TORCH_PIN ?= torch==2.13.0
+export BENTOML_DO_NOT_TRACK := true
+export ORT_DISABLE_TELEMETRY := 1
+
+.PHONY: serve test lint format bench build clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Serving needs no torch: the base install is bentoml + onnxruntime + numpy + pydantic + pillow.
+$(VENV)/.serve-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.serve-installed
+
+serve: $(VENV)/.serve-installed
+	$(VENV)/bin/bentoml serve service.app:GeneratorService --host $(HOST) --port $(PORT)
+
+# One thread per process: two busy thread pools on two cores slow each other down badly.
+test: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 GAN_THREADS=1 GAN_ORT_THREADS=1 $(VENV)/bin/pytest
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+build: $(VENV)/.dev-installed
+	$(VENV)/bin/bentoml build
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

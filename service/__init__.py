@@ -1,0 +1,1 @@
+"""Serving side: ONNX Runtime + numpy only. Nothing under service/ may import torch."""

@@ -1,0 +1,103 @@
+"""Open an exported generator in ONNX Runtime (torch-free) and read the model card inside it.
+
+onnxruntime-gpu lists CUDAExecutionProvider even on machines without a GPU and silently falls
+back to CPU, so the provider is chosen by looking for a real device, and reported from what the
+session actually got.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from training.card import ModelCard
+
+CARD_KEY = "gan_service.card"
+
+
+class ModelFileError(ValueError):
+    """An .onnx file that cannot be served; one line for the user."""
+
+
+def cuda_device_present() -> bool:
+    """True only when a CUDA driver is loadable and reports at least one device."""
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return False
+    return count.value > 0
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads or os.environ.get("GAN_ORT_THREADS", 0) or (os.cpu_count() or 1))
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return so
+
+
+@dataclass
+class GeneratorSession:
+    """A ready ONNX Runtime session plus its card and the provider it really runs on."""
+
+    path: Path
+    session: ort.InferenceSession
+    card: ModelCard
+    provider: str
+    threads: int
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.session.get_inputs()]
+
+    def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """z float32 [N, latent], labels int64 [N] -> the card's output (uint8 NHWC by default)."""
+        feeds = {"z": np.ascontiguousarray(z, dtype=np.float32)}
+        if self.card.conditional:
+            if labels is None:
+                raise ValueError("labels are required by a conditional generator")
+            feeds["labels"] = np.ascontiguousarray(labels, dtype=np.int64)
+        return self.session.run(None, feeds)[0]
+
+
+def card_from_session(session: ort.InferenceSession, path: Path | str = "<model>") -> ModelCard:
+    meta = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY not in meta:
+        raise ModelFileError(f"{path}: ONNX file carries no gan-service model card (metadata key {CARD_KEY!r})")
+    try:
+        return ModelCard.model_validate_json(meta[CARD_KEY])
+    except ValueError as e:
+        raise ModelFileError(f"{path}: model card in ONNX metadata is invalid: {e}") from None
+
+
+def open_generator(path: str | os.PathLike, threads: int | None = None, device: str = "auto") -> GeneratorSession:
+    """device: 'auto' (CUDA when a GPU is really there), 'cpu' or 'cuda'."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such ONNX file")
+    so = session_options(threads)
+    want_cuda = device == "cuda" or (device == "auto" and cuda_device_present())
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        raise ModelFileError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
+    card = card_from_session(sess, path)
+    return GeneratorSession(path, sess, card, sess.get_providers()[0], so.intra_op_num_threads)
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """The model card of an exported .onnx file, as the same pydantic model training wrote."""
+    return open_generator(path, threads=1, device="cpu").card

@@ -1,0 +1,64 @@
+"""The `gan` command. Each subcommand lives in its own module with `add_arguments` and `run`.
+
+Expected user errors (bad paths, corrupt files, bad flags) print one line and exit 2;
+nothing here prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> module implementing add_arguments(parser) and run(args) -> int
+SUBCOMMANDS = {
+    "train": "training.train_cmd",
+}
+
+
+class UserError(Exception):
+    """Raised by subcommands for a clean one-line failure."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from pydantic import ValidationError
+
+    errs: list[type[BaseException]] = [UserError, ValidationError, FileNotFoundError, PermissionError]
+    for mod, name in (("training.data", "DataError"), ("training.checkpoint", "CheckpointError"), ("training.trainer", "TrainingError")):
+        try:
+            errs.append(getattr(importlib.import_module(mod), name))
+        except ImportError:  # serving-only install: torch-side errors cannot occur
+            pass
+    return tuple(errs)
+
+
+def _one_line(e: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(e, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gan", description="Train, evaluate, export and use GAN image generators.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module in SUBCOMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0], description=mod.__doc__)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except _user_errors() as e:
+        print(f"gan {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""DDP under torchrun: gloo on CPU, nccl on GPU; rank 0 writes checkpoints and logs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as tdist
+from torch import nn
+
+
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> DistEnv:
+        """Read torchrun's variables; start the process group once when WORLD_SIZE > 1."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        cuda = torch.cuda.is_available()
+        if not tdist.is_initialized():
+            tdist.init_process_group("nccl" if cuda else "gloo")
+        device = torch.device("cuda", local) if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(device)
+        return cls(rank, world, local, device)
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        if not self.enabled:
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+    def gather_floats(self, values: list[float]) -> list[list[float]]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        out = [torch.zeros_like(t) for _ in range(self.world)]
+        tdist.all_gather(out, t)
+        return [o.cpu().tolist() for o in out]
+
+
+def param_checksum(module: nn.Module) -> float:
+    """A float64 fingerprint of all parameters and buffers (equal across ranks iff weights agree)."""
+    total = 0.0
+    for i, t in enumerate(list(module.parameters()) + list(module.buffers())):
+        if t.is_floating_point():
+            w = torch.arange(t.numel(), dtype=torch.float64, device=t.device).remainder_(97).add_(i + 1)
+            total += float((t.detach().double().flatten() * w).sum())
+    return total

@@ -1,0 +1,50 @@
+"""Exponential moving average of generator weights, and BatchNorm re-estimation for inference.
+
+The EMA copy is what gets sampled, evaluated and exported. Its BatchNorm statistics are
+re-estimated from its own outputs before use, because averaged weights do not match the raw
+generator's running statistics, and serving needs per-image (eval-mode) normalisation.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class EMA:
+    def __init__(self, model: nn.Module, decay: float, start: int = 0):
+        self.decay = decay
+        self.start = start
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = self.decay if step >= self.start else 0.0
+        for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            e.lerp_(p.detach(), 1.0 - decay)
+        for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            e.copy_(b)
+
+
+@torch.no_grad()
+def recalibrated(generator: nn.Module, batches: int = 8, batch_size: int = 256, seed: int = 12345) -> nn.Module:
+    """A copy of `generator` in eval mode whose BatchNorm stats are the exact mean over fresh samples."""
+    g = copy.deepcopy(generator)
+    bns = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return g.eval()
+    device = next(g.parameters()).device
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    g.train()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    for i in range(batches):
+        z = torch.randn(batch_size, g.latent_dim, generator=gen).to(device)
+        labels = (torch.arange(batch_size) + i * batch_size) % g.num_classes if g.conditional else None
+        g(z, labels.to(device) if labels is not None else None)
+    for m, orig in zip(bns, [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)], strict=True):
+        m.momentum = orig.momentum
+    return g.eval()

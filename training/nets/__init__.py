@@ -1,0 +1,1 @@
+"""Generator and discriminator networks, registered by name in `training.registry`."""
