@@ -25,7 +25,9 @@ def latent(seed: int, index: int, dim: int, truncation: float | None = None) -> 
     return z
 
 
-def latents(seed: int, indices: Sequence[int] | range, dim: int, truncation: float | None = None) -> np.ndarray:
+def latents(
+    seed: int, indices: Sequence[int] | range, dim: int, truncation: float | None = None
+) -> np.ndarray:
     """[len(indices), dim] float32; row k is `latent(seed, indices[k], dim, truncation)`."""
     out = np.empty((len(indices), dim), np.float32)
     for k, i in enumerate(indices):

@@ -38,9 +38,31 @@ def cuda_device_present() -> bool:
     return count.value > 0
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_threads(threads: int | None) -> int:
+    """Explicit intra-op thread count: `threads`, else $GAN_ORT_THREADS, else the machine's cores.
+
+    ORT's own default (0) sizes its pool to all cores, which oversubscribes a shared host.
+    """
+    if threads is None:
+        env = os.environ.get("GAN_ORT_THREADS", "").strip()
+        if env:
+            try:
+                threads = int(env)
+            except ValueError:
+                raise ModelFileError(f"GAN_ORT_THREADS must be a whole number >= 1, got {env!r}") from None
+        else:
+            threads = os.cpu_count() or 1
+    if int(threads) < 1:
+        raise ModelFileError(f"threads must be >= 1, got {threads}")
+    return int(threads)
+
+
 def session_options(threads: int | None) -> ort.SessionOptions:
     so = ort.SessionOptions()
-    so.intra_op_num_threads = int(threads or os.environ.get("GAN_ORT_THREADS", 0) or (os.cpu_count() or 1))
+    so.intra_op_num_threads = resolve_threads(threads)
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -75,20 +97,29 @@ class GeneratorSession:
 def card_from_session(session: ort.InferenceSession, path: Path | str = "<model>") -> ModelCard:
     meta = session.get_modelmeta().custom_metadata_map
     if CARD_KEY not in meta:
-        raise ModelFileError(f"{path}: ONNX file carries no gan-service model card (metadata key {CARD_KEY!r})")
+        raise ModelFileError(
+            f"{path}: ONNX file carries no gan-service model card (metadata key {CARD_KEY!r})"
+        )
     try:
         return ModelCard.model_validate_json(meta[CARD_KEY])
     except ValueError as e:
         raise ModelFileError(f"{path}: model card in ONNX metadata is invalid: {e}") from None
 
 
-def open_generator(path: str | os.PathLike, threads: int | None = None, device: str = "auto") -> GeneratorSession:
-    """device: 'auto' (CUDA when a GPU is really there), 'cpu' or 'cuda'."""
+def open_generator(
+    path: str | os.PathLike, threads: int | None = None, device: str = "auto"
+) -> GeneratorSession:
+    """device: 'auto' (CUDA when a GPU is really there), 'cpu' or 'cuda' (an error without a GPU)."""
     path = Path(path)
+    if device not in DEVICES:
+        raise ModelFileError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such ONNX file")
     so = session_options(threads)
-    want_cuda = device == "cuda" or (device == "auto" and cuda_device_present())
+    has_gpu = cuda_device_present() if device != "cpu" else False
+    if device == "cuda" and not has_gpu:
+        raise ModelFileError("device 'cuda' asked for, but no CUDA GPU is present (use 'auto' or 'cpu')")
+    want_cuda = has_gpu
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
     try:
         sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)

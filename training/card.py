@@ -34,6 +34,12 @@ class ExportInfo(BaseModel):
     checkpoint_sha256: str
     parity_max_abs_diff: float | None = None
     output: OutputSpec = Field(default_factory=OutputSpec)
+    # Added by issue 4 (export): how the file was checked against torch, and its quality vs fp32.
+    parity_batches: list[int] = Field(default_factory=list, description="batch sizes compared with torch")
+    float_parity_max_abs_diff: float | None = Field(None, description="max |ORT - torch| of the tanh output")
+    fid: float | None = Field(None, description="FID of this file's images (variants; None = not measured)")
+    fid_fp32: float | None = Field(None, description="FID of the fp32 export on the same latents")
+    fid_n: int | None = Field(None, description="images behind fid / fid_fp32")
 
 
 class ModelCard(BaseModel):

@@ -7,11 +7,9 @@ half file), and loading it never unpickles anything. `card.json` beside it is fo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from safetensors.torch import save as st_save
 
 from training.card import ModelCard
 from training.config import TrainConfig
+from training.fileio import atomic_write_bytes, sha256_file  # noqa: F401  (re-exported)
 
 FORMAT = "gan-service-checkpoint/1"
 CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
@@ -46,30 +45,6 @@ class Checkpoint:
         return {k[len(p) :]: v for k, v in self.tensors.items() if k.startswith(p)}
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict) -> dict:
     sd = opt.state_dict()
     meta = {"param_groups": sd["param_groups"], "state": {}}
@@ -87,7 +62,9 @@ def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict) -
 def _unflatten_optimizer(prefix: str, meta: dict, tensors: dict) -> dict:
     state = {}
     for idx, entries in meta["state"].items():
-        state[int(idx)] = {k: (tensors[f"{prefix}.{idx}.{k}"] if v == "tensor" else v) for k, v in entries.items()}
+        state[int(idx)] = {
+            k: (tensors[f"{prefix}.{idx}.{k}"] if v == "tensor" else v) for k, v in entries.items()
+        }
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
@@ -153,11 +130,15 @@ def load_checkpoint(target: str | os.PathLike) -> Checkpoint:
         raw = path.read_bytes()
         tensors = st_load(raw)
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not safetensors: {e})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or not safetensors: {e})"
+        ) from None
     n = int.from_bytes(raw[:8], "little")
     meta = json.loads(raw[8 : 8 + n]).get("__metadata__", {}) or {}
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: safetensors file is not a gan-service checkpoint (format {meta.get('format')!r})")
+        raise CheckpointError(
+            f"{path}: safetensors file is not a gan-service checkpoint (format {meta.get('format')!r})"
+        )
     try:
         card = ModelCard.model_validate_json(meta["card"])
         config = TrainConfig.model_validate_json(meta["config"])

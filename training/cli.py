@@ -13,6 +13,12 @@ import sys
 # name -> module implementing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
     "train": "training.train_cmd",
+    "augment": "service.augment.cli",
+    "augment-merge": "service.augment.merge_cmd",
+    "augment-report": "training.augment_report",
+    "train-evaluator": "training.train_evaluator_cmd",
+    "evaluate": "training.eval_cmd",
+    "export": "export.export_cmd",
 }
 
 
@@ -24,7 +30,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pydantic import ValidationError
 
     errs: list[type[BaseException]] = [UserError, ValidationError, FileNotFoundError, PermissionError]
-    for mod, name in (("training.data", "DataError"), ("training.checkpoint", "CheckpointError"), ("training.trainer", "TrainingError")):
+    for mod, name in (
+        ("training.data", "DataError"),
+        ("training.checkpoint", "CheckpointError"),
+        ("training.trainer", "TrainingError"),
+        ("service.augment.errors", "AugmentError"),
+        ("training.evaluator", "EvaluationError"),
+        ("export.errors", "ExportError"),
+    ):
         try:
             errs.append(getattr(importlib.import_module(mod), name))
         except ImportError:  # serving-only install: torch-side errors cannot occur
@@ -41,7 +54,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gan", description="Train, evaluate, export and use GAN image generators.")
+    parser = argparse.ArgumentParser(
+        prog="gan", description="Train, evaluate, export and use GAN image generators."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in SUBCOMMANDS.items():
         mod = importlib.import_module(module)

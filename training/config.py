@@ -73,7 +73,11 @@ class TrainConfig(BaseModel):
     def model_differences(self, other: TrainConfig) -> list[str]:
         """Human-readable list of model-defining fields that differ (for refusing a resume)."""
         a, b = self.resolved(), other.resolved()
-        return [f"{f}: checkpoint has {getattr(b, f)!r}, this run asks {getattr(a, f)!r}" for f in MODEL_FIELDS if getattr(a, f) != getattr(b, f)]
+        return [
+            f"{f}: checkpoint has {getattr(b, f)!r}, this run asks {getattr(a, f)!r}"
+            for f in MODEL_FIELDS
+            if getattr(a, f) != getattr(b, f)
+        ]
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -82,8 +86,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mnist-dcgan": dict(arch="dcgan", loss="ns", latent_dim=64, batch_size=64, steps=10_000),
     # The model the service serves by default.
     "mnist-cdcgan": dict(
-        arch="dcgan", loss="ns", conditional=True, cond_mode="projection", latent_dim=64, batch_size=64,
-        steps=6_000, ema_decay=0.999, eval_every=1000,
+        arch="dcgan",
+        loss="ns",
+        conditional=True,
+        cond_mode="projection",
+        latent_dim=64,
+        batch_size=64,
+        steps=6_000,
+        ema_decay=0.999,
+        eval_every=1000,
     ),  # fmt: skip
     "mnist-wgan-gp": dict(arch="dcgan", loss="wgan-gp", latent_dim=64, batch_size=64, steps=4_000),
 }

@@ -45,7 +45,9 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
-            raise DataError(f"{self.source}: images must be uint8 [N, C, H, W], got {self.images.dtype} {self.images.shape}")
+            raise DataError(
+                f"{self.source}: images must be uint8 [N, C, H, W], got {self.images.dtype} {self.images.shape}"
+            )
         if len(self.images) != len(self.labels):
             raise DataError(f"{self.source}: {len(self.images)} images but {len(self.labels)} labels")
         if len(self.images) == 0:
@@ -98,7 +100,9 @@ def read_idx(path: str | os.PathLike, expect_magic: int) -> np.ndarray:
     magic = int.from_bytes(data[0:4], "big")
     if magic != expect_magic:
         kind = "images" if expect_magic == IMAGE_MAGIC else "labels"
-        raise DataError(f"{path}: wrong magic number {magic} for an IDX {kind} file (expected {expect_magic})")
+        raise DataError(
+            f"{path}: wrong magic number {magic} for an IDX {kind} file (expected {expect_magic})"
+        )
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -107,7 +111,9 @@ def read_idx(path: str | os.PathLike, expect_magic: int) -> np.ndarray:
     expected = int(np.prod(dims))
     got = len(data) - header
     if got != expected:
-        raise DataError(f"{path}: truncated or padded IDX data: header says {dims} ({expected} bytes), file holds {got}")
+        raise DataError(
+            f"{path}: truncated or padded IDX data: header says {dims} ({expected} bytes), file holds {got}"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -159,7 +165,9 @@ def load_npz(path: Path, split: str = "train") -> ImageDataset:
     elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
         images = images.transpose(0, 3, 1, 2)
     if images.ndim != 4:
-        raise DataError(f"{path}: 'images' must be [N, H, W], [N, C, H, W] or [N, H, W, C], got {images.shape}")
+        raise DataError(
+            f"{path}: 'images' must be [N, H, W], [N, C, H, W] or [N, H, W, C], got {images.shape}"
+        )
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
     if labels.min(initial=0) < 0:
         raise DataError(f"{path}: labels must be >= 0")
@@ -196,7 +204,14 @@ def load_image_folder(folder: Path) -> ImageDataset:
         raise DataError(f"{folder}: class subfolders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     arr = np.stack(images)
     arr = arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
-    return ImageDataset(np.ascontiguousarray(arr), np.array(labels, np.int64), classes, folder.name, str(folder), {"format": "folder"})
+    return ImageDataset(
+        np.ascontiguousarray(arr),
+        np.array(labels, np.int64),
+        classes,
+        folder.name,
+        str(folder),
+        {"format": "folder"},
+    )
 
 
 def download_mnist(folder: Path) -> None:
@@ -212,7 +227,9 @@ def download_mnist(folder: Path) -> None:
                 urllib.request.urlretrieve(MNIST_URL + target.name, tmp)
             except OSError as e:
                 tmp.unlink(missing_ok=True)
-                raise DataError(f"{MNIST_URL + target.name}: download failed ({e}); pass --data PATH to local files") from None
+                raise DataError(
+                    f"{MNIST_URL + target.name}: download failed ({e}); pass --data PATH to local files"
+                ) from None
             os.replace(tmp, target)
 
 
@@ -226,7 +243,9 @@ def default_mnist_path() -> Path:
     return Path.home() / ".cache" / "gan-service" / "mnist"
 
 
-def load_dataset(path: str | os.PathLike | None = None, split: str = "train", download: bool = False) -> ImageDataset:
+def load_dataset(
+    path: str | os.PathLike | None = None, split: str = "train", download: bool = False
+) -> ImageDataset:
     """Open a dataset from an IDX folder, an image folder or a .npz; `None` means MNIST."""
     if split not in SPLIT_FILES:
         raise DataError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")

@@ -46,6 +46,15 @@ class DistEnv:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
+    def sync_buffers(self, module: nn.Module) -> None:
+        """Copy rank 0's buffers (BatchNorm statistics) to every rank.
+
+        DDP broadcasts buffers before each forward, so after the last step each rank holds the
+        statistics of its own last batches; rank 0's are the ones its checkpoint records.
+        """
+        for b in module.buffers():
+            tdist.broadcast(b, src=0)
+
     def gather_floats(self, values: list[float]) -> list[list[float]]:
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
         out = [torch.zeros_like(t) for _ in range(self.world)]

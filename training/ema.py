@@ -29,7 +29,9 @@ class EMA:
 
 
 @torch.no_grad()
-def recalibrated(generator: nn.Module, batches: int = 8, batch_size: int = 256, seed: int = 12345) -> nn.Module:
+def recalibrated(
+    generator: nn.Module, batches: int = 8, batch_size: int = 256, seed: int = 12345
+) -> nn.Module:
     """A copy of `generator` in eval mode whose BatchNorm stats are the exact mean over fresh samples."""
     g = copy.deepcopy(generator)
     bns = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -45,6 +47,8 @@ def recalibrated(generator: nn.Module, batches: int = 8, batch_size: int = 256, 
         z = torch.randn(batch_size, g.latent_dim, generator=gen).to(device)
         labels = (torch.arange(batch_size) + i * batch_size) % g.num_classes if g.conditional else None
         g(z, labels.to(device) if labels is not None else None)
-    for m, orig in zip(bns, [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)], strict=True):
+    for m, orig in zip(
+        bns, [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)], strict=True
+    ):
         m.momentum = orig.momentum
     return g.eval()

@@ -18,7 +18,9 @@ def grid(images: np.ndarray, ncols: int, pad: int = 2, pad_value: int = 0) -> np
     out = np.full((rows * (h + pad) + pad, ncols * (w + pad) + pad, c), pad_value, np.uint8)
     for i in range(n):
         r, k = divmod(i, ncols)
-        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = images[i]
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = (
+            images[i]
+        )
     return out
 
 

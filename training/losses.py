@@ -94,7 +94,9 @@ class WGANGPLoss(WGANLoss):
     optimizer = {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9)}
 
     def penalty(self, D, real_x, fake_x, labels):
-        eps = torch.rand(real_x.shape[0], *([1] * (real_x.dim() - 1)), device=real_x.device, dtype=real_x.dtype)
+        eps = torch.rand(
+            real_x.shape[0], *([1] * (real_x.dim() - 1)), device=real_x.device, dtype=real_x.dtype
+        )
         mix = (eps * real_x + (1 - eps) * fake_x).requires_grad_(True)
         out = D(mix, labels)
         (grad,) = torch.autograd.grad(out.sum(), mix, create_graph=True)

@@ -24,7 +24,11 @@ class RunLog:
         """On resume, drop records newer than the checkpoint, so the log matches what is kept."""
         if not (self.enabled and self.path.exists()):
             return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        keep = [
+            ln
+            for ln in self.path.read_text().splitlines()
+            if ln.strip() and json.loads(ln).get("step", 0) <= step
+        ]
         self.path.write_text("".join(ln + "\n" for ln in keep))
 
     def write(self, record: dict) -> None:

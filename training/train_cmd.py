@@ -9,10 +9,17 @@ import json
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from training.config import PRESETS
 
-    p.add_argument("--preset", default="mnist-cdcgan", choices=sorted(PRESETS), help="named run config (default: %(default)s)")
+    p.add_argument(
+        "--preset",
+        default="mnist-cdcgan",
+        choices=sorted(PRESETS),
+        help="named run config (default: %(default)s)",
+    )
     p.add_argument("--data", help="IDX folder, image folder (class subfolders) or .npz; default: MNIST")
     p.add_argument("--out", help="run folder for checkpoints, card, metrics and grids (default: runs/PRESET)")
-    p.add_argument("--steps", type=int, help="generator steps in total (a resumed run counts its earlier steps)")
+    p.add_argument(
+        "--steps", type=int, help="generator steps in total (a resumed run counts its earlier steps)"
+    )
     p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this much wall time")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
@@ -24,8 +31,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-every", type=int)
     p.add_argument("--eval-every", type=int, help="quick evaluation period in steps (0 = off)")
     p.add_argument("--threads", type=int, help="torch intra-op threads")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="override any config field, e.g. --set arch_params='{\"g_width\":32}'")
-    p.add_argument("--download", action="store_true", help="download MNIST when --data is absent and no local copy exists")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="override any config field, e.g. --set arch_params='{\"g_width\":32}'",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download MNIST when --data is absent and no local copy exists",
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -54,18 +71,17 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from training.data import load_dataset
+    from training.evaluation import attach_quick_eval
     from training.trainer import Trainer
 
     cfg = config_from_args(args)
     ds = load_dataset(cfg.data, "train", download=args.download)
     trainer = Trainer(cfg, ds, resume=args.resume, progress=not args.no_progress)
-    try:
-        from training.evaluation import attach_quick_eval
-    except ImportError:
-        attach_quick_eval = None
-    if attach_quick_eval is not None:
+    if trainer.cfg.eval_every:
         attach_quick_eval(trainer)
     result = trainer.train()
     if trainer.dist.is_main:
-        print(f"{result.stopped_by}: {result.step} steps in {result.seconds:.0f}s; checkpoint {result.checkpoint}; samples {result.out / 'samples.png'}")
+        print(
+            f"{result.stopped_by}: {result.step} steps in {result.seconds:.0f}s; checkpoint {result.checkpoint}; samples {result.out / 'samples.png'}"
+        )
     return 0

@@ -21,7 +21,13 @@ from torch import nn
 
 from training import __version__
 from training.card import ModelCard
-from training.checkpoint import atomic_write_bytes, list_checkpoints, load_checkpoint, restore_optimizer, save_checkpoint
+from training.checkpoint import (
+    atomic_write_bytes,
+    list_checkpoints,
+    load_checkpoint,
+    restore_optimizer,
+    save_checkpoint,
+)
 from training.config import TrainConfig
 from training.data import ImageDataset
 from training.distributed import DistEnv, param_checksum
@@ -49,13 +55,17 @@ def pick_device(name: str) -> torch.device:
 class BatchSampler:
     """Batch k of the run is a pure function of (seed, k, rank): epoch permutations from (seed, epoch)."""
 
-    def __init__(self, ds: ImageDataset, batch_size: int, seed: int, rank: int, world: int, device: torch.device):
+    def __init__(
+        self, ds: ImageDataset, batch_size: int, seed: int, rank: int, world: int, device: torch.device
+    ):
         self.images = torch.from_numpy(ds.images)
         self.labels = torch.from_numpy(ds.labels)
         self.bs, self.seed, self.rank, self.world, self.device = batch_size, seed, rank, world, device
         self.per_epoch = len(ds) // (batch_size * world)
         if self.per_epoch == 0:
-            raise TrainingError(f"dataset has {len(ds)} images, fewer than one batch of {batch_size} x {world} ranks")
+            raise TrainingError(
+                f"dataset has {len(ds)} images, fewer than one batch of {batch_size} x {world} ranks"
+            )
         self._epoch, self._perm = -1, None
 
     def get(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +94,9 @@ def _make_optimizer(cfg: TrainConfig, params, lr: float):
     return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
 
 
-def make_card(cfg: TrainConfig, ds: ImageDataset, step: int, seconds: float, metrics: dict | None = None) -> ModelCard:
+def make_card(
+    cfg: TrainConfig, ds: ImageDataset, step: int, seconds: float, metrics: dict | None = None
+) -> ModelCard:
     return ModelCard(
         name=cfg.name,
         variant=cfg.loss,
@@ -95,17 +107,35 @@ def make_card(cfg: TrainConfig, ds: ImageDataset, step: int, seconds: float, met
         num_classes=ds.num_classes,
         class_names=list(ds.class_names),
         image_shape=ds.image_shape,
-        dataset={"name": ds.name, "source": ds.source, "n": len(ds), "fingerprint": ds.fingerprint(), **ds.meta},
+        dataset={
+            "name": ds.name,
+            "source": ds.source,
+            "n": len(ds),
+            "fingerprint": ds.fingerprint(),
+            **ds.meta,
+        },
         steps=step,
         seed=cfg.seed,
         train_seconds=round(seconds, 1),
-        versions={"gan_service": __version__, "torch": torch.__version__, "python": platform.python_version(), "numpy": np.__version__},
+        versions={
+            "gan_service": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+        },
         metrics=metrics,
     )
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, ds: ImageDataset, resume: bool = False, progress: bool = True, dist: DistEnv | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        ds: ImageDataset,
+        resume: bool = False,
+        progress: bool = True,
+        dist: DistEnv | None = None,
+    ):
         self.dist = dist or DistEnv.from_env()
         self.cfg = cfg.resolved()
         self.ds = ds
@@ -114,23 +144,28 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
-        torch.manual_seed(self.cfg.seed + self.dist.rank)
+        torch.manual_seed(self.cfg.seed)  # same initial weights on every rank (and in the EMA copy)
         self.G, self.D = build_networks(self.cfg, ds.image_shape, ds.num_classes)
         self.G.to(self.device)
         self.D.to(self.device)
         self.ema = EMA(self.G, self.cfg.ema_decay, self.cfg.ema_start)
+        torch.manual_seed(self.cfg.seed + 1 + self.dist.rank)  # per-rank stream (gradient-penalty mixing)
         self.loss = get_loss(self.cfg.loss)(gp_lambda=self.cfg.gp_lambda, clip=self.cfg.clip)
         self.opt_g = _make_optimizer(self.cfg, self.G.parameters(), self.cfg.lr_g)
         self.opt_d = _make_optimizer(self.cfg, self.D.parameters(), self.cfg.lr_d)
         self.noise = torch.Generator().manual_seed(self.cfg.seed * 7919 + 17 + self.dist.rank)
-        self.sampler = BatchSampler(ds, self.cfg.batch_size, self.cfg.seed, self.dist.rank, self.dist.world, self.device)
+        self.sampler = BatchSampler(
+            ds, self.cfg.batch_size, self.cfg.seed, self.dist.rank, self.dist.world, self.device
+        )
         self.step, self.batches, self.seconds = 0, 0, 0.0
         self.last_metrics: dict | None = None
         self.quick_eval = None  # set by callers that want periodic metrics (see training.evaluation)
         if resume:
             self._resume()
         elif list_checkpoints(self.out) and self.dist.is_main:
-            raise TrainingError(f"{self.out} already holds checkpoints; pass --resume to continue or choose another --out")
+            raise TrainingError(
+                f"{self.out} already holds checkpoints; pass --resume to continue or choose another --out"
+            )
         self.g_train, self.d_train = self.dist.wrap(self.G), self.dist.wrap(self.D)
         use_amp = self.cfg.amp and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else None
@@ -146,9 +181,13 @@ class Trainer:
         ck = load_checkpoint(ckpts[-1])
         diffs = self.cfg.model_differences(ck.config)
         if diffs:
-            raise TrainingError("cannot resume, the run config differs from the checkpoint's: " + "; ".join(diffs))
+            raise TrainingError(
+                "cannot resume, the run config differs from the checkpoint's: " + "; ".join(diffs)
+            )
         if ck.card.dataset.get("fingerprint") != self.ds.fingerprint():
-            raise TrainingError(f"cannot resume: dataset differs from the checkpoint's ({ck.card.dataset.get('source')})")
+            raise TrainingError(
+                f"cannot resume: dataset differs from the checkpoint's ({ck.card.dataset.get('source')})"
+            )
         self.G.load_state_dict(ck.state("g"))
         self.D.load_state_dict(ck.state("d"))
         self.ema.model.load_state_dict(ck.state("g_ema_raw"))
@@ -238,7 +277,11 @@ class Trainer:
     def g_step(self) -> float:
         n = self.cfg.batch_size
         z = torch.randn(n, self.cfg.latent_dim, generator=self.noise).to(self.device)
-        labels = torch.randint(0, self.ds.num_classes, (n,), generator=self.noise).to(self.device) if self.cfg.conditional else None
+        labels = (
+            torch.randint(0, self.ds.num_classes, (n,), generator=self.noise).to(self.device)
+            if self.cfg.conditional
+            else None
+        )
         with self._ctx():
             loss = self.loss.g_loss(self.d_train(self.g_train(z, labels), labels).float())
         self.opt_g.zero_grad(set_to_none=True)
@@ -257,7 +300,8 @@ class Trainer:
             "Try a lower learning rate, spectral norm, or a gradient-penalty loss."
         )
 
-    def train(self, max_minutes: float | None = None) -> TrainResult:
+    def train(self, max_minutes: float | None = None, finalize: bool = True) -> TrainResult:
+        """Run to `cfg.steps` or the time budget; `finalize` writes the closing checkpoint, grid and plot."""
         cfg = self.cfg
         total = cfg.steps
         budget = (max_minutes or cfg.max_minutes or math.inf) * 60.0
@@ -267,7 +311,15 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=self.step, desc=cfg.name, unit="step", dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
+            bar = tqdm(
+                total=total,
+                initial=self.step,
+                desc=cfg.name,
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                mininterval=1.0,
+            )
         stopped_by, ckpt = "steps", None
         window_t, window_imgs = time.perf_counter(), 0
         d_acc = g_acc = 0.0
@@ -291,11 +343,18 @@ class Trainer:
                            "elapsed_s": round(seconds0 + now - start_wall, 2)}  # fmt: skip
                     self.log.write(rec)
                     if bar is not None:
-                        bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", img_s=f"{rate:.0f}")
+                        bar.set_postfix(
+                            d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", img_s=f"{rate:.0f}"
+                        )
                     window_t, window_imgs, d_acc, g_acc, n_acc = now, 0, 0.0, 0.0, 0
                 if bar is not None:
                     bar.update(1)
-                if self.quick_eval is not None and cfg.eval_every and self.step % cfg.eval_every == 0 and self.dist.is_main:
+                if (
+                    self.quick_eval is not None
+                    and cfg.eval_every
+                    and self.step % cfg.eval_every == 0
+                    and self.dist.is_main
+                ):
                     self.last_metrics = self.quick_eval(self)
                 if self.step % cfg.sample_every == 0:
                     self.sample_grid()
@@ -308,16 +367,19 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self.seconds = seconds0 + time.perf_counter() - start_wall
-        if stopped_by != "interrupt" or self.step > 0:
+        if self.dist.enabled:
+            for module in (self.G, self.D, self.ema.model):
+                self.dist.sync_buffers(module)
+        if finalize and (stopped_by != "interrupt" or self.step > 0):
             ckpt = self.save() or ckpt
             self.sample_grid()
         if self.dist.enabled:
-            sums = self.dist.gather_floats([param_checksum(self.G), param_checksum(self.D)])
+            sums = self.dist.gather_floats([param_checksum(m) for m in (self.G, self.D, self.ema.model)])
             if self.dist.is_main:
                 import json
 
                 atomic_write_bytes(self.out / "ranks.json", json.dumps({"checksums": sums}).encode())
-        if self.dist.is_main:
+        if self.dist.is_main and finalize:
             plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         self.log.close()
         return TrainResult(self.out, self.step, ckpt, self.seconds, stopped_by)

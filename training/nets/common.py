@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -14,12 +16,32 @@ def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
 class Generator(nn.Module):
     """Base: maps (z [N, latent], labels [N] int64 or None) to images in [-1, 1], [N, C, H, W]."""
 
-    def __init__(self, latent_dim: int, num_classes: int, conditional: bool, image_shape: tuple[int, int, int]):
+    def __init__(
+        self, latent_dim: int, num_classes: int, conditional: bool, image_shape: tuple[int, int, int]
+    ):
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.conditional = conditional
         self.image_shape = tuple(image_shape)
+
+
+class MinibatchStd(nn.Module):
+    """Karras et al. 2018: append the mean feature std over groups of `group` consecutive samples.
+
+    Gives D a direct view of sample diversity, the cheapest cure for a generator that ignores z.
+    Groups are consecutive, so a batch made of [real; fake] halves never mixes the two.
+    """
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        n, c, H, W = h.shape
+        g = math.gcd(self.group, n)
+        std = h.view(n // g, g, c, H, W).float().var(1, unbiased=False).add(1e-8).sqrt().mean((1, 2, 3))
+        return torch.cat([h, std.to(h.dtype).repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, H, W)], 1)
 
 
 class Discriminator(nn.Module):
@@ -37,7 +59,12 @@ class Discriminator(nn.Module):
         self.cond_mode = cond_mode
         self.num_classes = num_classes
         self.head = maybe_sn(nn.Linear(feat_dim, 1), sn)
-        self.embed = maybe_sn(nn.Embedding(num_classes, feat_dim), sn) if conditional and cond_mode == "projection" else None
+        self.embed = None
+        if conditional and cond_mode == "projection":
+            emb = nn.Embedding(num_classes, feat_dim)
+            # Default N(0, 1) rows times thousands of features would swamp the unconditional logit at start.
+            nn.init.normal_(emb.weight, std=0.02)
+            self.embed = maybe_sn(emb, sn)
 
     def project(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         out = self.head(h).squeeze(1)

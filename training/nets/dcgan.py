@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.nets.common import Discriminator, Generator, maybe_sn
+from training.nets.common import Discriminator, Generator, MinibatchStd, maybe_sn
 from training.registry import register_arch
 
 
@@ -29,7 +29,11 @@ class DCGANGenerator(Generator):
         c4, c2 = width * 4, width * 2
         self.embed = nn.Embedding(num_classes, embed_dim) if conditional else None
         in_dim = latent_dim + (embed_dim if conditional else 0)
-        self.fc = nn.Sequential(nn.Linear(in_dim, c4 * self.s * self.s, bias=False), nn.BatchNorm1d(c4 * self.s * self.s), nn.ReLU())
+        self.fc = nn.Sequential(
+            nn.Linear(in_dim, c4 * self.s * self.s, bias=False),
+            nn.BatchNorm1d(c4 * self.s * self.s),
+            nn.ReLU(),
+        )
         self.up = nn.Sequential(
             nn.ConvTranspose2d(c4, c2, 4, 2, 1, bias=False),
             nn.BatchNorm2d(c2),
@@ -46,17 +50,40 @@ class DCGANGenerator(Generator):
         return self.up(h)
 
 
+class SumPool(nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h.sum((2, 3))
+
+
 class DCGANDiscriminator(Discriminator):
-    def __init__(self, num_classes, conditional, image_shape, width=64, cond_mode="projection", sn=False):
+    def __init__(
+        self,
+        num_classes,
+        conditional,
+        image_shape,
+        width=64,
+        cond_mode="projection",
+        sn=False,
+        mbstd=0,
+        pool=False,
+    ):
         s = _base_size(image_shape)
-        super().__init__(num_classes, conditional, cond_mode, width * 2 * s * s, sn)
+        # pool=True: a third conv then global sum pooling (SNGAN-style head), so the projection
+        # term compares labels with 4*width pooled features instead of a flattened feature map.
+        super().__init__(num_classes, conditional, cond_mode, width * 4 if pool else width * 2 * s * s, sn)
         extra = num_classes if conditional and cond_mode == "concat" else 0
+        tail = (
+            [maybe_sn(nn.Conv2d(width * 2, width * 4, 3, 1, 1), sn), nn.LeakyReLU(0.2), SumPool()]
+            if pool
+            else [nn.Flatten()]
+        )
         self.net = nn.Sequential(
             maybe_sn(nn.Conv2d(image_shape[0] + extra, width, 4, 2, 1), sn),
             nn.LeakyReLU(0.2),
-            maybe_sn(nn.Conv2d(width, width * 2, 4, 2, 1), sn),
+            *([MinibatchStd(mbstd)] if mbstd else []),
+            maybe_sn(nn.Conv2d(width + (1 if mbstd else 0), width * 2, 4, 2, 1), sn),
             nn.LeakyReLU(0.2),
-            nn.Flatten(),
+            *tail,
         )
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,7 +94,19 @@ class DCGANDiscriminator(Discriminator):
 
 
 @register_arch("dcgan")
-def build_dcgan(image_shape, num_classes, conditional, latent_dim, cond_mode="projection", sn=False, g_width=64, d_width=64, embed_dim=32):
+def build_dcgan(
+    image_shape,
+    num_classes,
+    conditional,
+    latent_dim,
+    cond_mode="projection",
+    sn=False,
+    g_width=64,
+    d_width=64,
+    embed_dim=32,
+    mbstd=0,
+    d_pool=False,
+):
     g = DCGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, embed_dim)
-    d = DCGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn)
+    d = DCGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn, mbstd, d_pool)
     return g, d

@@ -12,7 +12,9 @@ from training.registry import register_arch
 
 
 class MLPGenerator(Generator):
-    def __init__(self, latent_dim, num_classes, conditional, image_shape, hidden=(256, 512, 1024), embed_dim=None):
+    def __init__(
+        self, latent_dim, num_classes, conditional, image_shape, hidden=(256, 512, 1024), embed_dim=None
+    ):
         super().__init__(latent_dim, num_classes, conditional, image_shape)
         embed_dim = embed_dim or latent_dim
         self.embed = nn.Embedding(num_classes, embed_dim) if conditional else None
@@ -31,9 +33,13 @@ class MLPGenerator(Generator):
 
 
 class MLPDiscriminator(Discriminator):
-    def __init__(self, num_classes, conditional, image_shape, hidden=(512, 256), cond_mode="concat", sn=False):
+    def __init__(
+        self, num_classes, conditional, image_shape, hidden=(512, 256), cond_mode="concat", sn=False
+    ):
         super().__init__(num_classes, conditional, cond_mode, hidden[-1], sn)
-        self.in_embed = nn.Embedding(num_classes, num_classes) if conditional and cond_mode == "concat" else None
+        self.in_embed = (
+            nn.Embedding(num_classes, num_classes) if conditional and cond_mode == "concat" else None
+        )
         layers, width = [], math.prod(image_shape) + (num_classes if self.in_embed is not None else 0)
         for h in hidden:
             layers += [maybe_sn(nn.Linear(width, h), sn), nn.LeakyReLU(0.2)]
@@ -48,7 +54,16 @@ class MLPDiscriminator(Discriminator):
 
 
 @register_arch("mlp")
-def build_mlp(image_shape, num_classes, conditional, latent_dim, cond_mode="concat", sn=False, g_hidden=(256, 512, 1024), d_hidden=(512, 256)):
+def build_mlp(
+    image_shape,
+    num_classes,
+    conditional,
+    latent_dim,
+    cond_mode="concat",
+    sn=False,
+    g_hidden=(256, 512, 1024),
+    d_hidden=(512, 256),
+):
     g = MLPGenerator(latent_dim, num_classes, conditional, image_shape, tuple(g_hidden))
     d = MLPDiscriminator(num_classes, conditional, image_shape, tuple(d_hidden), cond_mode, sn)
     return g, d

@@ -1,0 +1,205 @@
+"""Generator inference speed: torch eager vs ONNX Runtime exports, side by side, with a roofline.
+
+Rows (all on the same --threads, measured interleaved in one run, best of --rounds):
+  torch eager       the checkpoint's generator + the same uint8 NHWC pixel head, torch.no_grad
+  ort fp32          the shipped export (MatMul rewrite of ConvTranspose, BatchNorm folded)
+  ort fp32 plain    the same exporter without the rewrite (ORT's own ConvTranspose)
+  ort fp32 legacy   TorchScript exporter (dynamo=False), no rewrite           [--compare-exporters]
+  ort int8          the int8 variant (QDQ, static calibration)                [--int8]
+FLOPs per image are counted from the module (Linear / Conv / ConvTranspose MACs x 2); the peak is
+the best torch sgemm (1024..2048) on the same threads; roofline = images/s x FLOPs / peak.
+
+    nice -n 10 python benchmarks/bench_inference.py [--threads 2] [--int8] [--compare-exporters]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def count_flops(g, latent_dim: int, conditional: bool) -> int:
+    """2 x multiply-accumulates of every Linear / Conv2d / ConvTranspose2d for one image."""
+    import torch
+    from torch import nn
+
+    macs = 0
+
+    def hook(mod, inp, out):
+        nonlocal macs
+        if isinstance(mod, nn.Linear):
+            macs += mod.in_features * mod.out_features
+        elif isinstance(mod, nn.ConvTranspose2d):
+            h, w = inp[0].shape[-2:]
+            macs += (
+                h
+                * w
+                * mod.in_channels
+                * mod.out_channels
+                * mod.kernel_size[0]
+                * mod.kernel_size[1]
+                // mod.groups
+            )
+        elif isinstance(mod, nn.Conv2d):
+            h, w = out.shape[-2:]
+            macs += (
+                h
+                * w
+                * mod.in_channels
+                * mod.out_channels
+                * mod.kernel_size[0]
+                * mod.kernel_size[1]
+                // mod.groups
+            )
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in g.modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))
+    ]
+    with torch.no_grad():
+        g(torch.zeros(1, latent_dim), torch.zeros(1, dtype=torch.int64) if conditional else None)
+    for h in handles:
+        h.remove()
+    return 2 * macs
+
+
+def sgemm_peak(threads: int, seconds: float = 1.0) -> float:
+    """Best fp32 matmul rate (FLOP/s) of torch over square sizes 1024..2048 on `threads` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    best = 0.0
+    for n in (1024, 1536, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            torch.mm(a, b)
+            best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def rate(fn, batch: int, seconds: float) -> float:
+    """Images/s of fn() over about `seconds` (at least 2 calls after a warm-up call)."""
+    fn()
+    calls, t0 = 0, time.perf_counter()
+    while calls < 2 or time.perf_counter() - t0 < seconds:
+        fn()
+        calls += 1
+    return batch * calls / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
+    ap.add_argument("--seconds", type=float, default=1.0, help="per row, batch and round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--checkpoint",
+        help="default: an untrained mnist-cdcgan generator (speed does not depend on training)",
+    )
+    ap.add_argument("--int8", action="store_true", help="also build and time the int8 variant")
+    ap.add_argument(
+        "--compare-exporters", action="store_true", help="also time the legacy TorchScript export"
+    )
+    args = ap.parse_args()
+
+    os.environ["GAN_ORT_THREADS"] = str(args.threads)
+    import numpy as np
+    import onnx
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from export.graph_edit import drop_output
+    from export.graph_head import FLOAT_OUTPUT, IMAGES, ImagesHead
+    from export.onnx_export import export_checkpoint, to_onnx, with_card
+    from service.latents import balanced_labels, latents
+    from service.runtime import open_generator
+    from training.checkpoint import build_generator, load_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt_path = args.checkpoint
+        if ckpt_path is None:
+            from training.config import preset
+            from training.data import load_dataset
+            from training.trainer import Trainer
+
+            trainer = Trainer(
+                preset("mnist-cdcgan", out=str(tmp / "run"), steps=0),
+                load_dataset(None, "train"),
+                progress=False,
+            )
+            ckpt_path = trainer.train().checkpoint
+        ckpt = load_checkpoint(ckpt_path)
+        g = build_generator(ckpt)
+        card = export_checkpoint(ckpt_path, tmp / "fp32.onnx", threads=args.threads)
+        files = {"ort fp32": tmp / "fp32.onnx"}
+        plain = drop_output(to_onnx(g, rewrite=False), FLOAT_OUTPUT)
+        onnx.save_model(with_card(plain, card), tmp / "plain.onnx")
+        files["ort fp32 plain"] = tmp / "plain.onnx"
+        if args.compare_exporters:
+            head, names = ImagesHead(g).eval(), ["z", "labels"] if g.conditional else ["z"]
+            ex = (torch.zeros(2, g.latent_dim), torch.zeros(2, dtype=torch.int64))[: len(names)]
+            torch.onnx.export(
+                head, ex, tmp / "legacy.onnx", dynamo=False, opset_version=18, input_names=names,
+                output_names=[IMAGES, FLOAT_OUTPUT], dynamic_axes={n: {0: "N"} for n in [*names, IMAGES, FLOAT_OUTPUT]},
+            )  # fmt: skip
+            onnx.save_model(
+                with_card(drop_output(onnx.load(tmp / "legacy.onnx"), FLOAT_OUTPUT), card),
+                tmp / "legacy.onnx",
+            )
+            files["ort fp32 legacy"] = tmp / "legacy.onnx"
+        if args.int8:
+            export_checkpoint(ckpt_path, tmp / "int8.onnx", "int8", fid_n=0, threads=args.threads)
+            files["ort int8"] = tmp / "int8.onnx"
+        sessions = {
+            name: open_generator(path, threads=args.threads, device="cpu") for name, path in files.items()
+        }
+        head = ImagesHead(g).eval()
+
+        flops = count_flops(g, g.latent_dim, g.conditional)
+        peak = sgemm_peak(args.threads)
+        rows = ["torch eager", *sessions]
+        best = {(r, b): 0.0 for r in rows for b in args.batches}
+        for _ in range(args.rounds):
+            for b in args.batches:
+                z = latents(0, range(b), g.latent_dim)
+                labels = balanced_labels(range(b), g.num_classes) if g.conditional else None
+                zt, lt = torch.from_numpy(z), (torch.from_numpy(labels) if labels is not None else None)
+
+                def eager(zt=zt, lt=lt):
+                    with torch.no_grad():
+                        return head(zt, lt)[0]
+
+                best["torch eager", b] = max(best["torch eager", b], rate(eager, b, args.seconds))
+                for name, s in sessions.items():
+                    best[name, b] = max(
+                        best[name, b], rate(lambda s=s, z=z, labels=labels: s.run(z, labels), b, args.seconds)
+                    )
+        peak_s = max(sgemm_peak(args.threads), peak)  # again after the runs, in case load changed
+
+    print(
+        f"generator: {card.arch} {card.arch_params} latent {card.latent_dim}, conditional={card.conditional}"
+    )
+    print(f"FLOPs/image {flops / 1e6:.2f} M; sgemm peak {peak_s / 1e9:.1f} GFLOP/s on {args.threads} threads; "
+          f"best of {args.rounds} rounds x {args.seconds:g} s; torch {torch.__version__}, numpy {np.__version__}")  # fmt: skip
+    print(
+        f"{'engine':<18}"
+        + "".join(f"{'b=' + str(b) + ' img/s':>14}{'roofline':>10}" for b in args.batches)
+        + f"{'vs eager b=1':>14}"
+    )
+    for r in rows:
+        cells = "".join(f"{best[r, b]:>14.0f}{best[r, b] * flops / peak_s:>10.1%}" for b in args.batches)
+        b1 = args.batches[0]
+        print(f"{r:<18}{cells}{best[r, b1] / best['torch eager', b1]:>13.2f}x")
+
+
+if __name__ == "__main__":
+    main()

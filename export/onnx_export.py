@@ -1,0 +1,248 @@
+"""Checkpoint -> one self-contained, verified .onnx file carrying the model card.
+
+Exporter: torch.onnx.export(dynamo=True), the torch.export-based exporter. The TorchScript one
+(dynamo=False) is deprecated in torch 2.x, and its graph keeps BatchNormalization as separate ops
+while the dynamo exporter's optimizer folds them into the Gemm/ConvTranspose weights; on this
+model ORT runs both at about the same speed (benchmarks/bench_inference.py --compare-exporters).
+Opset 18: the opset the exporter's torchlib functions are written in, so no version-converter
+pass runs; ORT >= 1.14 executes it, which covers the service's onnxruntime-gpu >= 1.20 pin.
+
+Flow: export a two-output graph (uint8 images + the [-1, 1] floats), onnx.checker, parity against
+torch at batches 1/7/256, optional precision variant with its own parity and FID check, then drop
+the float output, attach the card, write to a temp file, reopen it through service.runtime, and
+rename it into place only when everything passed. Any failure leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from export.errors import ExportError
+from export.graph_edit import drop_output
+from export.graph_head import FLOAT_OUTPUT, IMAGES, ImagesHead
+from export.matmul_generator import matmul_rewrite
+from export.verify import (
+    Parity,
+    Tolerance,
+    check_model,
+    enforce,
+    measure_parity,
+    parity_inputs,
+)
+from service.runtime import CARD_KEY, ModelFileError, open_generator
+from training.card import ExportInfo, ModelCard, OutputSpec
+from training.checkpoint import build_generator, load_checkpoint, sha256_file
+
+EXPORTER = "torch.onnx.export(dynamo=True)"
+REWRITE_NAME = "convtranspose-as-matmul"  # appended to the card's exporter when export.matmul_generator ran
+OPSET = 18
+PRECISIONS = ("fp32", "fp16", "int8")
+# fp32 must match torch's own rounding; the variants are judged by FID (see export.quantize).
+TOLERANCES = {
+    "fp32": Tolerance(levels=1, floats=1e-4),
+    "fp16": Tolerance(levels=4, floats=None, mean_levels=0.5),
+    "int8": Tolerance(levels=64, floats=None, mean_levels=4.0),
+}
+DEFAULT_FID_BUDGET = 0.10  # a variant may raise FID by at most 10 % of the fp32 export's FID
+DEFAULT_FID_N = 2000
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The dynamo exporter logs about optional torchvision ops and warns about internals; none of it is ours."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
+def rewritten(generator: torch.nn.Module, rewrite: bool) -> torch.nn.Module | None:
+    return matmul_rewrite(generator) if rewrite else None
+
+
+def to_onnx(generator: torch.nn.Module, rewrite: bool = True) -> onnx.ModelProto:
+    """The two-output (images uint8 NHWC, pixels_float NCHW) fp32 graph with a dynamic batch axis.
+
+    rewrite: export the MatMul form of the generator when export.matmul_generator knows its shape.
+    """
+    generator = generator.eval()
+    fast = rewritten(generator, rewrite)
+    head = ImagesHead(fast if fast is not None else generator).eval()
+    # Batch 2 as the example: torch.export specializes size-1 dims, so 1 would pin the batch axis.
+    z = torch.zeros(2, generator.latent_dim)
+    args: tuple = (z, torch.zeros(2, dtype=torch.int64)) if head.conditional else (z,)
+    names = ["z", "labels"][: len(args)]
+    batch = torch.export.Dim("batch")
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                head,
+                args,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=names,
+                output_names=[IMAGES, FLOAT_OUTPUT],
+                dynamic_shapes={n: {0: batch} for n in names},
+                optimize=True,
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as e:  # torch.export / onnxscript raise many exception types
+        raise ExportError(
+            f"torch.onnx.export failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
+        ) from None
+    return program.model_proto
+
+
+def with_card(model: onnx.ModelProto, card: ModelCard) -> onnx.ModelProto:
+    """Attach the card as metadata_props[CARD_KEY] (JSON), replacing any earlier one."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    props = [p for p in m.metadata_props if p.key != CARD_KEY]
+    del m.metadata_props[:]
+    m.metadata_props.extend(props)
+    onnx.helper.set_model_props(m, {**{p.key: p.value for p in props}, CARD_KEY: card.model_dump_json()})
+    m.producer_name, m.producer_version = "gan-service", card.versions.get("gan_service", "")
+    return m
+
+
+def export_card(
+    card: ModelCard,
+    sha256: str,
+    precision: str,
+    parity: Parity,
+    fid: dict | None = None,
+    rewrite: bool = False,
+) -> ModelCard:
+    """The checkpoint's card, unchanged except for the `export` field describing this file."""
+    info = ExportInfo(
+        exporter=EXPORTER + (f" + {REWRITE_NAME}" if rewrite else ""),
+        exporter_version=torch.__version__,
+        opset=OPSET,
+        precision=precision,
+        checkpoint_sha256=sha256,
+        parity_max_abs_diff=float(parity.max_abs_diff),
+        output=OutputSpec(name=IMAGES, dtype="uint8", layout="NHWC", range=(0.0, 255.0)),
+        parity_batches=list(parity.batches),
+        float_parity_max_abs_diff=parity.float_max_abs_diff,
+        **(fid or {}),
+    )
+    return card.model_copy(update={"export": info})
+
+
+def _temp_path(out: Path) -> Path:
+    """A temp file beside `out` (same filesystem, so the final rename is atomic), readable like a normal file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the service may run as another user
+    return Path(tmp)
+
+
+def _write_and_reopen(
+    model: onnx.ModelProto, tmp: Path, card: ModelCard, generator: torch.nn.Module, threads: int | None
+) -> None:
+    """Write `model` to `tmp` (fsynced) and check the file the way the service will open it."""
+    data = model.SerializeToString()
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        sess = open_generator(tmp, threads=threads, device="cpu")
+    except ModelFileError as e:
+        raise ExportError(f"written file does not open: {e}") from None
+    if sess.card != card:
+        raise ExportError("model card read back from the written file differs from the one written")
+    classes = generator.num_classes if generator.conditional else None
+    z, labels = parity_inputs(generator.latent_dim, classes, 7, 0)
+    out = sess.run(z, labels)
+    want = (7, *card.image_shape[1:], card.image_shape[0])
+    if out.dtype != np.uint8 or out.shape != want:
+        raise ExportError(f"written file returns {out.dtype} {list(out.shape)}, expected uint8 {list(want)}")
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    precision: str = "fp32",
+    *,
+    fid_budget: float = DEFAULT_FID_BUDGET,
+    fid_n: int = DEFAULT_FID_N,
+    threads: int | None = None,
+    rewrite: bool = True,
+) -> ModelCard:
+    """Export a checkpoint file or run folder (its EMA generator) to `out`; returns the card written.
+
+    precision 'fp16' / 'int8' builds that variant from the verified fp32 graph and refuses it when its
+    FID on `fid_n` images exceeds the fp32 export's by more than `fid_budget` (relative); fid_n=0 skips
+    the FID check (the card then says fid=None). rewrite=False exports ORT's own ConvTranspose instead of
+    the MatMul form (see benchmarks/bench_inference.py for when each is faster).
+    """
+    if precision not in PRECISIONS:
+        raise ExportError(f"variant must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if fid_budget < 0:
+        raise ExportError(f"fid budget must be >= 0, got {fid_budget}")
+    if fid_n < 0:
+        raise ExportError(f"fid n must be >= 0, got {fid_n}")
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ExportError(f"{out}: output file name must end in .onnx")
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder, expected an .onnx file path")
+    ckpt = load_checkpoint(checkpoint)
+    try:
+        generator = build_generator(ckpt, "g_ema")
+    except (
+        KeyError,
+        RuntimeError,
+        TypeError,
+        ValueError,
+    ) as e:  # unknown arch, weights of another net version
+        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip().splitlines()[0]
+        raise ExportError(f"{ckpt.path}: cannot rebuild its generator with this code: {msg}") from None
+    rewrite = rewrite and rewritten(generator, True) is not None
+    graph = to_onnx(generator, rewrite)
+    check_model(graph)
+    parity32 = measure_parity(graph, generator, threads=threads)
+    enforce(parity32, TOLERANCES["fp32"], "fp32 export")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp: Path | None = None
+    try:
+        if precision == "fp32":
+            model, parity, fid = graph, parity32, None
+        else:
+            from export.quantize import build_variant, fid_check
+
+            model = build_variant(graph, precision, generator)
+            check_model(model)
+            parity = measure_parity(model, generator, threads=threads)
+            enforce(parity, TOLERANCES[precision], f"{precision} variant")
+            fid = fid_check(graph, model, ckpt.card, fid_budget, fid_n, precision) if fid_n else None
+        card = export_card(ckpt.card, sha256_file(ckpt.path), precision, parity, fid, rewrite)
+        final = with_card(drop_output(model, FLOAT_OUTPUT), card)
+        check_model(final)
+        tmp = _temp_path(out)
+        _write_and_reopen(final, tmp, card, generator, threads)
+        os.replace(tmp, out)
+        return card
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)

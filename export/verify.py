@@ -1,0 +1,119 @@
+"""Checks every export must pass before its file is written: onnx.checker, then ORT vs torch parity.
+
+Parity runs the exported graph (with its verification-only float output still attached) and the
+torch generator on the same service latents at several batch sizes, including 1 and a batch that
+is neither 1 nor the export's example batch, so a graph that baked in a batch size fails here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from export.errors import ExportError
+from export.graph_head import FLOAT_OUTPUT, IMAGES
+from service.latents import balanced_labels, latents
+from service.runtime import session_options
+from training.imaging import float_to_uint8
+
+PARITY_BATCHES = (1, 7, 256)
+PARITY_SEED = 4_2024
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Largest allowed |ORT - torch|: in uint8 levels, and on the [-1, 1] floats (None = not checked)."""
+
+    levels: int
+    floats: float | None
+    mean_levels: float | None = None
+
+
+@dataclass(frozen=True)
+class Parity:
+    max_abs_diff: int
+    float_max_abs_diff: float
+    batches: tuple[int, ...]
+    mean_abs_diff: float  # uint8 levels, over all pixels of all batches
+
+
+def check_model(model: onnx.ModelProto) -> None:
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ExportError(f"exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
+
+
+def parity_inputs(
+    latent_dim: int, num_classes: int | None, batch: int, offset: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    idx = range(offset, offset + batch)
+    return latents(PARITY_SEED, idx, latent_dim), (balanced_labels(idx, num_classes) if num_classes else None)
+
+
+def ort_session(model: onnx.ModelProto | bytes, threads: int | None = None) -> ort.InferenceSession:
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    try:
+        return ort.InferenceSession(
+            data, sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+        )
+    except Exception as e:  # ORT raises its own exception types
+        raise ExportError(f"ONNX Runtime cannot load the exported graph: {str(e).splitlines()[0]}") from None
+
+
+@torch.no_grad()
+def measure_parity(
+    model: onnx.ModelProto | bytes,
+    generator: torch.nn.Module,
+    batches: tuple[int, ...] = PARITY_BATCHES,
+    threads: int | None = None,
+) -> Parity:
+    """Run the two-output graph and the torch generator on the same latents; report the largest gaps."""
+    sess = ort_session(model, threads)
+    names = [o.name for o in sess.get_outputs()]
+    if names[:2] != [IMAGES, FLOAT_OUTPUT]:
+        raise ExportError(f"exported graph outputs are {names}, expected [{IMAGES!r}, {FLOAT_OUTPUT!r}]")
+    classes = generator.num_classes if generator.conditional else None
+    worst, worst_f, total, count, offset = 0, 0.0, 0.0, 0, 0
+    for b in batches:
+        z, labels = parity_inputs(generator.latent_dim, classes, b, offset)
+        offset += b
+        feeds = {"z": z} if labels is None else {"z": z, "labels": labels}
+        images, floats = sess.run([IMAGES, FLOAT_OUTPUT], feeds)
+        ref = (
+            generator(torch.from_numpy(z), torch.from_numpy(labels) if labels is not None else None)
+            .float()
+            .numpy()
+        )
+        ref_u8 = float_to_uint8(ref)
+        if images.dtype != np.uint8 or images.shape != ref_u8.shape:
+            raise ExportError(
+                f"graph output {IMAGES!r} is {images.dtype} {list(images.shape)} at batch {b}, expected uint8 {list(ref_u8.shape)}"
+            )
+        d = np.abs(images.astype(np.int16) - ref_u8.astype(np.int16))
+        worst, total, count = max(worst, int(d.max())), total + float(d.sum()), count + d.size
+        worst_f = max(worst_f, float(np.abs(floats.astype(np.float32) - ref).max()))
+    return Parity(worst, worst_f, tuple(batches), total / max(count, 1))
+
+
+def enforce(parity: Parity, tol: Tolerance, what: str) -> None:
+    """Raise ExportError naming the measured gap and the limit when parity is outside `tol`."""
+    if parity.max_abs_diff > tol.levels:
+        raise ExportError(
+            f"{what}: ONNX Runtime output differs from torch by {parity.max_abs_diff} uint8 levels "
+            f"(limit {tol.levels}) on batches {list(parity.batches)}"
+        )
+    if tol.mean_levels is not None and parity.mean_abs_diff > tol.mean_levels:
+        raise ExportError(
+            f"{what}: ONNX Runtime output differs from torch by {parity.mean_abs_diff:.2f} uint8 levels on "
+            f"average (limit {tol.mean_levels:g}) on batches {list(parity.batches)}"
+        )
+    if tol.floats is not None and parity.float_max_abs_diff > tol.floats:
+        raise ExportError(
+            f"{what}: ONNX Runtime float output differs from torch by {parity.float_max_abs_diff:.3g} "
+            f"(limit {tol.floats:g}) on batches {list(parity.batches)}"
+        )

@@ -1,0 +1,89 @@
+"""Service limits and configuration, read once from GAN_* environment variables.
+
+Every limit has a sane default and names its variable, so an error message can tell a client
+both the limit and the knob that sets it ("count: must be <= 1024 (GAN_MAX_COUNT)").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+class SettingsError(ValueError):
+    """A GAN_* variable with a value the service cannot use; one line, names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_dir: Path = DEFAULT_MODELS_DIR
+    default_model: str | None = None
+    workers: int = 1
+    ort_threads: int = 1
+    device: str = "auto"
+    max_count: int = 1024
+    max_latents: int = 1024
+    max_steps: int = 64
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_batch: int = 64
+    max_queue: int = 8192
+    inline_images: int = 1
+    access_log: bool = False
+    trace_requests: bool = False
+
+    # field -> environment variable; error messages quote these names
+    ENV = {
+        "models_dir": "GAN_MODELS_DIR",
+        "default_model": "GAN_DEFAULT_MODEL",
+        "workers": "GAN_WORKERS",
+        "ort_threads": "GAN_ORT_THREADS",
+        "device": "GAN_DEVICE",
+        "max_count": "GAN_MAX_COUNT",
+        "max_latents": "GAN_MAX_LATENTS",
+        "max_steps": "GAN_MAX_STEPS",
+        "max_body_bytes": "GAN_MAX_BODY_BYTES",
+        "max_batch": "GAN_MAX_BATCH",
+        "max_queue": "GAN_MAX_QUEUE",
+        "inline_images": "GAN_INLINE_IMAGES",
+        "access_log": "GAN_ACCESS_LOG",
+        "trace_requests": "GAN_TRACE_REQUESTS",
+    }
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Defaults overridden by GAN_* variables; ORT threads default to cores / workers."""
+        env = os.environ if env is None else env
+        values: dict = {}
+        for f in fields(cls):
+            raw = env.get(cls.ENV[f.name], "").strip()
+            if raw:
+                values[f.name] = _parse(f.name, cls.ENV[f.name], raw)
+        workers = values.get("workers", 1)
+        values.setdefault("ort_threads", max(1, (os.cpu_count() or 1) // workers))
+        return cls(**values)
+
+
+def _parse(name: str, var: str, raw: str):
+    if name == "models_dir":
+        return Path(raw)
+    if name == "default_model":
+        return raw
+    if name == "device":
+        if raw not in ("auto", "cpu", "cuda"):
+            raise SettingsError(f"{var}: must be one of auto, cpu, cuda, got {raw!r}")
+        return raw
+    if name in ("access_log", "trace_requests"):
+        if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
+            raise SettingsError(f"{var}: must be 0/1/true/false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes")
+    low = 0 if name == "inline_images" else 1
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{var}: must be an integer >= {low}, got {raw!r}") from None
+    if value < low:
+        raise SettingsError(f"{var}: must be an integer >= {low}, got {value}")
+    return value

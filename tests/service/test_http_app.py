@@ -1,0 +1,201 @@
+"""The BentoML service in-process (its ASGI app through a test client): routes, bodies, errors, OpenAPI."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.latents import latents
+from service.runtime import open_generator
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, cond_onnx, uncond_onnx):
+    d = tmp_path_factory.mktemp("http-models")
+    shutil.copy(cond_onnx, d / "mnist-cdcgan.onnx")
+    shutil.copy(uncond_onnx, d / "mnist-dcgan.onnx")
+    return d
+
+
+@pytest.fixture(scope="module")
+def client(models_dir):
+    from starlette.testclient import TestClient
+
+    from service.app import GeneratorService
+
+    env = {"GAN_MODELS_DIR": str(models_dir), "GAN_DEFAULT_MODEL": "mnist-cdcgan", "GAN_MAX_COUNT": "64"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with TestClient(GeneratorService.to_asgi(), raise_server_exceptions=False) as c:
+            yield c
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def pixels(png_b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(png_b64))))[..., None]
+
+
+def test_models_lists_every_card_unchanged(client, cond_onnx, uncond_onnx):
+    for r in (client.get("/models"), client.post("/models")):
+        assert r.status_code == 200
+        doc = r.json()
+        assert doc["default"] == "mnist-cdcgan" and [m["name"] for m in doc["models"]] == [
+            "mnist-cdcgan",
+            "mnist-dcgan",
+        ]
+        assert doc["models"][0]["card"] == open_generator(cond_onnx, threads=1).card.model_dump(mode="json")
+        assert doc["models"][1]["card"] == open_generator(uncond_onnx, threads=1).card.model_dump(mode="json")
+        assert doc["models"][0]["provider"] == "CPUExecutionProvider"
+
+
+def test_png_answer_matches_direct_ort_and_echoes_the_seed(client, cond_onnx):
+    r = client.post("/generate", json={"count": 3, "seed": 11, "start_index": 5, "labels": "balanced"})
+    assert r.status_code == 200 and r.headers["x-seed"] == "11"
+    doc = r.json()
+    assert (doc["seed"], doc["start_index"], doc["count"]) == (11, 5, 3)
+    assert [(im["index"], im["label"]) for im in doc["images"]] == [(5, 5), (6, 6), (7, 7)]
+    sess = open_generator(cond_onnx, threads=1)
+    want = sess.run(latents(11, range(5, 8), 64), np.array([5, 6, 7]))
+    assert np.array_equal(np.stack([pixels(im["png"]) for im in doc["images"]]), want)
+    auto = client.post("/generate", json={}).json()
+    assert isinstance(auto["seed"], int) and auto["count"] == 1  # random seed, echoed
+    again = client.post("/generate", json={"seed": auto["seed"]}).json()
+    assert again["images"][0]["png"] == auto["images"][0]["png"]
+
+
+def test_npz_and_grid_formats(client):
+    r = client.post("/generate", json={"model": "mnist-dcgan", "count": 4, "seed": 2, "format": "npz"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    z = np.load(io.BytesIO(r.content))
+    assert z["images"].shape == (4, 28, 28, 1) and z["indices"].tolist() == [0, 1, 2, 3]
+    assert z["labels"].tolist() == [-1] * 4 and int(z["seed"]) == 2
+    g = client.post("/generate", json={"count": 20, "seed": 2, "format": "grid"})
+    assert g.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(g.content)).size == (2 * 30 + 2, 10 * 30 + 2)  # 10 class rows of 2
+    frames = client.post(
+        "/interpolate", json={"seeds": [1, 2], "label": "3", "steps": 4, "format": "frames"}
+    ).json()
+    assert [im["index"] for im in frames["images"]] == [0, 1, 2, 3] and {
+        im["label"] for im in frames["images"]
+    } == {3}
+    lat = client.post(
+        "/generate_from_latents",
+        json={"latents": latents(2, range(2), 64).tolist(), "labels": 1, "format": "npz"},
+    )
+    ref = np.load(
+        io.BytesIO(
+            client.post("/generate", json={"count": 2, "seed": 2, "labels": 1, "format": "npz"}).content
+        )
+    )
+    assert np.array_equal(np.load(io.BytesIO(lat.content))["images"], ref["images"])
+
+
+BAD = [
+    ("/generate", {"count": 65}, 400, "count: must be <= 64 (GAN_MAX_COUNT), got 65"),
+    ("/generate", {"count": 0}, 400, "count: Input should be greater than or equal to 1"),
+    ("/generate", {"model": "x"}, 404, "model: unknown model 'x'; known: mnist-cdcgan, mnist-dcgan"),
+    (
+        "/generate",
+        {"labels": "cat"},
+        400,
+        "labels: unknown class 'cat'; model 'mnist-cdcgan' has 0, 1, 2, 3, 4, 5, 6, 7, 8, 9",
+    ),
+    (
+        "/generate",
+        {"labels": [1.5]},
+        400,
+        "labels: must be a class index, a class name, a list of them, or 'balanced'",
+    ),
+    ("/generate", {"truncation": 0}, 400, "truncation: Input should be greater than or equal to 0.1"),
+    ("/generate", {"seed": -1}, 400, "seed: Input should be greater than or equal to 0"),
+    ("/generate", {"format": "gif"}, 400, "format: Input should be 'png', 'grid' or 'npz'"),
+    ("/generate", {"cout": 2}, 400, "cout: Extra inputs are not permitted"),
+    ("/generate", [1], 400, "body: must be a JSON object"),
+    (
+        "/generate_from_latents",
+        {"latents": [[0.0] * 3]},
+        400,
+        "latents[0]: has 3 values; model 'mnist-cdcgan' expects 64 (latent_dim)",
+    ),
+    (
+        "/generate_from_latents",
+        {"latents": []},
+        400,
+        "latents: List should have at least 1 item after validation, not 0",
+    ),
+    (
+        "/interpolate",
+        {"seeds": [1, 2], "label": 0, "steps": 65},
+        400,
+        "steps: must be <= 64 (GAN_MAX_STEPS), got 65",
+    ),
+    ("/interpolate", {"seeds": [1], "label": 0}, 400, "seeds: must hold exactly 2 values, got 1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "status", "message"), BAD, ids=[b[3].split(":")[0] + str(i) for i, b in enumerate(BAD)]
+)
+def test_client_mistakes_get_one_line_4xx_and_one_log_line(client, caplog, route, body, status, message):
+    with caplog.at_level(logging.WARNING):
+        r = client.post(route, json=body)
+    assert (r.status_code, r.json()) == (status, {"error": message})
+    ours = [rec for rec in caplog.records if message in rec.getMessage()]
+    assert len(ours) == 1 and ours[0].exc_info is None
+    assert not [rec for rec in caplog.records if rec.exc_info]  # no traceback anywhere
+
+
+def test_invalid_json_and_oversized_body(client):
+    r = client.post("/generate", content=b'{"count":', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"].startswith("body: invalid JSON (EOF while parsing")
+    r = client.post(
+        "/generate", content=b'{"count": 2}', headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code == 200 and r.json()["count"] == 2  # curl -d: JSON whatever the label
+    big = b'{"latents": [[' + b"0.0," * 1_100_000 + b"0.0]]}"
+    r = client.post("/generate_from_latents", content=big, headers={"content-type": "application/json"})
+    assert (r.status_code, r.json()) == (
+        413,
+        {"error": "body: must be <= 4194304 bytes (GAN_MAX_BODY_BYTES)"},
+    )
+
+
+def test_openapi_document_is_valid_and_lists_every_endpoint(client):
+    from openapi_spec_validator import validate
+
+    doc = client.get("/docs.json").json()
+    validate(doc)
+    paths = doc["paths"]
+    for route in ("/generate", "/generate_from_latents", "/interpolate", "/models"):
+        assert "post" in paths[route], route
+    assert "get" in paths["/models"]
+    for route in ("/livez", "/readyz", "/metrics"):
+        assert route in paths
+    body = paths["/generate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = doc["components"]["schemas"][body["$ref"].split("/")[-1]] if "$ref" in body else body
+    assert {"model", "count", "seed", "start_index", "labels", "truncation", "format"} <= set(
+        schema["properties"]
+    )
+
+
+def test_importing_the_service_does_not_import_torch():
+    code = "import sys, service.app, service.generate, service.schemas; print('torch' in sys.modules)"
+    env = {**os.environ, "GAN_MODELS_DIR": "/nonexistent"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,284 @@
+"""Calibration of the metrics on real MNIST, `gan evaluate` on every target kind, quick eval in training."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from training.card import ModelCard
+from training.cli import main
+from training.evaluation import (
+    QuickEval,
+    attach_quick_eval,
+    evaluate_samples,
+    evaluate_target,
+    real_reference,
+    sample_target,
+)
+from training.evaluator import EvaluationError, load_evaluator
+
+N = 1000
+REPORT_KEYS = {
+    "fid",
+    "classifier_score",
+    "density",
+    "coverage",
+    "precision",
+    "recall",
+    "modes",
+    "n",
+    "evaluator",
+    "target",
+}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GAN_EVAL_CACHE", str(tmp_path_factory.getbasetemp() / "eval-cache"))
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir):
+    from training.data import load_dataset
+
+    return load_dataset(mnist_dir, "test")
+
+
+def _npz(path: Path, images: np.ndarray, labels: np.ndarray | None = None) -> Path:
+    arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.fixture(scope="module")
+def calibration(mnist_train, tmp_path_factory):
+    """Reports for real train digits, blurred digits, uniform noise and a single class."""
+    tmp = tmp_path_factory.mktemp("calib")
+    x = mnist_train.images[:N, 0]
+    blurred = np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(1.5))) for im in x])
+    noise = np.random.default_rng(0).integers(0, 256, size=(N, 28, 28), dtype=np.uint8)
+    ones = mnist_train.images[mnist_train.labels == 1][:N, 0]
+    sets = {
+        "real": (x, mnist_train.labels[:N]),
+        "blurred": (blurred, None),
+        "noise": (noise, None),
+        "ones": (ones, None),
+    }
+    return {k: evaluate_target(_npz(tmp / f"{k}.npz", *v), n=N) for k, v in sets.items()}
+
+
+def test_real_vs_real_is_near_the_floor_and_covers_all_modes(calibration):
+    r = calibration["real"]
+    assert REPORT_KEYS <= set(r) and r["evaluator"] == "mnist-cnn-v1" and r["n"] == N
+    assert r["reference"]["split"] == "test" and r["reference"]["n"] == N
+    # another train subset (the floor) vs this one: same scale; at n=1000 FID carries a large bias
+    assert r["fid"] < 3 * r["fid_floor"] and r["fid_floor"] < 0.02 * calibration["noise"]["fid"]
+    assert r["modes"]["covered"] == 10 and r["modes"]["kl_to_data"] < 0.02
+    assert r["coverage"] > 0.85 and r["precision"] > 0.85 and r["recall"] > 0.85
+    assert r["classifier_score"] > 9.0
+    assert r["class_accuracy"] > 0.98  # the npz holds labels
+
+
+def test_degraded_sets_rank_after_real(calibration):
+    real, blurred, noise = calibration["real"], calibration["blurred"], calibration["noise"]
+    assert noise["fid"] > 100 * real["fid_floor"] and blurred["fid"] > 20 * real["fid_floor"]
+    assert real["fid"] < blurred["fid"] < noise["fid"]
+    assert noise["coverage"] < 0.05 and noise["density"] < 0.05
+    assert real["coverage"] > blurred["coverage"] > noise["coverage"]
+    assert "class_accuracy" not in noise  # no labels in that npz
+
+
+def test_single_class_set_is_one_mode_with_low_coverage(calibration):
+    ones = calibration["ones"]
+    assert ones["modes"]["covered"] == 1 and ones["modes"]["shares"][1] > 0.97
+    assert ones["coverage"] < 0.25 and ones["recall"] < 0.25
+    assert ones["modes"]["kl_to_data"] > 1.5
+    assert ones["classifier_score"] < 1.2
+
+
+def test_reference_is_cached_on_disk_and_reused(mnist_test, tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_EVAL_CACHE", str(tmp_path))
+    ev = load_evaluator()
+    a = real_reference(ev, mnist_test, n=300, seed=3)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1 and "mnist-cnn-v1" in files[0].name
+    from training import evaluation
+
+    evaluation._REFS.clear()
+    b = real_reference(ev, mnist_test, n=300, seed=3)  # read back from disk
+    np.testing.assert_array_equal(a.features, b.features)
+    np.testing.assert_array_equal(a.radii, b.radii)
+
+
+def test_evaluate_is_reproducible(mnist_small):
+    a = evaluate_target(mnist_small, n=200, seed=5)
+    b = evaluate_target(mnist_small, n=200, seed=5)
+    for key in ("fid", "precision", "recall", "density", "coverage", "classifier_score"):
+        assert a[key] == b[key]
+
+
+def test_cli_npz_writes_report_and_grid(mnist_small, tmp_path, capsys):
+    out = tmp_path / "r" / "report.json"
+    assert main(["evaluate", str(mnist_small), "--n", "300", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert REPORT_KEYS <= set(report) and report["kind"] == "npz" and report["n"] == 300
+    with Image.open(out.with_suffix(".png")) as im:
+        assert im.size == (2 * (10 * 30 + 2), 2 * (10 * 30 + 2))
+    assert "fid " in capsys.readouterr().out
+
+
+def test_cli_image_folder(mnist_train, tmp_path, capsys):
+    for i in range(60):
+        d = tmp_path / "imgs" / str(int(mnist_train.labels[i]))
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mnist_train.images[i, 0]).save(d / f"{i}.png")
+    assert main(["evaluate", str(tmp_path / "imgs"), "--n", "60", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == "dataset" and report["n"] == 60 and report["reference"]["n"] == 60
+    assert report["class_accuracy"] > 0.95  # class subfolders named 0..9 give the digit labels
+    assert report["fid"] > 0 and report["modes"]["covered"] == 10
+
+
+def test_cli_missing_target_is_one_line_error(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope.onnx")]) == 2
+    assert (
+        capsys.readouterr().err == f"gan evaluate: error: {tmp_path / 'nope.onnx'}: no such file or folder\n"
+    )
+
+
+def test_cli_rejects_bad_n_and_wrong_image_shape(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--n", "3"]) == 2
+    assert "--n must be >= 6" in capsys.readouterr().err
+    path = _npz(tmp_path / "big.npz", np.zeros((10, 32, 32), np.uint8))
+    assert main(["evaluate", str(path), "--n", "10"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1
+        and "image shape (1, 32, 32) (C, H, W) does not match evaluator 'mnist-cnn-v1'" in err
+    )
+
+
+def _tiny_run(ds, out: Path, conditional=True, **kw):
+    from training.config import preset
+    from training.trainer import Trainer
+
+    cfg = preset("mnist-cdcgan", out=str(out), steps=2, batch_size=16, conditional=conditional,
+                 arch_params={"g_width": 8, "d_width": 8}, sample_every=1000, ckpt_every=1000, **kw)  # fmt: skip
+    return Trainer(cfg, ds, progress=False)
+
+
+@pytest.fixture(scope="module")
+def small_ds(mnist_small):
+    from training.data import load_dataset
+
+    return load_dataset(mnist_small)
+
+
+def test_cli_checkpoint_writes_metrics_into_card(small_ds, tmp_path, capsys):
+    trainer = _tiny_run(small_ds, tmp_path / "run")
+    ckpt = trainer.train().checkpoint
+    assert main(["evaluate", str(tmp_path / "run"), "--n", "200", "--out", str(tmp_path / "eval.json")]) == 0
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert (
+        report["kind"] == "checkpoint"
+        and report["target"] == str(ckpt)
+        and 0 <= report["class_accuracy"] <= 1
+    )
+    assert report["model"] == {"name": "mnist-cdcgan", "steps": 2, "conditional": True}
+    from training.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(ckpt)  # still a valid checkpoint, weights untouched
+    assert ck.card.metrics["fid"] == report["fid"] and ck.card.metrics["evaluator"] == "mnist-cnn-v1"
+    assert (
+        ck.card.metrics["source"] == "gan evaluate"
+        and ck.card.metrics["modes_covered"] == report["modes"]["covered"]
+    )
+    for k, v in trainer.inference_generator().state_dict().items():
+        assert (ck.state("g_ema")[k] == v).all()
+    card = ModelCard.from_json((tmp_path / "run" / "card.json").read_text())
+    assert card.metrics == ck.card.metrics
+    # same latents, same generator -> same samples
+    a, b = sample_target(ckpt, 50, seed=1), sample_target(ckpt, 50, seed=1)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, np.arange(50) % 10)
+
+
+def test_quick_eval_logs_and_sets_last_metrics(small_ds, tmp_path):
+    trainer = _tiny_run(small_ds, tmp_path / "run", eval_every=1, eval_n=200)
+    qe = attach_quick_eval(trainer)
+    assert isinstance(qe, QuickEval) and trainer.quick_eval is qe
+    trainer.train()
+    evals = [
+        json.loads(ln)
+        for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if '"eval"' in ln
+    ]
+    assert [e["step"] for e in evals] == [1, 2]
+    m = trainer.last_metrics
+    assert (
+        m == evals[-1]["eval"]
+        and m["n"] == 200
+        and m["evaluator"] == "mnist-cnn-v1"
+        and "class_accuracy" in m
+    )
+    from training.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "run").card.metrics == m
+
+
+def test_quick_eval_skips_data_without_evaluator(tmp_path):
+    from training.data import ImageDataset
+
+    ds = ImageDataset(np.zeros((64, 1, 32, 32), np.uint8), np.arange(64) % 3, ["a", "b", "c"], "x", "x")
+    trainer = _tiny_run(ds, tmp_path / "run", eval_every=1)
+    assert attach_quick_eval(trainer) is None and trainer.quick_eval is None
+
+
+def test_collapse_warnings():
+    qe = QuickEval(load_evaluator(), 100)
+    base = {"modes_covered": 10, "coverage": 0.6, "class_accuracy": 0.9}
+    assert qe.collapse_warnings(base) == []
+    msgs = qe.collapse_warnings({"modes_covered": 7, "coverage": 0.2, "class_accuracy": 0.5})
+    assert msgs == [
+        "possible mode collapse: modes covered fell to 7 (best 10)",
+        "possible mode collapse: coverage fell to 0.200 (best 0.600)",
+        "class accuracy fell to 0.500 (best 0.900)",
+    ]
+    assert qe.collapse_warnings({"modes_covered": 10, "coverage": 0.59, "class_accuracy": 0.88}) == []
+
+
+def test_classification_accuracy_score(mnist_small, tmp_path, monkeypatch):
+    from training import evaluation
+
+    monkeypatch.setattr(evaluation, "CAS_MIN_STEPS", 40)  # fast: a rough classifier is enough to tell apart
+    real = evaluate_target(mnist_small, n=300, cas=True)
+    assert real["cas"]["labels"] == "given" and real["cas"]["test_n"] == 300 and real["cas"]["accuracy"] > 0.6
+    noise = np.random.default_rng(1).integers(0, 256, size=(300, 28, 28), dtype=np.uint8)
+    fake = evaluate_target(_npz(tmp_path / "noise.npz", noise), n=300, cas=True)
+    assert fake["cas"]["labels"] == "evaluator" and fake["cas"]["accuracy"] < 0.35
+
+
+def test_evaluate_samples_rejects_tiny_n(mnist_small):
+    with pytest.raises(EvaluationError, match="n must be > 5"):
+        evaluate_samples(sample_target(mnist_small, 5), n_ref=100)
+
+
+def test_cli_onnx_matches_checkpoint_and_writes_card(small_ds, tmp_path, capsys):
+    from export.onnx_export import export_checkpoint
+    from service.runtime import read_card
+
+    ckpt = _tiny_run(small_ds, tmp_path / "run").train().checkpoint
+    onnx_path = tmp_path / "g.onnx"
+    export_checkpoint(ckpt, onnx_path, threads=1)
+    a, b = sample_target(ckpt, 100, seed=2), sample_target(onnx_path, 100, seed=2)
+    assert b.kind == "onnx" and b.images.shape == (100, 1, 28, 28) and b.images.dtype == np.uint8
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert np.abs(a.images.astype(int) - b.images.astype(int)).max() <= 1  # same latents, rounding only
+    assert main(["evaluate", str(onnx_path), "--n", "100", "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{") :])
+    card = read_card(onnx_path)  # still opens in the service runtime, card valid
+    assert report["kind"] == "onnx" and card.metrics["fid"] == report["fid"] and card.metrics["n"] == 100
+    assert card.export is not None and card.name == "mnist-cdcgan"

@@ -1,0 +1,65 @@
+import pytest
+import torch
+from torch import nn
+
+from training.config import TrainConfig
+from training.registry import LOSSES, get_loss
+
+
+def test_all_losses_registered():
+    get_loss("ns")
+    assert {"minimax", "ns", "lsgan", "wgan", "wgan-gp", "hinge"} <= set(LOSSES)
+    with pytest.raises(
+        KeyError, match="unknown loss 'nope'; known: hinge, lsgan, minimax, ns, wgan, wgan-gp"
+    ):
+        get_loss("nope")
+
+
+def test_loss_values_at_known_logits():
+    r, f = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    sp = torch.nn.functional.softplus
+    ns, mm = get_loss("ns")(), get_loss("minimax")()
+    assert torch.allclose(ns.d_loss(r, f), sp(-r).mean() + sp(f).mean())
+    assert torch.allclose(ns.g_loss(f), sp(-f).mean())
+    assert torch.allclose(mm.g_loss(f), torch.log(1 - torch.sigmoid(f)).mean())
+    ls = get_loss("lsgan")()
+    assert torch.allclose(ls.d_loss(r, f), torch.tensor(0.5 * ((1 + 1) / 2 + (1 + 1) / 2)))
+    hinge = get_loss("hinge")()
+    assert hinge.d_loss(r, f).item() == pytest.approx((0 + 1) / 2 + (0 + 2) / 2)
+    w = get_loss("wgan")()
+    assert w.d_loss(r, f).item() == pytest.approx(0.0 - 1.0)
+
+
+def test_wgan_clips_critic_weights():
+    d = nn.Linear(4, 1)
+    nn.init.constant_(d.weight, 0.5)
+    get_loss("wgan")(clip=0.01).after_d_step(d)
+    assert d.weight.abs().max().item() == pytest.approx(0.01)
+
+
+def test_gradient_penalty_is_per_sample_norm():
+    # D(x) = sum(w * x) has gradient w for every sample: penalty = lambda * (|w| - 1)^2.
+    class Lin(nn.Module):
+        def forward(self, x, labels=None):
+            return (x * 3.0).flatten(1).sum(1)
+
+    x = torch.randn(5, 1, 2, 2)
+    pen = get_loss("wgan-gp")(gp_lambda=10.0).penalty(Lin(), x, torch.randn_like(x), None)
+    # gradient is 3 everywhere over 4 pixels: norm 6
+    assert pen.item() == pytest.approx(10.0 * (6.0 - 1.0) ** 2, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "loss,n_critic,opt,lr,sn",
+    [
+        ("wgan", 5, "rmsprop", 5e-5, False),
+        ("wgan-gp", 5, "adam", 1e-4, False),
+        ("hinge", 1, "adam", 2e-4, True),
+        ("ns", 1, "adam", 2e-4, False),
+    ],
+)
+def test_paper_defaults_resolve(loss, n_critic, opt, lr, sn):
+    cfg = TrainConfig(name="x", loss=loss).resolved()
+    assert (cfg.n_critic, cfg.optimizer, cfg.lr_d, cfg.spectral_norm) == (n_critic, opt, lr, sn)
+    if loss == "wgan-gp":
+        assert cfg.betas == (0.0, 0.9)

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from training.config import TrainConfig
+from training.models import build_networks
+from training.registry import ARCHS, get_arch
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("cond_mode", ["concat", "projection"])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_shapes_and_range(arch, conditional, cond_mode, shape):
+    params = {"g_width": 8, "d_width": 8} if arch == "dcgan" else {"g_hidden": [16, 16], "d_hidden": [16, 8]}
+    cfg = TrainConfig(
+        name="t",
+        arch=arch,
+        conditional=conditional,
+        cond_mode=cond_mode,
+        arch_params=params,
+        latent_dim=7,
+        spectral_norm=True,
+    )
+    g, d = build_networks(cfg, shape, 10)
+    z = torch.randn(3, 7)
+    y = torch.tensor([0, 5, 9]) if conditional else None
+    x = g(z, y)
+    assert x.shape == (3, *shape)
+    assert x.abs().max() <= 1.0
+    assert d(x, y).shape == (3,)
+
+
+def test_conditional_generator_uses_labels():
+    cfg = TrainConfig(name="t", arch="dcgan", conditional=True, arch_params={"g_width": 8, "d_width": 8})
+    g, _ = build_networks(cfg, (1, 28, 28), 10)
+    g.eval()
+    z = torch.randn(1, 64).repeat(2, 1)
+    x = g(z, torch.tensor([1, 7]))
+    assert not torch.allclose(x[0], x[1])
+
+
+def test_keras_mlp_sizes():
+    g, d = get_arch("mlp")((1, 28, 28), 10, False, 100)
+    linears = [m for m in g.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (100, 256),
+        (256, 512),
+        (512, 1024),
+        (1024, 784),
+    ]
+    d_lin = [m for m in d.modules() if isinstance(m, torch.nn.Linear)]
+    assert sorted((m.in_features, m.out_features) for m in d_lin) == sorted(
+        [(784, 512), (512, 256), (256, 1)]
+    )
+
+
+def test_dcgan_rejects_other_sizes():
+    with pytest.raises(ValueError, match="dcgan supports 28x28 and 32x32 images, got 64x64"):
+        get_arch("dcgan")((1, 64, 64), 10, False, 8)
+    assert {"mlp", "dcgan"} <= set(ARCHS)
