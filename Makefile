@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 export BENTOML_DO_NOT_TRACK := true
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: serve test lint format bench build clean
+.PHONY: serve test lint build clean
 
 $(PY):
 	python3 -m venv $(VENV)

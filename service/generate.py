@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import io
 import json
 import logging
@@ -25,6 +24,7 @@ from service.latents import MAX_SEED, balanced_labels, latents
 from service.runtime import GeneratorSession, ModelFileError, open_generator
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import Settings
+from training.fileio import sha256_file
 from training.imaging import grid, png_bytes
 
 log = logging.getLogger("gan_service")
@@ -74,11 +74,6 @@ class Images:
     truncation: float | None = None
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 class Generator:
     """Every *.onnx in settings.models_dir, opened, warmed up and ready to answer requests."""
 
@@ -97,7 +92,7 @@ class Generator:
             batcher = Batcher(
                 sess.run, self.executor, settings.max_batch, settings.max_queue, settings.inline_images
             )
-            self.models[name] = Model(name, path, sess, _sha256(path), batcher)
+            self.models[name] = Model(name, path, sess, sha256_file(path), batcher)
             self._warm_up(self.models[name])
         self.default = settings.default_model or next(iter(self.models))
         if self.default not in self.models:

@@ -67,6 +67,10 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    # Idle ORT worker threads spin by default, which starves other processes on a shared box
+    # (e.g. the HTTP front end); GAN_ORT_SPINNING=0 turns that off at a small latency cost.
+    if os.environ.get("GAN_ORT_SPINNING", "1") == "0":
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 

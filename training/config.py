@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Fields a resumed run must share with its checkpoint; everything else (budgets, logging) may change.
 MODEL_FIELDS = (
     "arch", "arch_params", "loss", "conditional", "cond_mode", "spectral_norm", "latent_dim", "batch_size",
-    "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "ema_decay", "seed",
+    "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "diversity_weight", "ema_decay", "seed",
 )  # fmt: skip
 
 
@@ -40,6 +40,11 @@ class TrainConfig(BaseModel):
     betas: tuple[float, float] | None = None
     clip: float = 0.01
     gp_lambda: float = 10.0
+    diversity_weight: float = Field(
+        0.0,
+        ge=0,
+        description="mode-seeking term (Mao et al. 2019): G pays weight / (|G(z1)-G(z2)| / |z1-z2|) for same-label pairs",
+    )
     ema_decay: float = Field(0.999, ge=0, lt=1)
     ema_start: int = Field(0, ge=0, description="step from which the EMA averages (copies before)")
     seed: int = 0
@@ -83,7 +88,14 @@ class TrainConfig(BaseModel):
 PRESETS: dict[str, dict[str, Any]] = {
     # The classic Keras MLP GAN, non-saturating loss.
     "mnist-gan": dict(arch="mlp", loss="ns", latent_dim=100, batch_size=64, steps=20_000, ema_decay=0.999),
-    "mnist-dcgan": dict(arch="dcgan", loss="ns", latent_dim=64, batch_size=64, steps=10_000),
+    "mnist-dcgan": dict(
+        arch="dcgan",
+        loss="ns",
+        latent_dim=64,
+        batch_size=64,
+        arch_params={"g_width": 32, "d_width": 32},
+        steps=10_000,
+    ),
     # The model the service serves by default.
     "mnist-cdcgan": dict(
         arch="dcgan",
@@ -92,11 +104,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         cond_mode="projection",
         latent_dim=64,
         batch_size=64,
-        steps=6_000,
+        arch_params={"g_width": 32, "d_width": 32},
+        diversity_weight=1.0,
+        steps=10_000,
         ema_decay=0.999,
         eval_every=1000,
     ),  # fmt: skip
-    "mnist-wgan-gp": dict(arch="dcgan", loss="wgan-gp", latent_dim=64, batch_size=64, steps=4_000),
+    "mnist-wgan-gp": dict(
+        arch="dcgan",
+        loss="wgan-gp",
+        latent_dim=64,
+        batch_size=64,
+        arch_params={"g_width": 32, "d_width": 32},
+        steps=4_000,
+    ),
 }
 
 

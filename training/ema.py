@@ -21,7 +21,9 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        decay = self.decay if step >= self.start else 0.0
+        # Warm-up (as in TF's ExponentialMovingAverage with num_updates): early on the average would
+        # otherwise be dominated by the random initial weights for ~1/(1-decay) steps.
+        decay = min(self.decay, (1.0 + step) / (10.0 + step)) if step >= self.start else 0.0
         for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
             e.lerp_(p.detach(), 1.0 - decay)
         for e, b in zip(self.model.buffers(), model.buffers(), strict=True):

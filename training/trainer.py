@@ -88,6 +88,16 @@ class TrainResult:
     stopped_by: str
 
 
+def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
+    """1 / (mean |x1 - x2| / mean |z1 - z2|) over the pairs (i, i + half): small when outputs differ.
+
+    Mao et al. 2019 (MSGAN): a generator that ignores z within a class pays for it directly.
+    """
+    dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
+    dz = (z[:half] - z[half : 2 * half]).abs().mean()
+    return 1.0 / (dx / dz + 1e-5)
+
+
 def _make_optimizer(cfg: TrainConfig, params, lr: float):
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
@@ -282,8 +292,13 @@ class Trainer:
             if self.cfg.conditional
             else None
         )
+        if labels is not None and self.cfg.diversity_weight:
+            labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
         with self._ctx():
-            loss = self.loss.g_loss(self.d_train(self.g_train(z, labels), labels).float())
+            fake = self.g_train(z, labels)
+            loss = self.loss.g_loss(self.d_train(fake, labels).float())
+            if self.cfg.diversity_weight:
+                loss = loss + self.cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
