@@ -473,6 +473,13 @@ class QuickEval:
     def collapse_warnings(self, r: dict[str, Any]) -> list[str]:
         """Compare with the best values so far, then update them."""
         msgs, best = [], self.best
+        # Collapse from the start has no "best" to fall from: realistic samples (precision) that
+        # cover almost none of the real data (recall) mean the generator ignores its latent.
+        if r.get("precision", 0.0) > 0.5 and r.get("recall", 1.0) < 0.05:
+            msgs.append(
+                f"mode collapse: samples look real (precision {r['precision']:.2f}) but cover almost no real "
+                f"data (recall {r['recall']:.2f}); the generator may be ignoring z (try diversity_weight)"
+            )
         if "modes_covered" in best and r["modes_covered"] < best["modes_covered"]:
             msgs.append(
                 f"possible mode collapse: modes covered fell to {r['modes_covered']} (best {best['modes_covered']})"

@@ -136,7 +136,7 @@ class HttpBackend:
             ) from None
         self.name = self.card.name
         check_output_spec(self.card, f"{self.base}#{self.name}")
-        digest = entry.get("sha256") or entry.get("model_sha256") or (entry.get("file") or {}).get("sha256")
+        digest = entry.get("sha256")  # the service's /models: sha256 of the served file ("file" is its name)
         # Without the file's digest from the server, the card (which names the checkpoint's sha256) identifies it.
         self.model_sha256 = (
             digest or "card:" + hashlib.sha256(json.dumps(card_doc, sort_keys=True).encode()).hexdigest()

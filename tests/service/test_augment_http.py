@@ -2,13 +2,15 @@
 
 The stand-in computes images with the same ONNX file and service.latents, and misbehaves on
 demand (429, 503, dropped connections), so the tests see retries, bounded concurrency and that no
-image is lost or duplicated: the dataset is byte-identical to the local backend's.
+image is lost or duplicated: the dataset is byte-identical to the local backend's. One test runs
+a job against a real `bentoml serve` of the model folder, so the backend follows the real contract.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 import threading
 import time
 
@@ -23,9 +25,8 @@ from service.augment.request import resolve_job
 from service.latents import latents
 from service.runtime import open_generator
 from tests.service.test_augment_job import visible
+from tests.service.test_http_serve import serving
 from training.fileio import sha256_file
-
-pytest_plugins = ["tests.service.augment_models"]  # session fixtures cond_onnx, uncond_onnx
 
 
 class FakeService:
@@ -128,3 +129,19 @@ def test_http_backend_names_unknown_models(cond_onnx, tmp_path):
             transport=httpx.MockTransport(FakeService(cond_onnx)),
         )
     assert str(e.value) == "http://svc.test: unknown model 'nope'; known: mnist-cdcgan"
+
+
+def test_http_backend_against_a_real_bentoml_serve_gives_the_local_bytes(cond_onnx, tmp_path):
+    """The real service's contract (/models shape, sha256, npz keys, labels), not the stand-in's."""
+    job = dict(per_class=3, seed=11, truncation=1.5, format="npz", chunk_size=8, batch_size=5)
+    run_job(cond_onnx, tmp_path / "local", **job)
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(cond_onnx, models / "mnist-cdcgan.onnx")
+    with serving(models) as url:
+        res = run_job(f"{url}#mnist-cdcgan", tmp_path / "http", concurrency=2, **job)
+    assert res.complete and res.generated == 30
+    assert visible(tmp_path / "http") == visible(tmp_path / "local")
+    manifest = [json.loads(ln) for ln in (tmp_path / "http" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(m["index"] for m in manifest) == list(range(30))  # none missing, none twice
+    assert {m["model_sha256"] for m in manifest} == {sha256_file(cond_onnx)}

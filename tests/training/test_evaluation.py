@@ -249,6 +249,24 @@ def test_collapse_warnings():
     assert qe.collapse_warnings({"modes_covered": 10, "coverage": 0.59, "class_accuracy": 0.88}) == []
 
 
+def test_collapse_from_the_start_is_flagged():
+    # What a z-ignoring conditional generator measured here: perfect classes, no diversity.
+    qe = QuickEval(load_evaluator(), 100)
+    r = {"modes_covered": 10, "coverage": 0.08, "class_accuracy": 1.0, "precision": 0.99, "recall": 0.0}
+    assert qe.collapse_warnings(r) == [
+        "mode collapse: samples look real (precision 0.99) but cover almost no real data (recall 0.00); "
+        "the generator may be ignoring z (try diversity_weight)"
+    ]
+    early_noise = {
+        "modes_covered": 1,
+        "coverage": 0.0,
+        "class_accuracy": 0.1,
+        "precision": 0.0,
+        "recall": 0.0,
+    }
+    assert QuickEval(load_evaluator(), 100).collapse_warnings(early_noise) == []
+
+
 def test_classification_accuracy_score(mnist_small, tmp_path, monkeypatch):
     from training import evaluation
 
