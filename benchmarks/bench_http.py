@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,67 +29,11 @@ sys.path.insert(0, str(REPO))
 
 from service.generate import Images, npz_bytes  # noqa: E402
 from service.latents import balanced_labels, latents  # noqa: E402
+from service.local_server import local_serve  # noqa: E402
 from service.runtime import open_generator  # noqa: E402
 from training.imaging import png_bytes  # noqa: E402
 
 WORKLOADS = {"png1": (1, "png"), "npz256": (256, "npz")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(models_dir: Path, threads: int, workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "GAN_MODELS_DIR": str(models_dir),
-        "GAN_ORT_THREADS": str(threads),
-        "GAN_WORKERS": str(workers),
-    }
-    env.update(BENTOML_DO_NOT_TRACK="true", ORT_DISABLE_TELEMETRY="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "service.app:GeneratorService",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-async def wait_ready(url: str, timeout_s: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(base_url=url) as c:
-        while time.monotonic() < deadline:
-            try:
-                if (await c.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.25)
-    raise SystemExit(f"{url}: not ready after {timeout_s:.0f}s")
 
 
 async def drive(url: str, body: dict, concurrency: int, max_requests: int, max_seconds: float, client: str):
@@ -186,12 +128,8 @@ def main() -> int:
     if model not in cards:
         raise SystemExit(f"--model {model!r} not in {args.models_dir} ({', '.join(cards)})")
 
-    proc = None
-    url = args.url
-    if url is None:
-        proc, url = start_server(args.models_dir, args.threads, args.workers)
-    try:
-        asyncio.run(wait_ready(url))
+    with contextlib.ExitStack() as stack:
+        url = args.url or stack.enter_context(local_serve(args.models_dir, args.threads, args.workers))
         print(f"model {model} ({cards[model].name}), ORT threads {args.threads}, server workers {args.workers}, "
               f"client {args.client}, {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}")  # fmt: skip
         print(f"{'workload':9} {'conc':>4} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'n':>5}"
@@ -207,9 +145,6 @@ def main() -> int:
                 )
                 print(f"{name:9} {conc:>4} {rps:>8.1f} {rps * count:>8.0f} {p50:>8.2f} {p99:>8.2f} {errors:>6} {n:>5}"
                       f" {local:>13.0f} {rps * count / local:>12.2f}")  # fmt: skip
-    finally:
-        if proc is not None:
-            stop_server(proc)
     return 0
 
 

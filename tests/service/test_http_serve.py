@@ -3,71 +3,18 @@
 from __future__ import annotations
 
 import base64
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
 
 import bentoml
 import httpx
 import pytest
 
-from tests.conftest import REPO
+from service.local_server import local_serve
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
 def serving(models_dir):
-    port = free_port()
-    env = {
-        **os.environ,
-        "GAN_MODELS_DIR": str(models_dir),
-        "GAN_ORT_THREADS": "1",
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "service.app:GeneratorService",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, "service not ready after 120 s"
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    """A real `bentoml serve` of `models_dir` with one ORT thread (shared with the augment HTTP test)."""
+    return local_serve(models_dir, threads=1)
 
 
 def test_bentoml_serve_answers_clients_and_restarts_to_the_same_bytes(tmp_path, cond_onnx):
