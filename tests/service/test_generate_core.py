@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 
 import numpy as np
 import pytest
@@ -15,14 +14,6 @@ from service.latents import latents
 from service.runtime import open_generator
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import Settings, SettingsError
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, cond_onnx, uncond_onnx):
-    d = tmp_path_factory.mktemp("served")
-    shutil.copy(cond_onnx, d / "mnist-cdcgan.onnx")
-    shutil.copy(uncond_onnx, d / "mnist-dcgan.onnx")
-    return d
 
 
 def make_core(models_dir, **kw) -> Generator:

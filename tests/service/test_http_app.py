@@ -6,7 +6,6 @@ import base64
 import io
 import logging
 import os
-import shutil
 import subprocess
 import sys
 
@@ -17,14 +16,6 @@ from PIL import Image
 from service.latents import latents
 from service.runtime import open_generator
 from tests.conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, cond_onnx, uncond_onnx):
-    d = tmp_path_factory.mktemp("http-models")
-    shutil.copy(cond_onnx, d / "mnist-cdcgan.onnx")
-    shutil.copy(uncond_onnx, d / "mnist-dcgan.onnx")
-    return d
 
 
 @pytest.fixture(scope="module")
