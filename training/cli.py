@@ -59,11 +59,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in SUBCOMMANDS.items():
-        mod = importlib.import_module(module)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:  # a serving-only install (no torch) still gets the torch-free commands
+            p = sub.add_parser(name, help=f"(unavailable: {e.name} is not installed)", add_help=False)
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+            p.set_defaults(_run=_missing_extra(name, e.name))
+            continue
         p = sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0], description=mod.__doc__)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+def _missing_message(command: str, package: str | None) -> str:
+    return (
+        f"'gan {command}' needs {package or 'the training extras'}: "
+        "pip install torch==2.13.0 && pip install 'gan-service[train]'"
+    )
+
+
+def _missing_extra(command: str, package: str | None):
+    def run(args) -> int:
+        raise UserError(_missing_message(command, package))
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except _user_errors() as e:
         print(f"gan {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # a torch-side command on a serving-only install
+        print(f"gan {args.command}: error: {_missing_message(args.command, e.name)}", file=sys.stderr)
         return 2
 
 

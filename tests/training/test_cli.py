@@ -83,3 +83,21 @@ def test_every_preset_trains_from_the_cli(tmp_path, mnist_small, preset):
     assert card["name"] == preset and card["steps"] == 2
     assert card["conditional"] == (preset == "mnist-cdcgan")
     assert card["variant"] == {"mnist-wgan-gp": "wgan-gp"}.get(preset, "ns")
+
+
+def test_serving_only_install_keeps_torch_free_commands(tmp_path):
+    """Without torch, `gan augment` still parses and torch commands fail with one line naming the extra."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
+        "from training.cli import main\n"
+        "assert main(['train', '--preset', 'mnist-cdcgan', '--steps', '1']) == 2\n"
+        "try:\n    main(['augment', '--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'torch' not in [m for m, v in sys.modules.items() if v is not None]\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**__import__("os").environ, "PYTHONPATH": __import__("os").pathsep.join(sys.path)})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.strip() == (
+        "gan train: error: 'gan train' needs torch: pip install torch==2.13.0 && pip install 'gan-service[train]'"
+    )
+    assert "--per-class" in r.stdout
