@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Fields a resumed run must share with its checkpoint; everything else (budgets, logging) may change.
 MODEL_FIELDS = (
     "arch", "arch_params", "loss", "conditional", "cond_mode", "spectral_norm", "latent_dim", "batch_size",
-    "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "diversity_weight", "ema_decay", "seed",
+    "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "diversity_weight", "lr_decay_from", "ema_decay", "seed",
 )  # fmt: skip
 
 
@@ -44,6 +44,12 @@ class TrainConfig(BaseModel):
         0.0,
         ge=0,
         description="mode-seeking term (Mao et al. 2019): G pays weight / (|G(z1)-G(z2)| / |z1-z2|) for same-label pairs",
+    )
+    lr_decay_from: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="from this fraction of `steps`, learning rates fall linearly to 0 at `steps`",
     )
     ema_decay: float = Field(0.999, ge=0, lt=1)
     ema_start: int = Field(0, ge=0, description="step from which the EMA averages (copies before)")

@@ -305,6 +305,17 @@ class Trainer:
         self.ema.update(self.G, self.step)
         return loss.item()
 
+    def _set_learning_rates(self) -> None:
+        """Linear decay to 0 over the last part of the run; a pure function of the step (resume-safe)."""
+        cfg = self.cfg
+        if cfg.lr_decay_from is None or cfg.steps == 0:
+            return
+        start = cfg.lr_decay_from * cfg.steps
+        scale = 1.0 if self.step < start else max(0.0, (cfg.steps - self.step) / (cfg.steps - start))
+        for opt, lr in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
     def _finite_or_stop(self, d_loss: float, g_loss: float) -> None:
         if math.isfinite(d_loss) and math.isfinite(g_loss):
             return
@@ -345,6 +356,7 @@ class Trainer:
                     stopped_by = "max_minutes"
                     break
                 self.G.train()
+                self._set_learning_rates()
                 d_loss = sum(self.d_step() for _ in range(cfg.n_critic)) / cfg.n_critic
                 g_loss = self.g_step()
                 self._finite_or_stop(d_loss, g_loss)

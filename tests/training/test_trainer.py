@@ -30,11 +30,13 @@ def _weights(path):
     return {k: v for k, v in ck.tensors.items() if not k.startswith("rng.")}
 
 
-@pytest.mark.parametrize("loss", ["ns", "wgan-gp"])
-def test_resume_is_bit_identical(tmp_path, small, loss):
-    straight = Trainer(_cfg(tmp_path / "a", loss=loss, ckpt_every=100), small, progress=False).train()
-    Trainer(_cfg(tmp_path / "b", loss=loss, steps=3), small, progress=False).train()
-    resumed = Trainer(_cfg(tmp_path / "b", loss=loss), small, resume=True, progress=False).train()
+@pytest.mark.parametrize("loss,extra", [("ns", {}), ("wgan-gp", {}), ("ns", {"diversity_weight": 1.0})])
+def test_resume_is_bit_identical(tmp_path, small, loss, extra):
+    straight = Trainer(
+        _cfg(tmp_path / "a", loss=loss, ckpt_every=100, **extra), small, progress=False
+    ).train()
+    Trainer(_cfg(tmp_path / "b", loss=loss, steps=3, **extra), small, progress=False).train()
+    resumed = Trainer(_cfg(tmp_path / "b", loss=loss, **extra), small, resume=True, progress=False).train()
     assert straight.step == resumed.step == 6
     a, b = _weights(straight.checkpoint), _weights(resumed.checkpoint)
     assert a.keys() == b.keys()
@@ -95,3 +97,15 @@ def test_same_seed_same_weights(tmp_path, small):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not torch.equal(wa["g.fc.0.weight"], wc["g.fc.0.weight"])
     assert np.isfinite(wa["g_ema.fc.1.running_var"].numpy()).all()
+
+
+def test_linear_lr_decay_is_a_function_of_the_step(tmp_path, small):
+    t = Trainer(_cfg(tmp_path, steps=10, lr_decay_from=0.5), small, progress=False)
+    seen = []
+    for step in (0, 4, 5, 7, 10):
+        t.step = step
+        t._set_learning_rates()
+        seen.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"]))
+    base = 2e-4
+    assert [g for g, d in seen] == pytest.approx([base, base, base, base * 0.6, 0.0])
+    assert [d for g, d in seen] == pytest.approx([base, base, base, base * 0.6, 0.0])
