@@ -32,7 +32,7 @@ serve: $(VENV)/.serve-installed
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 GAN_THREADS=1 GAN_ORT_THREADS=1 $(VENV)/bin/pytest
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 GAN_ORT_THREADS=1 $(VENV)/bin/pytest
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check --fix .

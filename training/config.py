@@ -91,39 +91,27 @@ class TrainConfig(BaseModel):
         ]
 
 
+# The DCGAN presets share the network: width 32 trains ~2.5x more steps per minute than 64 on 2 CPU cores.
+_DCGAN32: dict[str, Any] = dict(
+    arch="dcgan", latent_dim=64, batch_size=64, arch_params={"g_width": 32, "d_width": 32}
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The classic Keras MLP GAN, non-saturating loss.
     "mnist-gan": dict(arch="mlp", loss="ns", latent_dim=100, batch_size=64, steps=20_000, ema_decay=0.999),
-    "mnist-dcgan": dict(
-        arch="dcgan",
-        loss="ns",
-        latent_dim=64,
-        batch_size=64,
-        arch_params={"g_width": 32, "d_width": 32},
-        steps=10_000,
-    ),
+    "mnist-dcgan": dict(**_DCGAN32, loss="ns", steps=10_000),
     # The model the service serves by default.
     "mnist-cdcgan": dict(
-        arch="dcgan",
+        **_DCGAN32,
         loss="ns",
         conditional=True,
         cond_mode="projection",
-        latent_dim=64,
-        batch_size=64,
-        arch_params={"g_width": 32, "d_width": 32},
         diversity_weight=1.0,
         steps=10_000,
         ema_decay=0.999,
         eval_every=1000,
     ),  # fmt: skip
-    "mnist-wgan-gp": dict(
-        arch="dcgan",
-        loss="wgan-gp",
-        latent_dim=64,
-        batch_size=64,
-        arch_params={"g_width": 32, "d_width": 32},
-        steps=4_000,
-    ),
+    "mnist-wgan-gp": dict(**_DCGAN32, loss="wgan-gp", steps=4_000),
 }
 
 

@@ -7,8 +7,8 @@ too, so on CPU a resumed run continues bit-identically.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import platform
 import sys
 import time
@@ -32,7 +32,7 @@ from training.config import TrainConfig
 from training.data import ImageDataset
 from training.distributed import DistEnv, param_checksum
 from training.ema import EMA, recalibrated
-from training.imaging import grid, png_bytes
+from training.imaging import float_to_uint8, grid, png_bytes
 from training.models import build_networks
 from training.registry import get_loss
 from training.runlog import RunLog, plot_curves
@@ -251,7 +251,7 @@ class Trainer:
         g = g or self.inference_generator()
         z, labels, ncols = self.fixed_latents()
         x = g(z.to(self.device), labels.to(self.device) if labels is not None else None).float().cpu().numpy()
-        imgs = np.clip(np.rint((x + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        imgs = float_to_uint8(x)
         path = self.out / "samples" / f"step-{self.step:07d}.png"
         data = png_bytes(grid(imgs, ncols), scale=2)
         atomic_write_bytes(path, data)
@@ -260,8 +260,6 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def _ctx(self):
-        import contextlib
-
         return self.autocast if self.autocast is not None else contextlib.nullcontext()
 
     def d_step(self) -> float:
@@ -326,11 +324,11 @@ class Trainer:
             "Try a lower learning rate, spectral norm, or a gradient-penalty loss."
         )
 
-    def train(self, max_minutes: float | None = None, finalize: bool = True) -> TrainResult:
+    def train(self, finalize: bool = True) -> TrainResult:
         """Run to `cfg.steps` or the time budget; `finalize` writes the closing checkpoint, grid and plot."""
         cfg = self.cfg
         total = cfg.steps
-        budget = (max_minutes or cfg.max_minutes or math.inf) * 60.0
+        budget = (cfg.max_minutes or math.inf) * 60.0
         start_wall, seconds0 = time.perf_counter(), self.seconds
         self.log.truncate_after(self.step)
         bar = None
@@ -410,8 +408,3 @@ class Trainer:
             plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         self.log.close()
         return TrainResult(self.out, self.step, ckpt, self.seconds, stopped_by)
-
-
-def threads_from_env() -> int | None:
-    v = os.environ.get("GAN_THREADS")
-    return int(v) if v else None
