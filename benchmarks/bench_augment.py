@@ -25,6 +25,7 @@ from service.augment.backends import LocalBackend
 from service.augment.job import execute, run_job
 from service.augment.request import resolve_job
 from service.latents import latents
+from training.imaging import png_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,6 +52,29 @@ def generator_only(local: LocalBackend, n: int) -> float:
     )  # warm-up
     t = time.perf_counter()
     local.generate(0, range(n), labels if local.card.conditional else None, None)
+    return n / (time.perf_counter() - t)
+
+
+def file_creation_ceiling(root: Path, n: int, size: int, workers: int) -> float:
+    """Files/s for creating n files of `size` bytes (temp + rename, as the folder writer does) in
+    `root`, with no encoding at all: what this file system allows the folder format at best."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from training.fileio import write_file_fast
+
+    data = b"\0" * size
+    folders = [root / str(k) for k in range(10)]
+    for f in folders:
+        f.mkdir(parents=True, exist_ok=True)
+    paths = [f"{folders[i % 10]}/{i:08d}.png" for i in range(n)]
+
+    def write(group: list[str]) -> None:
+        for p in group:
+            write_file_fast(p, data)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(write, [paths[a : a + 64] for a in range(0, n, 64)]))
     return n / (time.perf_counter() - t)
 
 
@@ -81,8 +105,13 @@ def main() -> None:
     root = Path(args.tmp or tempfile.mkdtemp(prefix="bench-augment-"))
     rows = []
     job = dict(total=args.n, chunk_size=args.chunk_size)
+    workers = args.workers or min(4, os.cpu_count() or 1)
+    png_size = int(np.median([len(png_bytes(im)) for im in replay.images]))
+    ceilings = []
     for fmt in args.formats.split(","):
         cfg = resolve_job(card, local.model_sha256, format=fmt, **job)
+        if fmt == "folder":
+            ceilings.append(file_creation_ceiling(root / "bare-before", args.n, png_size, workers))
         t = time.perf_counter()
         execute(cfg, root / f"replay-{fmt}", replay, workers=args.workers)
         writers_only = args.n / (time.perf_counter() - t)
@@ -110,12 +139,20 @@ def main() -> None:
                 **job,
             )
             http = args.n / (time.perf_counter() - t)
+        if fmt == "folder":
+            ceilings.append(file_creation_ceiling(root / "bare-after", args.n, png_size, workers))
         rows.append((fmt, gen, writers_only, end_to_end, http))
     print(
         f"{'format':<8}{'generator only':>16}{'writers only':>14}{'local job':>11}{'HTTP job':>10}   (images/s)"
     )
     for fmt, g, w, e, h in rows:
         print(f"{fmt:<8}{g:>16,.0f}{w:>14,.0f}{e:>11,.0f}{(f'{h:,.0f}' if h else '-'):>10}")
+    if ceilings:
+        print(
+            f"\nfile system alone, just before / after the folder runs: {ceilings[0]:,.0f} / {ceilings[1]:,.0f} files/s "
+            f"({args.n} new {png_size}-byte files, {workers} threads, no encoding, in {root}).\n"
+            "That bounds the folder format on this disk; it swings several-fold between runs on some VMs."
+        )
     z = latents(0, range(2000), card.latent_dim)
     t = time.perf_counter()
     latents(0, range(2000), card.latent_dim)

@@ -105,7 +105,7 @@ def execute(
     t0 = time.perf_counter()
     generated = 0
     pool = ThreadPoolExecutor(
-        workers or min(4, (os.cpu_count() or 1) + 1), thread_name_prefix="augment-write"
+        workers or min(4, os.cpu_count() or 1), thread_name_prefix="augment-write"
     )
     inflight: deque = deque()
 

@@ -101,10 +101,8 @@ class FolderWriter(Writer):
         self._dirs_made = False
 
     def files(self, indices: range, labels: np.ndarray) -> list[str]:
-        return [
-            f"train/{class_folder(self.cfg, int(lab))}/{i:08d}.png"
-            for i, lab in zip(indices, labels, strict=True)
-        ]
+        folders = [class_folder(self.cfg, c) for c in range(len(self.cfg.class_names))]
+        return [f"train/{folders[lab]}/{i:08d}.png" for i, lab in zip(indices, labels.tolist(), strict=True)]
 
     def chunk_paths(self, chunk: int, indices: range, labels: np.ndarray) -> list[Path]:
         return [self.out / f for f in self.files(indices, labels)]
@@ -116,13 +114,14 @@ class FolderWriter(Writer):
             for label in self.cfg.classes:
                 (self.out / "train" / class_folder(self.cfg, label)).mkdir(parents=True, exist_ok=True)
             self._dirs_made = True
-        paths = self.chunk_paths(chunk, indices, labels)
+        root = os.fspath(self.out)
+        paths = [f"{root}/{f}" for f in self.files(indices, labels)]
         return [
             pool.submit(self._write_pngs, paths[a : a + PNG_GROUP], images[a : a + PNG_GROUP])
             for a in range(0, len(paths), PNG_GROUP)
         ]
 
-    def _write_pngs(self, paths: list[Path], images: np.ndarray) -> None:
+    def _write_pngs(self, paths: list[str], images: np.ndarray) -> None:
         for path, image in zip(paths, images, strict=True):
             write_file_fast(path, png_bytes(image, compress_level=1))
         self.hook.written(len(paths))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -133,3 +135,18 @@ def test_config_hash_and_differences():
         "seed: existing 1, now 2",
     ]
     assert JobConfig.from_file_bytes(a.to_file_bytes()) == a
+
+
+def test_manifest_lines_are_exactly_json_of_the_record():
+    from service.augment.manifest import manifest_lines
+
+    names = ['zero "0"', "ünï", *[str(i) for i in range(2, 10)]]
+    cfg = resolve_job(card(class_names=names), "cd" * 32, total=6, seed=7)
+    labels = plan_labels(cfg.classes, cfg.counts)
+    for files in (None, [f"train/{i}/{i:08d}.png" for i in range(6)]):
+        lines = manifest_lines(cfg, range(6), labels, files)
+        for k, line in enumerate(lines):
+            where = {"index": k} if files is None else {"file": files[k]}
+            rec = {**where, "label": int(labels[k]), "class": names[labels[k]], "seed": 7, "seed_index": k,
+                   "model_sha256": "cd" * 32, "job": cfg.config_hash()}  # fmt: skip
+            assert line == json.dumps(rec, separators=(",", ":"))
