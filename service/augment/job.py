@@ -104,9 +104,7 @@ def execute(
     bar = _progress(planned, planned - remaining, progress and bool(todo), desc)
     t0 = time.perf_counter()
     generated = 0
-    pool = ThreadPoolExecutor(
-        workers or min(4, os.cpu_count() or 1), thread_name_prefix="augment-write"
-    )
+    pool = ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1), thread_name_prefix="augment-write")
     inflight: deque = deque()
 
     def finish(item) -> None:

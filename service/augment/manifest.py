@@ -23,5 +23,6 @@ def manifest_lines(cfg: JobConfig, indices: range, labels: np.ndarray, files: li
     if files is None:
         return [f'{{"index":{i}{middle[int(lab)]}{i}{tail}' for i, lab in zip(indices, labels, strict=True)]
     return [
-        f'{{"file":{enc(f)}{middle[int(lab)]}{i}{tail}' for f, i, lab in zip(files, indices, labels, strict=True)
+        f'{{"file":{enc(f)}{middle[int(lab)]}{i}{tail}'
+        for f, i, lab in zip(files, indices, labels, strict=True)
     ]
