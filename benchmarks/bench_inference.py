@@ -2,12 +2,13 @@
 
 Rows (all on the same --threads, measured interleaved in one run, best of --rounds):
   torch eager       the checkpoint's generator + the same uint8 NHWC pixel head, torch.no_grad
-  ort fp32          the shipped export (MatMul rewrite of ConvTranspose, BatchNorm folded)
+  ort fp32          the shipped export (ConvTranspose rewritten as stride-1 phase Convs, BatchNorm folded)
   ort fp32 plain    the same exporter without the rewrite (ORT's own ConvTranspose)
   ort fp32 legacy   TorchScript exporter (dynamo=False), no rewrite           [--compare-exporters]
   ort int8          the int8 variant (QDQ, static calibration)                [--int8]
-FLOPs per image are counted from the module (Linear / Conv / ConvTranspose MACs x 2); the peak is
-the best torch sgemm (1024..2048) on the same threads; roofline = images/s x FLOPs / peak.
+FLOPs per image are counted from the original module (Linear / Conv / ConvTranspose MACs x 2, so
+work a rewrite adds does not count); the peak is the best of torch, numpy and ONNX Runtime fp32
+matmuls (square sizes 1024..2048) on the same threads; roofline = images/s x FLOPs / peak.
 
     nice -n 10 python benchmarks/bench_inference.py [--threads 2] [--int8] [--compare-exporters]
 """
@@ -67,21 +68,39 @@ def count_flops(g, latent_dim: int, conditional: bool) -> int:
     return 2 * macs
 
 
-def sgemm_peak(threads: int, seconds: float = 1.0) -> float:
-    """Best fp32 matmul rate (FLOP/s) of torch over square sizes 1024..2048 on `threads` threads."""
+def _best_rate(fn, n: int, seconds: float) -> float:
+    fn()
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        fn()
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def sgemm_peaks(threads: int, seconds: float = 1.0) -> dict[str, float]:
+    """Best fp32 matmul rate (FLOP/s) over square sizes 1024..2048 on `threads` threads, per library."""
+    import onnxruntime as ort
     import torch
+    from onnx import TensorProto, helper
 
     torch.set_num_threads(threads)
-    best = 0.0
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    peaks = {"torch": 0.0, "numpy": 0.0, "onnxruntime": 0.0}
     for n in (1024, 1536, 2048):
         a, b = torch.randn(n, n), torch.randn(n, n)
-        torch.mm(a, b)
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            t = time.perf_counter()
-            torch.mm(a, b)
-            best = max(best, 2 * n**3 / (time.perf_counter() - t))
-    return best
+        an, bn = a.numpy(), b.numpy()
+        peaks["torch"] = max(peaks["torch"], _best_rate(lambda: torch.mm(a, b), n, seconds))
+        peaks["numpy"] = max(peaks["numpy"], _best_rate(lambda: an @ bn, n, seconds))
+        spec = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "aby"]
+        graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "mm", spec[:2], spec[2:])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        peaks["onnxruntime"] = max(
+            peaks["onnxruntime"], _best_rate(lambda: sess.run(None, {"a": an, "b": bn}), n, seconds)
+        )
+    return peaks
 
 
 def rate(fn, batch: int, seconds: float) -> float:
@@ -169,7 +188,7 @@ def main() -> None:
         head = ImagesHead(g).eval()
 
         flops = count_flops(g, g.latent_dim, g.conditional)
-        peak = sgemm_peak(args.threads)
+        peaks = sgemm_peaks(args.threads)
         rows = ["torch eager", *sessions]
         best = {(r, b): 0.0 for r in rows for b in args.batches}
         for _ in range(args.rounds):
@@ -187,12 +206,15 @@ def main() -> None:
                     best[name, b] = max(
                         best[name, b], rate(lambda s=s, z=z, labels=labels: s.run(z, labels), b, args.seconds)
                     )
-        peak_s = max(sgemm_peak(args.threads), peak)  # again after the runs, in case load changed
+        for lib, p in sgemm_peaks(args.threads).items():  # again after the runs, in case load changed
+            peaks[lib] = max(peaks[lib], p)
+        peak_s = max(peaks.values())
 
     print(
         f"generator: {card.arch} {card.arch_params} latent {card.latent_dim}, conditional={card.conditional}"
     )
-    print(f"FLOPs/image {flops / 1e6:.2f} M; sgemm peak {peak_s / 1e9:.1f} GFLOP/s on {args.threads} threads; "
+    print(f"FLOPs/image {flops / 1e6:.2f} M; fp32 matmul peak {peak_s / 1e9:.1f} GFLOP/s on {args.threads} threads "
+          f"({', '.join(f'{k} {v / 1e9:.1f}' for k, v in peaks.items())}); "
           f"best of {args.rounds} rounds x {args.seconds:g} s; torch {torch.__version__}, numpy {np.__version__}")  # fmt: skip
     print(
         f"{'engine':<18}"

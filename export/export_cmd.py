@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--plain-graph", action="store_true",
-        help="keep ORT's ConvTranspose instead of the MatMul rewrite (faster on an idle CPU, slower on a busy one)",
+        help="keep ORT's ConvTranspose instead of the phase-Conv rewrite (slower; for comparison and debugging)",
     )  # fmt: skip
     p.add_argument(
         "--threads",

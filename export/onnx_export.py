@@ -29,7 +29,7 @@ import torch
 from export.errors import ExportError
 from export.graph_edit import drop_output
 from export.graph_head import FLOAT_OUTPUT, IMAGES, ImagesHead
-from export.matmul_generator import matmul_rewrite
+from export.phase_generator import phase_rewrite
 from export.verify import (
     Parity,
     Tolerance,
@@ -43,7 +43,7 @@ from training.card import ExportInfo, ModelCard, OutputSpec
 from training.checkpoint import build_generator, load_checkpoint, sha256_file
 
 EXPORTER = "torch.onnx.export(dynamo=True)"
-REWRITE_NAME = "convtranspose-as-matmul"  # appended to the card's exporter when export.matmul_generator ran
+REWRITE_NAME = "convtranspose-as-phase-convs"  # appended to the card's exporter when export.phase_generator ran
 OPSET = 18
 PRECISIONS = ("fp32", "fp16", "int8")
 # fp32 must match torch's own rounding; the variants are judged by FID (see export.quantize).
@@ -73,13 +73,13 @@ def _quiet_exporter():
 
 
 def rewritten(generator: torch.nn.Module, rewrite: bool) -> torch.nn.Module | None:
-    return matmul_rewrite(generator) if rewrite else None
+    return phase_rewrite(generator) if rewrite else None
 
 
 def to_onnx(generator: torch.nn.Module, rewrite: bool = True) -> onnx.ModelProto:
     """The two-output (images uint8 NHWC, pixels_float NCHW) fp32 graph with a dynamic batch axis.
 
-    rewrite: export the MatMul form of the generator when export.matmul_generator knows its shape.
+    rewrite: export the stride-1 Conv form of the generator when export.phase_generator knows its shape.
     """
     generator = generator.eval()
     fast = rewritten(generator, rewrite)
@@ -194,7 +194,7 @@ def export_checkpoint(
     precision 'fp16' / 'int8' builds that variant from the verified fp32 graph and refuses it when its
     FID on `fid_n` images exceeds the fp32 export's by more than `fid_budget` (relative); fid_n=0 skips
     the FID check (the card then says fid=None). rewrite=False exports ORT's own ConvTranspose instead of
-    the MatMul form (see benchmarks/bench_inference.py for when each is faster).
+    the phase-Conv form (about half as fast; benchmarks/bench_inference.py times both).
     """
     if precision not in PRECISIONS:
         raise ExportError(f"variant must be one of {', '.join(PRECISIONS)}, got {precision!r}")

@@ -77,14 +77,14 @@ def test_failed_parity_leaves_no_file_and_keeps_an_old_one(tiny_checkpoint, tmp_
 
 def test_a_wrong_graph_is_caught_by_parity(tiny_checkpoint, tmp_path, monkeypatch):
     """A rewrite bug (here: a shifted bias) must fail verification, not ship."""
-    from export.matmul_generator import matmul_rewrite
+    from export.phase_generator import phase_rewrite
 
     def broken(g):
-        fast = matmul_rewrite(g)
-        fast.ups[-1].bias += 0.05
+        fast = phase_rewrite(g)
+        fast.b2 += 0.05
         return fast
 
-    monkeypatch.setattr(onnx_export, "matmul_rewrite", broken)
+    monkeypatch.setattr(onnx_export, "phase_rewrite", broken)
     out = tmp_path / "g.onnx"
     with pytest.raises(
         ExportError,

@@ -8,7 +8,7 @@ import torch
 from export import export_checkpoint
 from export.graph_edit import drop_output
 from export.graph_head import FLOAT_OUTPUT
-from export.matmul_generator import matmul_rewrite
+from export.phase_generator import phase_rewrite
 from export.onnx_export import OPSET, to_onnx
 from service.latents import balanced_labels, latents
 from service.runtime import open_generator, read_card
@@ -40,7 +40,7 @@ def test_every_preset_architecture_exports_with_parity(name, tiny_checkpoint, tm
     assert (e.precision, e.opset, e.parity_batches) == ("fp32", OPSET, [1, 7, 256])
     assert e.parity_max_abs_diff <= 1 and e.float_parity_max_abs_diff <= 1e-4
     assert e.exporter == "torch.onnx.export(dynamo=True)" + (
-        "" if name == "mnist-gan" else " + convtranspose-as-matmul"
+        "" if name == "mnist-gan" else " + convtranspose-as-phase-convs"
     )
     from training.checkpoint import sha256_file
 
@@ -71,8 +71,9 @@ def test_graph_contract_and_self_contained_file(cdcgan_onnx):
     dims = out.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [28, 28, 1]
     assert {p.key for p in m.metadata_props} >= {"gan_service.card"}
-    # The speed rewrite replaced every ConvTranspose with MatMuls.
-    assert "ConvTranspose" not in {n.op_type for n in m.graph.node}
+    # The speed rewrite replaced every ConvTranspose with stride-1 Convs.
+    ops = [n.op_type for n in m.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("Conv") == 8 and ops.count("DepthToSpace") == 1
 
 
 def test_dynamic_batch_gives_the_same_image_whatever_the_batch(cdcgan_onnx):
@@ -99,15 +100,35 @@ def test_run_folder_exports_its_newest_checkpoint(cdcgan_onnx, tmp_path):
     assert from_folder == card
 
 
-def test_matmul_rewrite_matches_the_dcgan_module_and_skips_others(tiny_checkpoint):
+@pytest.mark.parametrize("size", [28, 32])
+@pytest.mark.parametrize("conditional", [True, False])
+def test_phase_rewrite_is_the_same_function(size, conditional):
+    """Random weights and BatchNorm statistics, both image sizes, 1 and 3 channels: same floats."""
+    from training.nets.dcgan import DCGANGenerator
+
+    torch.manual_seed(size + conditional)
+    for channels in (1, 3):
+        g = DCGANGenerator(16, 10, conditional, (channels, size, size), width=8, embed_dim=4)
+        for bn in (g.fc[1], g.up[1]):
+            bn.running_mean.normal_(0, 0.5), bn.running_var.uniform_(0.5, 2), bn.weight.data.normal_(1, 0.3)
+            bn.bias.data.normal_(0, 0.3)
+        g.up[3].bias.data.normal_(0, 0.3)
+        g.eval()
+        fast = phase_rewrite(g)
+        z, labels = torch.randn(9, 16), torch.arange(9) % 10
+        with torch.no_grad():
+            want = g(z, labels if conditional else None)
+            got = fast(z, labels if conditional else None)
+        assert got.shape == want.shape == (9, channels, size, size)
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_phase_rewrite_skips_what_it_does_not_know(tiny_checkpoint):
     g = build_generator(load_checkpoint(tiny_checkpoint("mnist-cdcgan")))
-    fast = matmul_rewrite(g)
-    z = torch.from_numpy(latents(5, range(33), g.latent_dim))
-    labels = torch.arange(33) % 10
-    with torch.no_grad():
-        assert torch.allclose(fast(z, labels), g(z, labels), atol=1e-5)
-    assert matmul_rewrite(build_generator(load_checkpoint(tiny_checkpoint("mnist-gan")))) is None
-    assert matmul_rewrite(g.train()) is None  # batch statistics cannot be folded
+    assert phase_rewrite(build_generator(load_checkpoint(tiny_checkpoint("mnist-gan")))) is None
+    assert phase_rewrite(g.train()) is None  # batch statistics cannot be folded
+    g.eval().up[0] = torch.nn.ConvTranspose2d(g.c4, g.up[0].out_channels, 3, 2, 1, 1, bias=False)
+    assert phase_rewrite(g) is None  # another kernel size
 
 
 def test_float_output_parity_without_the_rewrite(tiny_checkpoint):
