@@ -91,15 +91,17 @@ def sgemm_peaks(threads: int, seconds: float = 1.0) -> dict[str, float]:
     for n in (1024, 1536, 2048):
         a, b = torch.randn(n, n), torch.randn(n, n)
         an, bn = a.numpy(), b.numpy()
-        peaks["torch"] = max(peaks["torch"], _best_rate(lambda: torch.mm(a, b), n, seconds))
-        peaks["numpy"] = max(peaks["numpy"], _best_rate(lambda: an @ bn, n, seconds))
         spec = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "aby"]
         graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "mm", spec[:2], spec[2:])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
         sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        peaks["onnxruntime"] = max(
-            peaks["onnxruntime"], _best_rate(lambda: sess.run(None, {"a": an, "b": bn}), n, seconds)
-        )
+        runs = {
+            "torch": lambda a=a, b=b: torch.mm(a, b),
+            "numpy": lambda a=an, b=bn: a @ b,
+            "onnxruntime": lambda s=sess, a=an, b=bn: s.run(None, {"a": a, "b": b}),
+        }
+        for lib, fn in runs.items():
+            peaks[lib] = max(peaks[lib], _best_rate(fn, n, seconds))
     return peaks
 
 

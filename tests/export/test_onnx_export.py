@@ -8,8 +8,8 @@ import torch
 from export import export_checkpoint
 from export.graph_edit import drop_output
 from export.graph_head import FLOAT_OUTPUT
-from export.phase_generator import phase_rewrite
 from export.onnx_export import OPSET, to_onnx
+from export.phase_generator import phase_rewrite
 from service.latents import balanced_labels, latents
 from service.runtime import open_generator, read_card
 from training.checkpoint import build_generator, load_checkpoint
