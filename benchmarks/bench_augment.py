@@ -2,16 +2,18 @@
 
 For each format three figures: the generator alone (ONNX Runtime calls, no writing), the writers
 alone (a replay backend hands out images generated once, so only encoding + writing is timed) and
-the whole job end to end with the local backend. With --url (a running `gan-service`, e.g.
-`bentoml serve service.app:GeneratorService --port 3000`) the HTTP backend is timed too.
+the whole job end to end with the local backend. With --serve the script starts `bentoml serve` of
+the model's folder on loopback (ORT on --threads) and times the HTTP backend against it too; --url
+points at a service that is already running instead.
 
     BENTOML_DO_NOT_TRACK=true ORT_DISABLE_TELEMETRY=1 nice -n 10 python benchmarks/bench_augment.py \\
-        --model service/models/mnist-cdcgan.onnx --n 10000 [--url http://127.0.0.1:3000#mnist-cdcgan]
+        --model service/models/mnist-cdcgan.onnx --n 10000 [--serve | --url http://127.0.0.1:3000#mnist-cdcgan]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -88,9 +90,22 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="ORT intra-op threads")
     ap.add_argument("--workers", type=int, help="encode/write threads (default: the job's)")
     ap.add_argument("--url", help="also time the HTTP backend against this running service (URL#model)")
+    ap.add_argument(
+        "--serve", action="store_true", help="start a local bentoml serve and time the HTTP backend"
+    )
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--tmp", help="folder for the outputs (default: a temp folder, removed after)")
     args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.serve:
+            from service.local_server import local_serve
+
+            base = stack.enter_context(local_serve(Path(args.model).parent, threads=args.threads))
+            args.url = f"{base}#{Path(args.model).stem}"
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
 
     local = LocalBackend(args.model, batch_size=args.batch_size, threads=args.threads)
     replay = ReplayBackend(local)
