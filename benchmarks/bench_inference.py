@@ -224,7 +224,12 @@ def main() -> None:
         + f"{'vs eager b=1':>14}"
     )
     for r in rows:
-        cells = "".join(f"{best[r, b]:>14.0f}{best[r, b] * flops / peak_s:>10.1%}" for b in args.batches)
+        # int8 MACs are not fp32 FLOPs: no roofline for it
+        cells = "".join(
+            f"{best[r, b]:>14.0f}"
+            + (f"{'-':>10}" if "int8" in r else f"{best[r, b] * flops / peak_s:>10.1%}")
+            for b in args.batches
+        )
         b1 = args.batches[0]
         print(f"{r:<18}{cells}{best[r, b1] / best['torch eager', b1]:>13.2f}x")
 

@@ -15,7 +15,7 @@ def test_train_cli_end_to_end(tmp_path, mnist_small, capsys):
     assert main(args) == 0
     assert "steps: 2 steps" in capsys.readouterr().out
     card = json.loads((out / "card.json").read_text())
-    assert card["name"] == "mnist-cdcgan" and card["variant"] == "ns" and card["arch"] == "dcgan"
+    assert card["name"] == "mnist-cdcgan" and card["variant"] == "hinge" and card["arch"] == "dcgan"
     assert main([*args, "--steps", "3", "--resume"]) == 0
     assert json.loads((out / "card.json").read_text())["steps"] == 3
 
@@ -82,7 +82,7 @@ def test_every_preset_trains_from_the_cli(tmp_path, mnist_small, preset):
     card = json.loads((out / "card.json").read_text())
     assert card["name"] == preset and card["steps"] == 2
     assert card["conditional"] == (preset == "mnist-cdcgan")
-    assert card["variant"] == {"mnist-wgan-gp": "wgan-gp"}.get(preset, "ns")
+    assert card["variant"] == {"mnist-wgan-gp": "wgan-gp", "mnist-cdcgan": "hinge"}.get(preset, "ns")
 
 
 def test_serving_only_install_keeps_torch_free_commands(tmp_path):
