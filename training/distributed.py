@@ -40,6 +40,18 @@ class DistEnv:
             torch.cuda.set_device(device)
         return cls(rank, world, local, device)
 
+    def close(self, wait: bool = True) -> None:
+        """Tear the process group down; `wait` first for every rank (not on an error path, where a
+        rank may never arrive).
+
+        Exiting with the group alive lets gloo's background threads be destroyed mid-flight
+        ("terminate called without an active exception", SIGABRT on one rank now and then).
+        """
+        if self.enabled and tdist.is_initialized():
+            if wait:
+                tdist.barrier()
+            tdist.destroy_process_group()
+
     def wrap(self, module: nn.Module) -> nn.Module:
         if not self.enabled:
             return module

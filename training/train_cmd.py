@@ -77,9 +77,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     ds = load_dataset(cfg.data, "train", download=args.download)
     trainer = Trainer(cfg, ds, resume=args.resume, progress=not args.no_progress)
-    if trainer.cfg.eval_every:
-        attach_quick_eval(trainer)
-    result = trainer.train()
+    try:
+        if trainer.cfg.eval_every:
+            attach_quick_eval(trainer)
+        result = trainer.train()
+    except BaseException:
+        trainer.dist.close(wait=False)
+        raise
+    trainer.dist.close()
     if trainer.dist.is_main:
         print(
             f"{result.stopped_by}: {result.step} steps in {result.seconds:.0f}s; checkpoint {result.checkpoint}; samples {result.out / 'samples.png'}"
