@@ -43,9 +43,8 @@ from training.card import ExportInfo, ModelCard, OutputSpec
 from training.checkpoint import build_generator, load_checkpoint, sha256_file
 
 EXPORTER = "torch.onnx.export(dynamo=True)"
-REWRITE_NAME = (
-    "convtranspose-as-phase-convs"  # appended to the card's exporter when export.phase_generator ran
-)
+# Appended to the card's exporter when export.phase_generator rewrote the generator.
+REWRITE_NAME = "convtranspose-as-phase-convs"
 OPSET = 18
 PRECISIONS = ("fp32", "fp16", "int8")
 # fp32 must match torch's own rounding; the variants are judged by FID (see export.quantize).
