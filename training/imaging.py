@@ -37,7 +37,7 @@ def png_bytes(image: np.ndarray, scale: int = 1, compress_level: int = 1) -> byt
     """Encode uint8 [H, W, C] (C = 1..4) as an 8-bit PNG with zlib directly.
 
     Pillow spends ~130 us per 28x28 digit on object setup; this writes the same pixels in ~20 us,
-    which is what lets the augmentation job write thousands of files a second. Rows use filter 0;
+    which is what lets the augmentation job write thousands of files a second. Rows use filter 0.
     On 500 MNIST test digits the files average 254 bytes (Pillow: 277 at level 1, 267 at its default 6).
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in _PNG_COLOR_TYPE:
