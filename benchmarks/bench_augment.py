@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from service.augment.backends import LocalBackend
-from service.augment.job import execute, run_job
+from service.augment.job import default_workers, execute, run_job
 from service.augment.request import resolve_job
 from service.latents import latents
 from training.imaging import png_bytes
@@ -54,6 +54,13 @@ def generator_only(local: LocalBackend, n: int) -> float:
     )  # warm-up
     t = time.perf_counter()
     local.generate(0, range(n), labels if local.card.conditional else None, None)
+    return n / (time.perf_counter() - t)
+
+
+def images_per_s(n: int, fn, *args, **kwargs) -> float:
+    """n / the seconds fn(*args, **kwargs) took."""
+    t = time.perf_counter()
+    fn(*args, **kwargs)
     return n / (time.perf_counter() - t)
 
 
@@ -120,40 +127,25 @@ def run(args: argparse.Namespace) -> None:
     root = Path(args.tmp or tempfile.mkdtemp(prefix="bench-augment-"))
     rows = []
     job = dict(total=args.n, chunk_size=args.chunk_size)
-    workers = args.workers or min(4, os.cpu_count() or 1)
+    workers = args.workers or default_workers()
     png_size = int(np.median([len(png_bytes(im)) for im in replay.images]))
     ceilings = []
     for fmt in args.formats.split(","):
         cfg = resolve_job(card, local.model_sha256, format=fmt, **job)
         if fmt == "folder":
             ceilings.append(file_creation_ceiling(root / "bare-before", args.n, png_size, workers))
-        t = time.perf_counter()
-        execute(cfg, root / f"replay-{fmt}", replay, workers=args.workers)
-        writers_only = args.n / (time.perf_counter() - t)
-        t = time.perf_counter()
-        run_job(
-            args.model,
-            root / f"local-{fmt}",
-            format=fmt,
-            batch_size=args.batch_size,
-            threads=args.threads,
-            workers=args.workers,
-            **job,
+        writers_only = images_per_s(
+            args.n, execute, cfg, root / f"replay-{fmt}", replay, workers=args.workers
         )
-        end_to_end = args.n / (time.perf_counter() - t)
+        common = dict(format=fmt, batch_size=args.batch_size, workers=args.workers, **job)
+        end_to_end = images_per_s(
+            args.n, run_job, args.model, root / f"local-{fmt}", threads=args.threads, **common
+        )
         http = None
         if args.url:
-            t = time.perf_counter()
-            run_job(
-                args.url,
-                root / f"http-{fmt}",
-                format=fmt,
-                batch_size=args.batch_size,
-                concurrency=args.concurrency,
-                workers=args.workers,
-                **job,
+            http = images_per_s(
+                args.n, run_job, args.url, root / f"http-{fmt}", concurrency=args.concurrency, **common
             )
-            http = args.n / (time.perf_counter() - t)
         if fmt == "folder":
             ceilings.append(file_creation_ceiling(root / "bare-after", args.n, png_size, workers))
         rows.append((fmt, gen, writers_only, end_to_end, http))

@@ -33,6 +33,10 @@ def _bn_scale_shift(bn: nn.Module | None, n: int) -> tuple[torch.Tensor, torch.T
     return scale, bn.bias.detach() - bn.running_mean * scale
 
 
+def _bias(layer: nn.Module, n: int) -> torch.Tensor:
+    return layer.bias.detach() if layer.bias is not None else torch.zeros(n)
+
+
 def _is_upsampler(m: nn.Module) -> bool:
     return (
         type(m) is nn.ConvTranspose2d
@@ -92,16 +96,16 @@ class PhaseConvDCGAN(nn.Module):
         self.image_shape, self.embed, self.c4, self.s = g.image_shape, g.embed, g.c4, g.s
         lin, bn0 = g.fc[0], g.fc[1]
         scale, shift = _bn_scale_shift(bn0, lin.out_features)
-        bias = lin.bias.detach() if lin.bias is not None else torch.zeros(lin.out_features)
+        bias = _bias(lin, lin.out_features)
         self.fc = nn.Linear(lin.in_features, lin.out_features)
         self.fc.weight.data.copy_(lin.weight.detach() * scale[:, None])
         self.fc.bias.data.copy_(bias * scale + shift)
 
         up1, bn1, up2 = g.up[0], g.up[1], g.up[3]
         scale, shift = _bn_scale_shift(bn1, up1.out_channels)
-        bias1 = up1.bias.detach() if up1.bias is not None else torch.zeros(up1.out_channels)
+        bias1 = _bias(up1, up1.out_channels)
         w1 = up1.weight.detach() * scale[None, :, None, None]
-        bias2 = up2.bias.detach() if up2.bias is not None else torch.zeros(up2.out_channels)
+        bias2 = _bias(up2, up2.out_channels)
         layers1, layers2 = phase1_weights(w1), phase2_weights(up2.weight.detach())
         for k, (w, _) in enumerate(layers1):
             self.register_buffer(f"w1_{k}", w)

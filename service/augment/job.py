@@ -30,6 +30,11 @@ from training.fileio import atomic_open, atomic_write_bytes
 MAX_INFLIGHT_CHUNKS = 2
 
 
+def default_workers() -> int:
+    """Encode/write threads: one per core (more only fight over the GIL), at most 4."""
+    return min(4, os.cpu_count() or 1)
+
+
 @dataclass
 class JobResult:
     out: Path
@@ -104,7 +109,7 @@ def execute(
     bar = _progress(planned, planned - remaining, progress and bool(todo), desc)
     t0 = time.perf_counter()
     generated = 0
-    pool = ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1), thread_name_prefix="augment-write")
+    pool = ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="augment-write")
     inflight: deque = deque()
 
     def finish(item) -> None:
