@@ -32,6 +32,7 @@ serve: $(VENV)/.serve-installed
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 GAN_ORT_THREADS=1 $(VENV)/bin/pytest
 
 lint: $(VENV)/.dev-installed

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from service.augment.backends import LocalBackend
-from service.augment.job import default_workers, execute, run_job
-from service.augment.request import resolve_job
-from service.latents import latents
-from training.imaging import png_bytes
+from augment.backends import LocalBackend
+from augment.job import default_workers, execute, run_job
+from augment.request import resolve_job
+from gan_core.imaging import png_bytes
+from gan_core.latents import latents
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ def file_creation_ceiling(root: Path, n: int, size: int, workers: int) -> float:
     `root`, with no encoding at all: what this file system allows the folder format at best."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from training.fileio import write_file_fast
+    from gan_core.fileio import write_file_fast
 
     data = b"\0" * size
     folders = [root / str(k) for k in range(10)]

@@ -29,9 +29,9 @@ def main() -> None:
     os.environ["GAN_ORT_THREADS"] = str(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["GAN_EVAL_CACHE"] = str(Path(tmp) / "cache")
+        from gan_core.datasets import load_dataset
         from training import evaluation
         from training.config import preset
-        from training.data import load_dataset
         from training.evaluation import evaluate_target
         from training.trainer import Trainer
 

@@ -27,11 +27,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from gan_core.imaging import png_bytes  # noqa: E402
+from gan_core.latents import balanced_labels, latents  # noqa: E402
+from gan_core.runtime import open_generator  # noqa: E402
 from service.generate import Images, npz_bytes  # noqa: E402
-from service.latents import balanced_labels, latents  # noqa: E402
 from service.local_server import local_serve  # noqa: E402
-from service.runtime import open_generator  # noqa: E402
-from training.imaging import png_bytes  # noqa: E402
 
 WORKLOADS = {"png1": (1, "png"), "npz256": (256, "npz")}
 

@@ -138,19 +138,19 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from export.errors import ExportError
-    from export.graph_edit import drop_output
+    from export.graph_edit import drop_output, with_card
     from export.graph_head import FLOAT_OUTPUT, IMAGES, ImagesHead
-    from export.onnx_export import export_checkpoint, to_onnx, with_card
-    from service.latents import balanced_labels, latents
-    from service.runtime import open_generator
+    from export.onnx_export import export_checkpoint, to_onnx
+    from gan_core.latents import balanced_labels, latents
+    from gan_core.runtime import open_generator
     from training.checkpoint import build_generator, load_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ckpt_path = args.checkpoint
         if ckpt_path is None:
+            from gan_core.datasets import load_dataset
             from training.config import preset
-            from training.data import load_dataset
             from training.trainer import Trainer
 
             trainer = Trainer(
@@ -164,7 +164,7 @@ def main() -> None:
         card = export_checkpoint(ckpt_path, tmp / "fp32.onnx", threads=args.threads)
         files = {"ort fp32": tmp / "fp32.onnx"}
         plain = drop_output(to_onnx(g, rewrite=False), FLOAT_OUTPUT)
-        onnx.save_model(with_card(plain, card), tmp / "plain.onnx")
+        (tmp / "plain.onnx").write_bytes(with_card(plain, card))
         files["ort fp32 plain"] = tmp / "plain.onnx"
         if args.compare_exporters:
             head, names = ImagesHead(g).eval(), ["z", "labels"] if g.conditional else ["z"]
@@ -173,10 +173,8 @@ def main() -> None:
                 head, ex, tmp / "legacy.onnx", dynamo=False, opset_version=18, input_names=names,
                 output_names=[IMAGES, FLOAT_OUTPUT], dynamic_axes={n: {0: "N"} for n in [*names, IMAGES, FLOAT_OUTPUT]},
             )  # fmt: skip
-            onnx.save_model(
-                with_card(drop_output(onnx.load(tmp / "legacy.onnx"), FLOAT_OUTPUT), card),
-                tmp / "legacy.onnx",
-            )
+            legacy = drop_output(onnx.load(tmp / "legacy.onnx"), FLOAT_OUTPUT)
+            (tmp / "legacy.onnx").write_bytes(with_card(legacy, card))
             files["ort fp32 legacy"] = tmp / "legacy.onnx"
         if args.int8:
             try:

@@ -16,8 +16,8 @@ import time
 
 import torch
 
+from gan_core.datasets import load_dataset
 from training.config import preset
-from training.data import load_dataset
 from training.trainer import Trainer, mode_seeking_penalty
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gan_core.errors import UserError
 
-class ExportError(ValueError):
+
+class ExportError(UserError):
     """An export that cannot be made or did not verify; the message is one line for the user."""

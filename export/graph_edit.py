@@ -1,10 +1,13 @@
-"""Small ONNX graph edits the exporter needs: drop an output (and its dead nodes), sort nodes topologically."""
+"""Small ONNX graph edits the exporter needs: drop an output (and its dead nodes), sort nodes topologically,
+attach the model card."""
 
 from __future__ import annotations
 
 import onnx
 
 from export.errors import ExportError
+from gan_core.card import ModelCard
+from gan_core.card_files import card_into_bytes
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -50,3 +53,11 @@ def toposorted(model: onnx.ModelProto) -> onnx.ModelProto:
     del m.graph.node[:]
     m.graph.node.extend(ordered)
     return m
+
+
+def with_card(model: onnx.ModelProto, card: ModelCard) -> bytes:
+    """The serialized model with the card attached (gan_core.card_files, the one card writer)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    m.producer_name, m.producer_version = "gan-service", card.versions.get("gan_service", "")
+    return card_into_bytes(m.SerializeToString(), "onnx", card)

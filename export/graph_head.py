@@ -16,7 +16,7 @@ FLOAT_OUTPUT = "pixels_float"  # verification-only output, removed before writin
 
 
 def to_uint8_nhwc(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float [N, C, H, W] -> uint8 [N, H, W, C], as training.imaging.float_to_uint8 does in numpy."""
+    """[-1, 1] float [N, C, H, W] -> uint8 [N, H, W, C], as gan_core.imaging.float_to_uint8 does in numpy."""
     return torch.clamp(torch.round((x + 1.0) * 127.5), 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 

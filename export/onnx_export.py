@@ -9,7 +9,7 @@ pass runs; ORT >= 1.14 executes it, which covers the service's onnxruntime-gpu >
 
 Flow: export a two-output graph (uint8 images + the [-1, 1] floats), onnx.checker, parity against
 torch at batches 1/7/256, optional precision variant with its own parity and FID check, then drop
-the float output, attach the card, write to a temp file, reopen it through service.runtime, and
+the float output, attach the card, write to a temp file, reopen it through gan_core.runtime, and
 rename it into place only when everything passed. Any failure leaves no file behind.
 """
 
@@ -27,7 +27,7 @@ import onnx
 import torch
 
 from export.errors import ExportError
-from export.graph_edit import drop_output
+from export.graph_edit import drop_output, with_card
 from export.graph_head import FLOAT_OUTPUT, IMAGES, ImagesHead
 from export.phase_generator import phase_rewrite
 from export.verify import (
@@ -38,8 +38,8 @@ from export.verify import (
     measure_parity,
     parity_inputs,
 )
-from service.runtime import CARD_KEY, ModelFileError, open_generator
-from training.card import ExportInfo, ModelCard, OutputSpec
+from gan_core.card import ExportInfo, ModelCard, OutputSpec
+from gan_core.runtime import ModelFileError, open_generator
 from training.checkpoint import build_generator, load_checkpoint, sha256_file
 
 EXPORTER = "torch.onnx.export(dynamo=True)"
@@ -111,18 +111,6 @@ def to_onnx(generator: torch.nn.Module, rewrite: bool = True) -> onnx.ModelProto
     return program.model_proto
 
 
-def with_card(model: onnx.ModelProto, card: ModelCard) -> onnx.ModelProto:
-    """Attach the card as metadata_props[CARD_KEY] (JSON), replacing any earlier one."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    props = [p for p in m.metadata_props if p.key != CARD_KEY]
-    del m.metadata_props[:]
-    m.metadata_props.extend(props)
-    onnx.helper.set_model_props(m, {**{p.key: p.value for p in props}, CARD_KEY: card.model_dump_json()})
-    m.producer_name, m.producer_version = "gan-service", card.versions.get("gan_service", "")
-    return m
-
-
 def export_card(
     card: ModelCard,
     sha256: str,
@@ -158,10 +146,9 @@ def _temp_path(out: Path) -> Path:
 
 
 def _write_and_reopen(
-    model: onnx.ModelProto, tmp: Path, card: ModelCard, generator: torch.nn.Module, threads: int | None
+    data: bytes, tmp: Path, card: ModelCard, generator: torch.nn.Module, threads: int | None
 ) -> None:
-    """Write `model` to `tmp` (fsynced) and check the file the way the service will open it."""
-    data = model.SerializeToString()
+    """Write the serialized model to `tmp` (fsynced) and check the file the way the service will open it."""
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -239,7 +226,7 @@ def export_checkpoint(
             fid = fid_check(graph, model, ckpt.card, fid_budget, fid_n, precision) if fid_n else None
         card = export_card(ckpt.card, sha256_file(ckpt.path), precision, parity, fid, rewrite)
         final = with_card(drop_output(model, FLOAT_OUTPUT), card)
-        check_model(final)
+        check_model(onnx.load_from_string(final))
         tmp = _temp_path(out)
         _write_and_reopen(final, tmp, card, generator, threads)
         os.replace(tmp, out)

@@ -19,9 +19,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from export.errors import ExportError
-from export.graph_edit import drop_output, toposorted
+from export.graph_edit import drop_output, toposorted, with_card
 from export.graph_head import FLOAT_OUTPUT, IMAGES
-from service.latents import balanced_labels, latents
+from gan_core.latents import balanced_labels, latents
 
 CALIBRATION_SEED = 7_2024
 CALIBRATION_BATCHES = 16
@@ -172,12 +172,10 @@ def fid_check(
     Returns the card fields (fid, fid_fp32, fid_n). Both graphs are written with the card to a private
     temp folder, since training.evaluation opens .onnx files the way the service does.
     """
-    from export.onnx_export import with_card
-
     with tempfile.TemporaryDirectory(prefix="gan-fid-") as d:
         paths = Path(d) / "fp32.onnx", Path(d) / f"{precision}.onnx"
         for model, path in zip((fp32_graph, variant), paths, strict=True):
-            onnx.save_model(with_card(drop_output(model, FLOAT_OUTPUT), card), path)
+            path.write_bytes(with_card(drop_output(model, FLOAT_OUTPUT), card))
         fid32, fidv = measure_fid(paths[0], n), measure_fid(paths[1], n)
     limit = fid32 * (1.0 + budget)
     if fidv > limit:

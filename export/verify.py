@@ -16,9 +16,9 @@ import torch
 
 from export.errors import ExportError
 from export.graph_head import FLOAT_OUTPUT, IMAGES
-from service.latents import balanced_labels, latents
-from service.runtime import session_options
-from training.imaging import float_to_uint8
+from gan_core.imaging import float_to_uint8
+from gan_core.latents import balanced_labels, latents
+from gan_core.runtime import session_options
 
 PARITY_BATCHES = (1, 7, 256)
 PARITY_SEED = 4_2024

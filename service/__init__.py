@@ -1,1 +1,1 @@
-"""Serving side: ONNX Runtime + numpy only. Nothing under service/ may import torch."""
+"""Serving side: BentoML over ONNX Runtime + numpy, built on gan_core only. Nothing here imports torch."""

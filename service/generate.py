@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_core.fileio import sha256_file
+from gan_core.imaging import grid, png_bytes
+from gan_core.latents import MAX_SEED, balanced_labels, latents
+from gan_core.runtime import GeneratorSession, ModelFileError, open_generator
 from service.batcher import Batcher, Overloaded
-from service.latents import MAX_SEED, balanced_labels, latents
-from service.runtime import GeneratorSession, ModelFileError, open_generator
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import Settings
-from training.fileio import sha256_file
-from training.imaging import grid, png_bytes
 
 log = logging.getLogger("gan_service")
 

@@ -29,12 +29,20 @@ def free_port() -> int:
 
 @contextmanager
 def local_serve(
-    models_dir: str | os.PathLike, threads: int = 1, workers: int = 1, ready_timeout: float = 120
+    models_dir: str | os.PathLike,
+    threads: int = 1,
+    workers: int = 1,
+    ready_timeout: float = 120,
+    cwd: str | os.PathLike = REPO,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
-    """Yield the base URL of a ready server; stop it (SIGTERM, then SIGKILL) on exit."""
+    """Yield the base URL of a ready server; stop it (SIGTERM, then SIGKILL) on exit.
+
+    cwd: the folder holding the service's packages (the repo, or a built bento's src/); env: extra variables.
+    """
     port = free_port()
     env = {**os.environ, "GAN_MODELS_DIR": str(models_dir), "GAN_ORT_THREADS": str(threads), "GAN_WORKERS": str(workers),
-           "BENTOML_DO_NOT_TRACK": "true", "ORT_DISABLE_TELEMETRY": "1"}  # fmt: skip
+           "BENTOML_DO_NOT_TRACK": "true", "ORT_DISABLE_TELEMETRY": "1", **(env or {})}  # fmt: skip
     cmd = [
         sys.executable,
         "-m",
@@ -47,7 +55,7 @@ def local_serve(
         str(port),
     ]
     proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
     try:

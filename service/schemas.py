@@ -10,11 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.latents import MAX_SEED
-from training.card import ModelCard
+from gan_core.card import ModelCard
+from gan_core.latents import MAX_SEED
 
 MAX_INDEX = 2**62  # start_index + count stays far inside int64
-MIN_TRUNCATION = 0.1  # below this, redrawing |z| > t (service.latents) takes unboundedly long
+MIN_TRUNCATION = 0.1  # below this, redrawing |z| > t (gan_core.latents) takes unboundedly long
 
 Label = int | str
 Labels = Label | list[Label] | None

@@ -10,10 +10,12 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from gan_core.errors import UserError
+
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError):
     """A GAN_* variable with a value the service cannot use; one line, names the variable."""
 
 

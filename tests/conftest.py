@@ -32,7 +32,7 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_train(mnist_dir):
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
 
     return load_dataset(mnist_dir, "train")
 
@@ -45,3 +45,85 @@ def mnist_small(mnist_train, tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "mnist2k.npz"
     np.savez(path, images=mnist_train.images[:2000, 0], labels=mnist_train.labels[:2000])
     return path
+
+
+# One tiny model per preset architecture, trained a few steps on 2k real digits, once per session:
+# every test package (export, service, augment, evaluation) uses these.
+TINY_ARCH = {
+    "mnist-gan": {"g_hidden": [16, 32], "d_hidden": [16, 8]},
+    "mnist-dcgan": {"g_width": 8, "d_width": 8},
+    "mnist-cdcgan": {"g_width": 8, "d_width": 8},
+    "mnist-wgan-gp": {"g_width": 8, "d_width": 8},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(mnist_small, tmp_path_factory):
+    """preset name -> path of its checkpoint (trained 2 steps with tiny widths), cached per session."""
+    from gan_core.datasets import load_dataset
+    from training.config import preset
+    from training.trainer import Trainer
+
+    ds = load_dataset(mnist_small)
+    made = {}
+
+    def make(name: str):
+        if name not in made:
+            out = tmp_path_factory.mktemp(name)
+            cfg = preset(
+                name,
+                out=str(out),
+                steps=2,
+                batch_size=16,
+                arch_params=TINY_ARCH[name],
+                threads=1,
+                eval_every=0,
+            )
+            made[name] = Trainer(cfg, ds, progress=False).train().checkpoint
+        return made[name]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory):
+    """preset name -> (checkpoint, fp32 .onnx, card written) of its tiny model, exported once."""
+    from export import export_checkpoint
+
+    made = {}
+
+    def make(name: str):
+        if name not in made:
+            ckpt = tiny_checkpoint(name)
+            out = tmp_path_factory.mktemp("onnx") / f"{name}.onnx"
+            made[name] = (ckpt, out, export_checkpoint(ckpt, out))
+        return made[name]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def cdcgan_onnx(tiny_onnx):
+    """(checkpoint, fp32 .onnx, card written) of the tiny conditional DCGAN."""
+    return tiny_onnx("mnist-cdcgan")
+
+
+@pytest.fixture(scope="session")
+def cond_onnx(tiny_onnx):
+    return tiny_onnx("mnist-cdcgan")[1]
+
+
+@pytest.fixture(scope="session")
+def uncond_onnx(tiny_onnx):
+    return tiny_onnx("mnist-dcgan")[1]
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory, cond_onnx, uncond_onnx):
+    """A models folder as the service sees it: one conditional and one unconditional generator."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("served")
+    shutil.copy(cond_onnx, d / "mnist-cdcgan.onnx")
+    shutil.copy(uncond_onnx, d / "mnist-dcgan.onnx")
+    return d

@@ -1,6 +1,3 @@
-"""Training side of gan-service: data, the GAN family, the training loop, checkpoints, metrics.
+"""Training side of gan-service (torch): the GAN family, the training loop, checkpoints, evaluation."""
 
-Kept import-light on purpose: `training.card` is read by the torch-free service.
-"""
-
-__version__ = "0.1.0"
+from gan_core import __version__  # noqa: F401  (one version for the whole project)

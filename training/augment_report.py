@@ -29,31 +29,31 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
 
 
 def synthetic_dataset(path: str | Path):
-    """An augmentation output folder (reads its job.json to find the dataset) or any dataset path."""
-    from service.augment.state import read_job
-    from service.augment.writers import NPZ_FILE
-    from training.data import load_dataset
+    """An augmentation output folder (its job.json says whether it is complete and labelled) or any dataset path."""
+    from gan_core.datasets import load_dataset
+    from gan_core.errors import UserError
 
     p = Path(path)
-    job = read_job(p) if p.is_dir() else None
-    if job is not None:
-        from training.cli import UserError
-
+    job_file = p / "job.json"
+    if job_file.is_file():
+        try:
+            job = json.loads(job_file.read_text())["config"]
+        except (ValueError, KeyError) as e:
+            raise UserError(f"{job_file}: not a readable augmentation job file ({e})") from None
         if not (p / "manifest.jsonl").is_file():
             raise UserError(
                 f"{p}: the augmentation job is not complete (no manifest.jsonl); rerun or merge it first"
             )
-        if not job.conditional:
+        if not job.get("conditional"):
             raise UserError(
                 f"{p}: images of an unconditional model carry no labels; the report needs a conditional generator"
             )
-        p = p / NPZ_FILE if job.format == "npz" else p
     return load_dataset(p, "train")
 
 
 def _relabel(syn, real_names: list[str]):
     """Synthetic labels -> the real dataset's label ids, matched by class name."""
-    from training.cli import UserError
+    from gan_core.errors import UserError
 
     missing = [n for n in syn.class_names if n not in real_names]
     if missing:
@@ -67,9 +67,9 @@ def _relabel(syn, real_names: list[str]):
 def run_report(synthetic: str | Path, data: str | None = None, real_fraction: float = 0.01, steps: int = 300, seed: int = 0,
                batch_size: int = 128, test_n: int | None = None, out: str | Path | None = None, progress: bool = False) -> dict:  # fmt: skip
     """Train the three evaluators; returns (and writes, next to an augmentation output by default) the report."""
+    from gan_core.datasets import load_dataset
+    from gan_core.errors import UserError
     from training.checkpoint import atomic_write_bytes
-    from training.cli import UserError
-    from training.data import load_dataset
     from training.evaluator import train_evaluator
 
     if not 0 < real_fraction <= 1:
@@ -161,7 +161,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from training.cli import UserError
+    from gan_core.errors import UserError
 
     if args.threads < 1 or (args.test_n is not None and args.test_n < 1):
         raise UserError("--threads and --test-n must be >= 1")

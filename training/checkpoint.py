@@ -18,15 +18,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from training.card import ModelCard
+from gan_core.card import ModelCard
+from gan_core.errors import UserError
+from gan_core.fileio import atomic_write_bytes, sha256_file  # noqa: F401  (re-exported)
 from training.config import TrainConfig
-from training.fileio import atomic_write_bytes, sha256_file  # noqa: F401  (re-exported)
 
 FORMAT = "gan-service-checkpoint/1"
 CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A file that is not a usable checkpoint; the message is one line for the user."""
 
 

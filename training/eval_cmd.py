@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.cli import UserError
+    from gan_core.errors import UserError
     from training.evaluation import (
         evaluate_samples,
         sample_target,

@@ -39,7 +39,7 @@ class Samples:
     labels: np.ndarray | None
     kind: str  # checkpoint | onnx | npz | dataset
     path: Path
-    card: Any = None  # training.card.ModelCard for generators
+    card: Any = None  # gan_core.card.ModelCard for generators
 
     @property
     def conditional(self) -> bool:
@@ -85,7 +85,7 @@ def target_kind(target: str | os.PathLike) -> str:
 def _generate_batches(
     run, n: int, dim: int, seed: int, num_classes: int | None, batch: int = 500
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    from service.latents import balanced_labels, latents
+    from gan_core.latents import balanced_labels, latents
 
     out = []
     for i in range(0, n, batch):
@@ -99,7 +99,7 @@ def torch_sampler(g, device=None):
     """run(z, labels) -> uint8 [N, C, H, W] for a torch generator in eval mode."""
     import torch
 
-    from training.imaging import float_to_uint8
+    from gan_core.imaging import float_to_uint8
 
     device = device or next(g.parameters()).device
 
@@ -132,7 +132,7 @@ def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, spl
         images, labels = sample_generator(build_generator(ckpt, "g_ema"), n, seed)
         return Samples(images, labels, kind, ckpt.path, ckpt.card)
     if kind == "onnx":
-        from service.runtime import ModelFileError, open_generator
+        from gan_core.runtime import ModelFileError, open_generator
 
         try:
             sess = open_generator(p, threads=int(os.environ.get("GAN_ORT_THREADS", 0)) or None, device="cpu")
@@ -147,7 +147,7 @@ def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, spl
             run, n, card.latent_dim, seed, card.num_classes if card.conditional else None
         )
         return Samples(np.ascontiguousarray(images), labels, kind, p, card)
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
 
     ds = load_dataset(p, split)
     if kind == "npz":
@@ -177,7 +177,7 @@ def real_reference(
     keep_images: bool = False,
 ) -> Reference:
     """Features, k-NN radii and statistics of n real images of `data`'s split, cached by content."""
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
 
     ds = data if hasattr(data, "images") else load_dataset(data, split)
     if ds.image_shape != tuple(ev.card.image_shape) or ds.num_classes != ev.card.num_classes:
@@ -269,7 +269,7 @@ def classification_accuracy_score(
 
 def fid_floor(ev: Evaluator, data, n: int, seed: int, ref: Reference) -> float | None:
     """FID of n real training images against the reference: the best a generator can expect."""
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
 
     train = load_dataset(data, "train")
     if train.fingerprint() == ref.info["fingerprint"]:
@@ -361,42 +361,23 @@ def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
 
 def write_card_metrics(samples: Samples, report: dict[str, Any]) -> Path:
     """Set the card's `metrics` inside the evaluated checkpoint or .onnx file (temp file + rename)."""
+    from gan_core.card_files import write_card
+
     card = samples.card.model_copy(update={"metrics": card_metrics(report)})
     card = type(samples.card).model_validate(card.model_dump())
+    write_card(samples.path, card)
     if samples.kind == "checkpoint":
-        from safetensors import safe_open
-        from safetensors.torch import save
-
-        with safe_open(str(samples.path), "pt") as f:
-            meta = dict(f.metadata())
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        meta["card"] = card.model_dump_json()
-        atomic_write_bytes(samples.path, save(tensors, metadata=meta))
         ckpts = list_checkpoints(samples.path.parent)
         if (
             ckpts and ckpts[-1].resolve() == samples.path.resolve()
         ):  # card.json describes the newest checkpoint
-            atomic_write_bytes(samples.path.parent / "card.json", card.to_json().encode())
-        return samples.path
-    import onnx
-
-    from service.runtime import CARD_KEY
-
-    model = onnx.load(str(samples.path))
-    props = {p.key: p for p in model.metadata_props}
-    if CARD_KEY in props:
-        props[CARD_KEY].value = card.model_dump_json()
-    else:
-        onnx.helper.set_model_props(
-            model, {**{p.key: p.value for p in model.metadata_props}, CARD_KEY: card.model_dump_json()}
-        )
-    atomic_write_bytes(samples.path, model.SerializeToString())
+            write_card(samples.path.parent / "card.json", card)
     return samples.path
 
 
 def write_report(report: dict[str, Any], samples: Samples, out: Path) -> tuple[Path, Path]:
     """REPORT.json and REPORT.png (a grid of the first samples) beside it, both atomically."""
-    from training.imaging import grid, png_bytes
+    from gan_core.imaging import grid, png_bytes
 
     out = Path(out)
     atomic_write_bytes(out, (json.dumps(report, indent=2) + "\n").encode())

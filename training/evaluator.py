@@ -20,13 +20,14 @@ from pydantic import BaseModel, ConfigDict
 from safetensors.torch import load_file, save
 from torch import nn
 
+from gan_core.errors import UserError
 from training.checkpoint import atomic_write_bytes, sha256_file
 
 EVALUATOR_DIR = Path(__file__).resolve().parent / "evaluators"
 DEFAULT_EVALUATOR = "mnist"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     """A missing or damaged evaluator, target or data it cannot measure; one line for the user."""
 
 

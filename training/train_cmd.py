@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from training.cli import UserError
+    from gan_core.errors import UserError
     from training.config import preset
 
     overrides = {
@@ -70,7 +70,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
     from training.evaluation import attach_quick_eval
     from training.trainer import Trainer
 

@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from training.cli import UserError
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
+    from gan_core.errors import UserError
     from training.evaluator import save_evaluator, train_evaluator
 
     for flag in ("epochs", "batch_size", "train_n", "test_n", "threads"):

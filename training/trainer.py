@@ -19,8 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from gan_core.card import ModelCard
+from gan_core.datasets import ImageDataset
+from gan_core.errors import UserError
+from gan_core.imaging import float_to_uint8, grid, png_bytes
 from training import __version__
-from training.card import ModelCard
 from training.checkpoint import (
     atomic_write_bytes,
     list_checkpoints,
@@ -29,16 +32,14 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.config import TrainConfig
-from training.data import ImageDataset
 from training.distributed import DistEnv, param_checksum
 from training.ema import EMA, recalibrated
-from training.imaging import float_to_uint8, grid, png_bytes
 from training.models import build_networks
 from training.registry import get_loss
 from training.runlog import RunLog, plot_curves
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError):
     """A run that cannot go on (diverged, incompatible resume); the message is for the user."""
 
 

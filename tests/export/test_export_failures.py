@@ -4,7 +4,7 @@ import pytest
 
 from export import ExportError, export_checkpoint, onnx_export
 from export.verify import Tolerance
-from training.cli import main
+from gan.cli import main
 
 
 def _no_leftovers(folder, out):

@@ -10,10 +10,11 @@ from export.graph_edit import drop_output
 from export.graph_head import FLOAT_OUTPUT
 from export.onnx_export import OPSET, to_onnx
 from export.phase_generator import phase_rewrite
-from service.latents import balanced_labels, latents
-from service.runtime import open_generator, read_card
+from gan_core.card_files import read_card
+from gan_core.imaging import float_to_uint8
+from gan_core.latents import balanced_labels, latents
+from gan_core.runtime import open_generator
 from training.checkpoint import build_generator, load_checkpoint
-from training.imaging import float_to_uint8
 
 
 def _inputs(card, n, seed=3):
@@ -148,7 +149,7 @@ def test_float_output_parity_without_the_rewrite(tiny_checkpoint):
 
 
 def test_plain_graph_flag_keeps_convtranspose(tiny_checkpoint, tmp_path, capsys):
-    from training.cli import main
+    from gan.cli import main
 
     out = tmp_path / "plain.onnx"
     assert (

@@ -5,8 +5,9 @@ import onnx
 import pytest
 
 from export import ExportError, export_checkpoint, quantize
-from service.latents import balanced_labels, latents
-from service.runtime import open_generator, read_card
+from gan_core.card_files import read_card
+from gan_core.latents import balanced_labels, latents
+from gan_core.runtime import open_generator
 
 
 def _run(path, card, n=16):

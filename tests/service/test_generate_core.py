@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gan_core.latents import latents
+from gan_core.runtime import open_generator
 from service.generate import ClientError, Generator, grid_image, path
-from service.latents import latents
-from service.runtime import open_generator
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import Settings, SettingsError
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.latents import latents
-from service.runtime import open_generator
+from gan_core.latents import latents
+from gan_core.runtime import open_generator
 from tests.conftest import REPO
 
 

@@ -7,12 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from service.augment.job import run_job
+from augment.job import run_job
+from gan.cli import main as gan
+from gan_core.errors import UserError
 from training.augment_report import run_report, stratified_subset
-from training.cli import UserError
-from training.cli import main as gan
-
-pytest_plugins = ["tests.service.augment_models"]  # session fixtures cond_onnx, uncond_onnx
 
 
 def test_stratified_subset_takes_the_share_of_every_class_seeded():

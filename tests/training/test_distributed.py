@@ -10,7 +10,7 @@ def test_torchrun_two_cpu_ranks_hold_identical_weights(tmp_path, mnist_small):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "--rdzv_backend=c10d", "--rdzv_endpoint=127.0.0.1:0",
-           "-m", "training.cli", "train", "--preset", "mnist-dcgan", "--data", str(mnist_small), "--out", str(out),
+           "-m", "gan.cli", "train", "--preset", "mnist-dcgan", "--data", str(mnist_small), "--out", str(out),
            "--steps", "3", "--threads", "1", "--no-progress", "--set", 'arch_params={"g_width": 8, "d_width": 8}']  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

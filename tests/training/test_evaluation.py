@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from training.card import ModelCard
-from training.cli import main
+from gan.cli import main
+from gan_core.card import ModelCard
 from training.evaluation import (
     QuickEval,
     attach_quick_eval,
@@ -41,7 +41,7 @@ def _cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="module")
 def mnist_test(mnist_dir):
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
 
     return load_dataset(mnist_dir, "test")
 
@@ -171,7 +171,7 @@ def _tiny_run(ds, out: Path, conditional=True, **kw):
 
 @pytest.fixture(scope="module")
 def small_ds(mnist_small):
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
 
     return load_dataset(mnist_small)
 
@@ -229,7 +229,7 @@ def test_quick_eval_logs_and_sets_last_metrics(small_ds, tmp_path):
 
 
 def test_quick_eval_skips_data_without_evaluator(tmp_path):
-    from training.data import ImageDataset
+    from gan_core.datasets import ImageDataset
 
     ds = ImageDataset(np.zeros((64, 1, 32, 32), np.uint8), np.arange(64) % 3, ["a", "b", "c"], "x", "x")
     trainer = _tiny_run(ds, tmp_path / "run", eval_every=1)
@@ -285,7 +285,7 @@ def test_evaluate_samples_rejects_tiny_n(mnist_small):
 
 def test_cli_onnx_matches_checkpoint_and_writes_card(small_ds, tmp_path, capsys):
     from export.onnx_export import export_checkpoint
-    from service.runtime import read_card
+    from gan_core.card_files import read_card
 
     ckpt = _tiny_run(small_ds, tmp_path / "run").train().checkpoint
     onnx_path = tmp_path / "g.onnx"

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
+from gan.cli import main
 from training.checkpoint import sha256_file
-from training.cli import main
 from training.evaluator import EVALUATOR_DIR, EvaluationError, find_evaluator, load_evaluator
 
 
@@ -22,7 +22,7 @@ def test_shipped_evaluator_card_and_size():
 
 
 def test_shipped_evaluator_accuracy_and_features(mnist_dir):
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
 
     test = load_dataset(mnist_dir, "test")
     ev = load_evaluator()
@@ -78,7 +78,7 @@ def test_train_evaluator_cli_is_reproducible(mnist_dir, tmp_path, capsys):
     assert a["weights_sha256"] == b["weights_sha256"] == sha256_file(tmp_path / "a.safetensors")
     assert a["training"]["train_n"] == 2000 and a["test_n"] == 500 and a["training"]["epochs"] == 2
     ev = load_evaluator(tmp_path / "a")
-    from training.data import load_dataset
+    from gan_core.datasets import load_dataset
 
     test = load_dataset(mnist_dir, "test")
     assert (

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from gan_core.datasets import load_dataset
 from training.checkpoint import build_generator, list_checkpoints, load_checkpoint
 from training.config import TrainConfig
-from training.data import load_dataset
 from training.trainer import Trainer, TrainingError
 
 TINY = {"g_width": 8, "d_width": 8}

@@ -1,0 +1,256 @@
+"""Where images come from: a local ONNX Runtime session (default) or the HTTP service.
+
+Both take a run of consecutive global indices with their labels and return uint8 [N, H, W, C];
+image i is always generator(latents(seed, [i]), label_i), so both give the same pixels for the
+same model file. A spec is a path to an .onnx file or `http://host:port#model`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from augment.errors import AugmentError
+from gan_core.card import ModelCard
+from gan_core.fileio import sha256_file
+from gan_core.latents import latents
+
+RETRY_STATUS = {429, 502, 503, 504}
+
+
+def check_output_spec(card: ModelCard, where: str) -> None:
+    out = card.export.output if card.export else None
+    if out is not None and (out.dtype != "uint8" or out.layout != "NHWC"):
+        raise AugmentError(
+            f"{where}: model output is {out.dtype} {out.layout}; the job needs uint8 NHWC images (export with the default output)"
+        )
+
+
+class LocalBackend:
+    """One ONNX Runtime session; batches of `batch_size` per run call (ORT releases the GIL)."""
+
+    def __init__(self, path: str | Path, batch_size: int = 256, threads: int | None = None):
+        from gan_core.runtime import ModelFileError, open_generator
+
+        path = Path(path)
+        try:
+            self.session = open_generator(path, threads=threads)
+        except ModelFileError as e:
+            raise AugmentError(str(e)) from None
+        self.card = self.session.card
+        check_output_spec(self.card, str(path))
+        self.model_sha256 = sha256_file(path)
+        self.batch_size = batch_size
+        self.description = f"{path} ({self.session.provider}, {self.session.threads} threads)"
+
+    def generate(
+        self, seed: int, indices: range, labels: np.ndarray | None, truncation: float | None
+    ) -> np.ndarray:
+        parts = []
+        for a in range(0, len(indices), self.batch_size):
+            idx = indices[a : a + self.batch_size]
+            z = latents(seed, idx, self.card.latent_dim, truncation)
+            parts.append(self.session.run(z, None if labels is None else labels[a : a + len(idx)]))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with full jitter on 429/50x and connection errors; honours Retry-After."""
+
+    attempts: int = 8
+    base_s: float = 0.2
+    cap_s: float = 10.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after:
+            try:
+                return min(self.cap_s, max(0.0, float(retry_after)))
+            except ValueError:
+                pass
+        return self.rng.uniform(0.5, 1.0) * min(self.cap_s, self.base_s * 2**attempt)
+
+
+def parse_url(spec: str) -> tuple[str, str | None]:
+    base, _, name = spec.partition("#")
+    return base.rstrip("/"), (name or None)
+
+
+def _models_list(doc) -> list[dict]:
+    """GET /models body -> list of entries that each hold a card (the card itself or {"card": ...})."""
+    if isinstance(doc, dict):
+        doc = doc.get("models", doc.get("data", [doc]))
+    if isinstance(doc, dict):
+        doc = [{"name": k, **v} if isinstance(v, dict) else v for k, v in doc.items()]
+    return [d for d in doc if isinstance(d, dict)]
+
+
+class HttpBackend:
+    """POST /generate (format npz) with bounded concurrency; every batch checked for its indices."""
+
+    def __init__(
+        self,
+        spec: str,
+        batch_size: int = 256,
+        concurrency: int = 4,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 120.0,
+        transport=None,
+    ):
+        import httpx
+
+        self.base, name = parse_url(spec)
+        self.batch_size = batch_size
+        self.retry = retry or RetryPolicy()
+        self.client = httpx.Client(
+            base_url=self.base, timeout=timeout_s, transport=transport,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )  # fmt: skip
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="augment-http")
+        self.retries = 0
+        self._lock = threading.Lock()
+        try:
+            entry = self._find_model(name)
+        except BaseException:
+            self.close()
+            raise
+        card_doc = entry.get("card", entry)
+        try:
+            self.card = ModelCard.model_validate(card_doc)
+        except ValueError as e:
+            raise AugmentError(
+                f"{self.base}/models: card of {name!r} is not a gan-service model card ({str(e).splitlines()[0]})"
+            ) from None
+        self.name = self.card.name
+        check_output_spec(self.card, f"{self.base}#{self.name}")
+        digest = entry.get("sha256")  # the service's /models: sha256 of the served file ("file" is its name)
+        # Without the file's digest from the server, the card (which names the checkpoint's sha256) identifies it.
+        self.model_sha256 = (
+            digest or "card:" + hashlib.sha256(json.dumps(card_doc, sort_keys=True).encode()).hexdigest()
+        )
+        self.description = f"{self.base} model {self.name!r} ({concurrency} concurrent requests)"
+
+    def _request(self, method: str, path: str, **kw):
+        import httpx
+
+        for attempt in range(self.retry.attempts):
+            try:
+                r = self.client.request(method, path, **kw)
+            except httpx.TransportError as e:
+                err, retry_after = f"{type(e).__name__}: {e}", None
+            else:
+                if r.status_code not in RETRY_STATUS:
+                    return r
+                err, retry_after = f"HTTP {r.status_code}", r.headers.get("retry-after")
+            if attempt + 1 < self.retry.attempts:
+                with self._lock:
+                    self.retries += 1
+                time.sleep(self.retry.delay(attempt, retry_after))
+        raise AugmentError(f"{self.base}{path}: gave up after {self.retry.attempts} attempts ({err})")
+
+    def _find_model(self, name: str | None) -> dict:
+        r = self._request("GET", "/models")
+        if r.status_code != 200:
+            raise AugmentError(f"{self.base}/models: HTTP {r.status_code} ({_detail(r)})")
+        entries = _models_list(r.json())
+        names = [e.get("card", e).get("name") for e in entries]
+        if name is None:
+            if len(entries) != 1:
+                raise AugmentError(
+                    f"{self.base}: serves {len(entries)} models; name one as URL#model (known: {', '.join(map(str, names))})"
+                )
+            return entries[0]
+        if name not in names:
+            raise AugmentError(f"{self.base}: unknown model {name!r}; known: {', '.join(map(str, names))}")
+        return entries[names.index(name)]
+
+    def _batch(
+        self, seed: int, idx: range, labels: np.ndarray | None, truncation: float | None
+    ) -> np.ndarray:
+        body = {
+            "model": self.name,
+            "count": len(idx),
+            "seed": seed,
+            "start_index": idx.start,
+            "format": "npz",
+        }
+        if labels is not None:
+            body["labels"] = [int(v) for v in labels]
+        if truncation is not None:
+            body["truncation"] = truncation
+        r = self._request("POST", "/generate", json=body)
+        if r.status_code != 200:
+            raise AugmentError(f"{self.base}/generate: HTTP {r.status_code} ({_detail(r)})")
+        try:
+            with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
+                images, got_idx = z["images"], z["indices"]
+                got_labels = z["labels"] if "labels" in z else None
+        except (OSError, ValueError, KeyError) as e:
+            raise AugmentError(f"{self.base}/generate: answer is not the expected npz ({e})") from None
+        c, h, w = self.card.image_shape
+        if images.dtype != np.uint8 or images.shape != (len(idx), h, w, c):
+            raise AugmentError(
+                f"{self.base}/generate: expected uint8 images {(len(idx), h, w, c)}, got {images.dtype} {images.shape}"
+            )
+        if not np.array_equal(got_idx, np.arange(idx.start, idx.stop)):
+            raise AugmentError(
+                f"{self.base}/generate: answer holds indices {got_idx[:3].tolist()}..., asked {idx.start}..{idx.stop - 1}"
+            )
+        if labels is not None and (got_labels is None or not np.array_equal(got_labels, labels)):
+            raise AugmentError(
+                f"{self.base}/generate: answer labels differ from the labels asked for indices {idx.start}..{idx.stop - 1}"
+            )
+        return images
+
+    def generate(
+        self, seed: int, indices: range, labels: np.ndarray | None, truncation: float | None
+    ) -> np.ndarray:
+        futures = []
+        for a in range(0, len(indices), self.batch_size):
+            idx = indices[a : a + self.batch_size]
+            lab = None if labels is None else labels[a : a + len(idx)]
+            futures.append(self.pool.submit(self._batch, seed, idx, lab, truncation))
+        parts = [f.result() for f in futures]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
+
+
+def _detail(r) -> str:
+    try:
+        doc = r.json()
+    except ValueError:
+        return r.text.strip().splitlines()[0][:200] if r.text.strip() else "no body"
+    if isinstance(doc, dict):
+        for key in ("error", "detail", "message"):
+            if key in doc:
+                return str(doc[key])[:300]
+    return json.dumps(doc)[:300]
+
+
+def open_backend(
+    spec: str, batch_size: int = 256, threads: int | None = None, concurrency: int = 4, transport=None
+):
+    """`http(s)://host:port#model` -> HttpBackend, anything else -> LocalBackend on that .onnx path."""
+    if batch_size < 1:
+        raise AugmentError(f"batch_size: must be >= 1, got {batch_size}")
+    if spec.startswith(("http://", "https://")):
+        if concurrency < 1:
+            raise AugmentError(f"concurrency: must be >= 1, got {concurrency}")
+        return HttpBackend(spec, batch_size=batch_size, concurrency=concurrency, transport=transport)
+    return LocalBackend(spec, batch_size=batch_size, threads=threads)

@@ -1,0 +1,208 @@
+"""Run one augmentation job (or one shard of it): plan, generate chunk by chunk, write, finalize.
+
+Generation of chunk k+1 overlaps the writing of chunk k (ORT and the PNG/zlib encoders release the
+GIL). A chunk is marked done (its manifest lines, written last, temp + rename) only after all its
+files are written, so a killed or failed run keeps every finished chunk and a rerun does only
+what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from augment.backends import open_backend
+from augment.config import JobConfig
+from augment.errors import AugmentError
+from augment.manifest import manifest_lines
+from augment.plan import chunk_range, num_chunks, plan_labels, shard_chunks
+from augment.request import resolve_job
+from augment.state import complete_path, done_chunks, done_path, os_error, prepare_output
+from augment.writers import Writer, make_writer
+from gan_core.fileio import atomic_open, atomic_write_bytes
+
+MAX_INFLIGHT_CHUNKS = 2
+
+
+def default_workers() -> int:
+    """Encode/write threads: one per core (more only fight over the GIL), at most 4."""
+    return min(4, os.cpu_count() or 1)
+
+
+@dataclass
+class JobResult:
+    out: Path
+    config: JobConfig
+    shard: int
+    num_shards: int
+    planned: int  # images this shard owns
+    generated: int  # images made by this run (the rest were done by an earlier run)
+    seconds: float
+    complete: bool  # every chunk of the job is done and the final files are written
+    final_files: list[Path]
+    backend: str
+
+    @property
+    def images_per_s(self) -> float:
+        return self.generated / self.seconds if self.seconds > 0 else 0.0
+
+
+def _progress(total: int, initial: int, enabled: bool, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional in the serving container
+        return None
+    if not enabled:
+        return None
+    return tqdm(
+        total=total, initial=initial, desc=desc, unit="img", unit_scale=True, mininterval=0.5, smoothing=0.1
+    )
+
+
+def finalize(out: Path, cfg: JobConfig, writer: Writer, cleanup: bool) -> list[Path]:
+    """Every chunk is done: write the manifest and the format's final files, then the complete marker."""
+    k = num_chunks(cfg.total, cfg.chunk_size)
+    try:
+        files = writer.finalize(k)
+        with atomic_open(out / "manifest.jsonl") as f:
+            for c in range(k):
+                f.write(done_path(out, c).read_bytes())
+        atomic_write_bytes(complete_path(out), (cfg.config_hash() + "\n").encode())
+    except OSError as e:
+        raise os_error(out, "the final files", e) from None
+    if cleanup:
+        writer.cleanup(k)
+    return [*files, out / "manifest.jsonl"]
+
+
+def execute(
+    cfg: JobConfig,
+    out: Path,
+    backend,
+    shard: int = 0,
+    num_shards: int = 1,
+    workers: int | None = None,
+    progress: bool = False,
+) -> JobResult:
+    """Do the shard's missing chunks of `cfg` into `out` with `backend` (already opened)."""
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise AugmentError(
+            f"shard: must be in 0..num_shards-1 with num_shards >= 1, got shard {shard} of {num_shards}"
+        )
+    out = Path(out)
+    prepare_output(out, cfg)
+    n_chunks = num_chunks(cfg.total, cfg.chunk_size)
+    mine = shard_chunks(n_chunks, shard, num_shards)
+    done = done_chunks(out)
+    todo = [c for c in mine if c not in done]
+    planned = sum(len(chunk_range(c, cfg.total, cfg.chunk_size)) for c in mine)
+    remaining = sum(len(chunk_range(c, cfg.total, cfg.chunk_size)) for c in todo)
+    labels_all = plan_labels(cfg.classes, cfg.counts)
+    writer = make_writer(cfg, out)
+    desc = "augment" if num_shards == 1 else f"augment {shard}/{num_shards}"
+    bar = _progress(planned, planned - remaining, progress and bool(todo), desc)
+    t0 = time.perf_counter()
+    generated = 0
+    pool = ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="augment-write")
+    inflight: deque = deque()
+
+    def finish(item) -> None:
+        nonlocal generated
+        c, idx, lab, futures = item
+        wait(futures)
+        for f in futures:
+            exc = f.exception()
+            if isinstance(exc, OSError):
+                raise os_error(out, f"chunk {c}", exc) from None
+            if exc is not None:
+                raise exc
+        lines = manifest_lines(cfg, idx, lab, writer.files(idx, lab))
+        try:
+            atomic_write_bytes(done_path(out, c), ("\n".join(lines) + "\n").encode())
+        except OSError as e:
+            raise os_error(out, f"chunk {c}", e) from None
+        generated += len(idx)
+        if bar is not None:
+            bar.update(len(idx))
+
+    try:
+        for c in todo:
+            idx = chunk_range(c, cfg.total, cfg.chunk_size)
+            lab = labels_all[idx.start : idx.stop]
+            images = backend.generate(cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation)
+            ch, h, w = cfg.image_shape
+            if images.dtype != np.uint8 or images.shape != (len(idx), h, w, ch):
+                raise AugmentError(
+                    f"model {cfg.model_name!r} returned {images.dtype} {images.shape}; expected uint8 {(len(idx), h, w, ch)}"
+                )
+            inflight.append((c, idx, lab, writer.submit(pool, c, idx, lab, images)))
+            while len(inflight) > MAX_INFLIGHT_CHUNKS - 1:
+                finish(inflight.popleft())
+        while inflight:
+            finish(inflight.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - t0
+    complete, final = False, []
+    if done_chunks(out) >= set(range(n_chunks)):
+        complete = True
+        if not complete_path(out).exists():
+            final = finalize(out, cfg, writer, cleanup=num_shards == 1)
+    return JobResult(
+        out,
+        cfg,
+        shard,
+        num_shards,
+        planned,
+        generated,
+        seconds,
+        complete,
+        final,
+        getattr(backend, "description", ""),
+    )
+
+
+def run_job(
+    model: str,
+    out: str | Path,
+    *,
+    per_class: int | None = None,
+    total: int | None = None,
+    class_dist=None,
+    classes=None,
+    data: str | None = None,
+    seed: int = 0,
+    truncation: float | None = None,
+    format: str = "folder",
+    chunk_size: int = 1000,
+    batch_size: int = 256,
+    shard: int = 0,
+    num_shards: int = 1,
+    threads: int | None = None,
+    workers: int | None = None,
+    concurrency: int = 4,
+    progress: bool = False,
+    transport=None,
+) -> JobResult:
+    """Open the model (`.onnx` path or `http://host:port#name`), resolve the job, run this shard of it."""
+    if chunk_size < 1:
+        raise AugmentError(f"chunk_size: must be >= 1, got {chunk_size}")
+    backend = open_backend(
+        str(model), batch_size=batch_size, threads=threads, concurrency=concurrency, transport=transport
+    )
+    try:
+        cfg = resolve_job(
+            backend.card, backend.model_sha256, per_class=per_class, total=total, class_dist=class_dist, classes=classes,
+            data=data, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size,
+        )  # fmt: skip
+        return execute(cfg, Path(out), backend, shard, num_shards, workers, progress)
+    finally:
+        backend.close()

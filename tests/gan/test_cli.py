@@ -1,0 +1,103 @@
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gan.cli import main
+
+
+def test_train_cli_end_to_end(tmp_path, mnist_small, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "mnist-cdcgan", "--data", str(mnist_small), "--out", str(out), "--steps", "2",
+            "--set", 'arch_params={"g_width": 8, "d_width": 8}', "--no-progress", "--eval-every", "0"]  # fmt: skip
+    assert main(args) == 0
+    assert "steps: 2 steps" in capsys.readouterr().out
+    card = json.loads((out / "card.json").read_text())
+    assert card["name"] == "mnist-cdcgan" and card["variant"] == "hinge" and card["arch"] == "dcgan"
+    assert main([*args, "--steps", "3", "--resume"]) == 0
+    assert json.loads((out / "card.json").read_text())["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    "setup,expected",
+    [
+        ("missing", "gan train: error: {p}: no such file or folder"),
+        (
+            "magic",
+            "gan train: error: {p}/train-images-idx3-ubyte.gz: wrong magic number 7 for an IDX images file (expected 2051)",
+        ),
+        ("truncated", "gan train: error: {p}/train-images-idx3-ubyte.gz: truncated or padded IDX data"),
+    ],
+)
+def test_bad_data_is_one_clear_line(tmp_path, capsys, setup, expected):
+    p = tmp_path / "data"
+    if setup != "missing":
+        p.mkdir()
+        magic = 7 if setup == "magic" else 2051
+        body = (
+            magic.to_bytes(4, "big")
+            + (3).to_bytes(4, "big")
+            + (28).to_bytes(4, "big") * 2
+            + bytes(28 * 28 * 3 - (50 if setup == "truncated" else 0))
+        )
+        with gzip.open(p / "train-images-idx3-ubyte.gz", "wb") as f:
+            f.write(body)
+        with gzip.open(p / "train-labels-idx1-ubyte.gz", "wb") as f:
+            f.write((2049).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes(3))
+    assert (
+        main(["train", "--data", str(p), "--out", str(tmp_path / "o"), "--steps", "1", "--no-progress"]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(expected.format(p=p)) and "\n" not in err and "Traceback" not in err
+
+
+def test_bad_flag_values(tmp_path, capsys):
+    assert main(["train", "--steps", "-1", "--out", str(tmp_path)]) == 2
+    assert "steps: Input should be greater than or equal to 0" in capsys.readouterr().err
+    assert main(["train", "--set", "nonsense", "--out", str(tmp_path)]) == 2
+    assert "--set expects FIELD=JSON, got 'nonsense'" in capsys.readouterr().err
+
+
+def test_console_script_help():
+    out = subprocess.run(
+        [sys.executable, "-m", "gan.cli", "train", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in ("--preset", "--data", "--out", "--steps", "--max-minutes", "--seed", "--resume"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("preset", ["mnist-gan", "mnist-dcgan", "mnist-cdcgan", "mnist-wgan-gp"])
+def test_every_preset_trains_from_the_cli(tmp_path, mnist_small, preset):
+    small = (
+        {"g_hidden": [32, 32], "d_hidden": [32, 16]}
+        if preset == "mnist-gan"
+        else {"g_width": 8, "d_width": 8}
+    )
+    out = tmp_path / preset
+    args = ["train", "--preset", preset, "--data", str(mnist_small), "--out", str(out), "--steps", "2", "--no-progress",
+            "--eval-every", "0", "--set", f"arch_params={json.dumps(small)}"]  # fmt: skip
+    assert main(args) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["name"] == preset and card["steps"] == 2
+    assert card["conditional"] == (preset == "mnist-cdcgan")
+    assert card["variant"] == {"mnist-wgan-gp": "wgan-gp", "mnist-cdcgan": "hinge"}.get(preset, "ns")
+
+
+def test_serving_only_install_keeps_torch_free_commands(tmp_path):
+    """Without torch, `gan augment` still parses and torch commands fail with one line naming the extra."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
+        "from gan.cli import main\n"
+        "assert main(['train', '--preset', 'mnist-cdcgan', '--steps', '1']) == 2\n"
+        "try:\n    main(['augment', '--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'torch' not in [m for m, v in sys.modules.items() if v is not None]\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**__import__("os").environ, "PYTHONPATH": __import__("os").pathsep.join(sys.path)})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.strip() == (
+        "gan train: error: 'gan train' needs torch: pip install torch==2.13.0 && pip install 'gan-service[train]'"
+    )
+    assert "--per-class" in r.stdout
