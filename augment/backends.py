@@ -21,15 +21,15 @@ import numpy as np
 
 from augment.errors import AugmentError
 from gan_core.card import ModelCard
+from gan_core.feeds import FeedError, build_feeds
 from gan_core.fileio import sha256_file
-from gan_core.latents import latents
 
 RETRY_STATUS = {429, 502, 503, 504}
 
 
 def check_output_spec(card: ModelCard, where: str) -> None:
-    out = card.export.output if card.export else None
-    if out is not None and (out.dtype != "uint8" or out.layout != "NHWC"):
+    out = card.output
+    if out.dtype != "uint8" or out.layout != "NHWC":
         raise AugmentError(
             f"{where}: model output is {out.dtype} {out.layout}; the job needs uint8 NHWC images (export with the default output)"
         )
@@ -53,13 +53,25 @@ class LocalBackend:
         self.description = f"{path} ({self.session.provider}, {self.session.threads} threads)"
 
     def generate(
-        self, seed: int, indices: range, labels: np.ndarray | None, truncation: float | None
+        self,
+        seed: int,
+        indices: range,
+        labels: np.ndarray | None,
+        truncation: float | None,
+        codes: dict | None = None,
     ) -> np.ndarray:
         parts = []
+        class_input = self.card.input_of_kind("class")
         for a in range(0, len(indices), self.batch_size):
             idx = indices[a : a + self.batch_size]
-            z = latents(seed, idx, self.card.latent_dim, truncation)
-            parts.append(self.session.run(z, None if labels is None else labels[a : a + len(idx)]))
+            values = dict(codes or {})
+            if labels is not None:
+                values[class_input.name] = labels[a : a + len(idx)]
+            try:
+                feeds = build_feeds(self.card, seed, idx, values, truncation=truncation)
+            except FeedError as e:
+                raise AugmentError(str(e)) from None
+            parts.append(self.session.run(feeds))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def close(self) -> None:
@@ -178,7 +190,7 @@ class HttpBackend:
         return entries[names.index(name)]
 
     def _batch(
-        self, seed: int, idx: range, labels: np.ndarray | None, truncation: float | None
+        self, seed: int, idx: range, labels: np.ndarray | None, truncation: float | None, codes: dict | None
     ) -> np.ndarray:
         body = {
             "model": self.name,
@@ -191,6 +203,8 @@ class HttpBackend:
             body["labels"] = [int(v) for v in labels]
         if truncation is not None:
             body["truncation"] = truncation
+        if codes:
+            body["codes"] = codes
         r = self._request("POST", "/generate", json=body)
         if r.status_code != 200:
             raise AugmentError(f"{self.base}/generate: HTTP {r.status_code} ({_detail(r)})")
@@ -216,13 +230,18 @@ class HttpBackend:
         return images
 
     def generate(
-        self, seed: int, indices: range, labels: np.ndarray | None, truncation: float | None
+        self,
+        seed: int,
+        indices: range,
+        labels: np.ndarray | None,
+        truncation: float | None,
+        codes: dict | None = None,
     ) -> np.ndarray:
         futures = []
         for a in range(0, len(indices), self.batch_size):
             idx = indices[a : a + self.batch_size]
             lab = None if labels is None else labels[a : a + len(idx)]
-            futures.append(self.pool.submit(self._batch, seed, idx, lab, truncation))
+            futures.append(self.pool.submit(self._batch, seed, idx, lab, truncation, codes))
         parts = [f.result() for f in futures]
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 

@@ -34,6 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--truncation", type=float, help="truncation trick: redraw latent entries with |z| > T")
     p.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fix one of the model's code / scalar inputs for every image (see its card's inputs); repeatable",
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         default=256,
@@ -64,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from augment.errors import AugmentError
     from augment.job import run_job
-    from augment.request import read_json_arg
+    from augment.request import parse_code_args, read_json_arg
 
     for flag in ("batch_size", "chunk_size", "num_shards", "threads", "workers", "concurrency"):
         v = getattr(args, flag)
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, truncation=args.truncation, format=args.format, chunk_size=args.chunk_size,
         batch_size=args.batch_size, shard=args.shard, num_shards=args.num_shards, threads=args.threads,
         workers=args.workers, concurrency=args.concurrency, progress=not args.no_progress,
+        codes=parse_code_args(args.code) or None,
     )  # fmt: skip
     cfg = result.config
     print(

@@ -38,6 +38,9 @@ class JobConfig(BaseModel):
     counts: list[int] = Field(description="images per entry of `classes`")
     seed: int = Field(0, ge=0, le=MAX_SEED)
     truncation: float | None = Field(None, gt=0)
+    codes: dict[str, float] | None = Field(
+        None, description="fixed values of the model's code / scalar inputs (others drawn from the seed)"
+    )
     format: Literal["folder", "npz", "idx"] = "folder"
     chunk_size: int = Field(1000, ge=1, le=1_000_000, description="images per resumable unit of work")
 
@@ -45,8 +48,13 @@ class JobConfig(BaseModel):
     def total(self) -> int:
         return sum(self.counts)
 
+    def fields(self) -> dict:
+        """The config as JSON values; codes=None is left out, so jobs of models without codes keep
+        the job.json bytes and hashes they always had."""
+        return self.model_dump(mode="json", exclude={"codes"} if self.codes is None else None)
+
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
 
     def config_hash(self) -> str:
         """16 hex digits of the sha256 of the canonical JSON: the job's identity."""
@@ -54,7 +62,7 @@ class JobConfig(BaseModel):
 
     def to_file_bytes(self) -> bytes:
         """job.json: the config plus its hash, stable bytes (sorted keys)."""
-        doc = {"config": self.model_dump(mode="json"), "config_hash": self.config_hash(), "total": self.total}
+        doc = {"config": self.fields(), "config_hash": self.config_hash(), "total": self.total}
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod

@@ -135,7 +135,9 @@ def execute(
         for c in todo:
             idx = chunk_range(c, cfg.total, cfg.chunk_size)
             lab = labels_all[idx.start : idx.stop]
-            images = backend.generate(cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation)
+            images = backend.generate(
+                cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation, cfg.codes
+            )
             ch, h, w = cfg.image_shape
             if images.dtype != np.uint8 or images.shape != (len(idx), h, w, ch):
                 raise AugmentError(
@@ -191,6 +193,7 @@ def run_job(
     concurrency: int = 4,
     progress: bool = False,
     transport=None,
+    codes: dict | None = None,
 ) -> JobResult:
     """Open the model (`.onnx` path or `http://host:port#name`), resolve the job, run this shard of it."""
     if chunk_size < 1:
@@ -201,7 +204,7 @@ def run_job(
     try:
         cfg = resolve_job(
             backend.card, backend.model_sha256, per_class=per_class, total=total, class_dist=class_dist, classes=classes,
-            data=data, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size,
+            data=data, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size, codes=codes,
         )  # fmt: skip
         return execute(cfg, Path(out), backend, shard, num_shards, workers, progress)
     finally:

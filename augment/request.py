@@ -13,6 +13,7 @@ from augment.config import FORMATS, UNLABELED, JobConfig
 from augment.errors import AugmentError
 from augment.plan import largest_remainder
 from gan_core.card import ModelCard
+from gan_core.feeds import FeedError, build_feeds
 
 MAX_TOTAL = 100_000_000
 
@@ -89,6 +90,7 @@ def resolve_job(
     truncation: float | None = None,
     format: str = "folder",
     chunk_size: int = 1000,
+    codes: dict | None = None,
 ) -> JobConfig:
     if (per_class is None) == (total is None):
         raise AugmentError("give exactly one of per_class (--per-class N) or total (--total N)")
@@ -128,12 +130,43 @@ def resolve_job(
                 raise AugmentError("class_dist: gives zero weight to every requested class")
             counts = largest_remainder(w, total)
         ids, counts = [k for k, c in zip(ids, counts, strict=True) if c > 0], [c for c in counts if c > 0]
+    if codes:
+        check_codes(card, codes)
     if sum(counts) > MAX_TOTAL:
         raise AugmentError(f"total: must be <= {MAX_TOTAL:,} images per job, got {sum(counts):,}")
     return JobConfig(
         model_name=card.name, model_sha256=model_sha256, image_shape=tuple(card.image_shape), conditional=card.conditional,
         class_names=names, classes=ids, counts=counts, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size,
+        codes=dict(codes) if codes else None,
     )  # fmt: skip
+
+
+def check_codes(card: ModelCard, codes: dict) -> None:
+    """--code NAME=VALUE: only the card's categorical / continuous / scalar inputs, within their limits."""
+    settable = {i.name for i in card.inputs if i.kind in ("categorical", "continuous", "scalar")}
+    for name in codes:
+        if name not in settable:
+            raise AugmentError(
+                f"code {name}: model {card.name!r} has no such code input (codes: {', '.join(sorted(settable)) or 'none'})"
+            )
+    try:
+        build_feeds(card, 0, range(1), codes)
+    except FeedError as e:
+        raise AugmentError(f"code {e}") from None
+
+
+def parse_code_args(items: list[str]) -> dict[str, float]:
+    """['slant=0.5', 'digit=3'] -> {'slant': 0.5, 'digit': 3.0}."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise AugmentError(f"--code expects NAME=VALUE, got {item!r}")
+        try:
+            out[name] = float(raw)
+        except ValueError:
+            raise AugmentError(f"--code {name}: value must be a number, got {raw!r}") from None
+    return out
 
 
 def read_json_arg(value: str) -> str | dict | list:

@@ -46,7 +46,7 @@ def main() -> None:
             ("checkpoint", ckpt, False),
         ):
             if clear:
-                evaluation._REFS.clear()
+                evaluation.reference._REFS.clear()
             t0 = time.perf_counter()
             r = evaluate_target(target, n=args.n)
             rows.append((name, time.perf_counter() - t0, r))

@@ -27,8 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from gan_core.feeds import build_feeds  # noqa: E402
 from gan_core.imaging import png_bytes  # noqa: E402
-from gan_core.latents import balanced_labels, latents  # noqa: E402
 from gan_core.runtime import open_generator  # noqa: E402
 from service.generate import Images, npz_bytes  # noqa: E402
 from service.local_server import local_serve  # noqa: E402
@@ -81,15 +81,16 @@ async def drive(url: str, body: dict, concurrency: int, max_requests: int, max_s
 
 
 def in_process(model_path: Path, threads: int, count: int, fmt: str, seconds: float) -> float:
-    """Images/s for the same work in this process: latents + one ORT call + the same encoding."""
+    """Images/s for the same work in this process: feeds + one ORT call + the same encoding."""
     sess = open_generator(model_path, threads=threads)
     card = sess.card
     n = done = 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds or n < 3:
         idx = range(count)
-        labels = balanced_labels(idx, card.num_classes) if card.conditional else None
-        images = sess.run(latents(n, idx, card.latent_dim), labels)
+        feeds = build_feeds(card, n, idx)
+        labels = feeds.get("labels")
+        images = sess.run(feeds)
         if fmt == "png":
             [png_bytes(im) for im in images]
         else:

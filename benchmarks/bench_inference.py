@@ -141,7 +141,7 @@ def main() -> None:
     from export.graph_edit import drop_output, with_card
     from export.graph_head import FLOAT_OUTPUT, IMAGES, ImagesHead
     from export.onnx_export import export_checkpoint, to_onnx
-    from gan_core.latents import balanced_labels, latents
+    from gan_core.feeds import build_feeds
     from gan_core.runtime import open_generator
     from training.checkpoint import build_generator, load_checkpoint
 
@@ -163,7 +163,7 @@ def main() -> None:
         g = build_generator(ckpt)
         card = export_checkpoint(ckpt_path, tmp / "fp32.onnx", threads=args.threads)
         files = {"ort fp32": tmp / "fp32.onnx"}
-        plain = drop_output(to_onnx(g, rewrite=False), FLOAT_OUTPUT)
+        plain = drop_output(to_onnx(g, ckpt.card, rewrite=False), FLOAT_OUTPUT)
         (tmp / "plain.onnx").write_bytes(with_card(plain, card))
         files["ort fp32 plain"] = tmp / "plain.onnx"
         if args.compare_exporters:
@@ -193,18 +193,17 @@ def main() -> None:
         best = {(r, b): 0.0 for r in rows for b in args.batches}
         for _ in range(args.rounds):
             for b in args.batches:
-                z = latents(0, range(b), g.latent_dim)
-                labels = balanced_labels(range(b), g.num_classes) if g.conditional else None
-                zt, lt = torch.from_numpy(z), (torch.from_numpy(labels) if labels is not None else None)
+                feeds = build_feeds(card, 0, range(b))
+                args_t = [torch.from_numpy(feeds[i.name]) for i in card.inputs]
 
-                def eager(zt=zt, lt=lt):
+                def eager(args_t=args_t):
                     with torch.no_grad():
-                        return head(zt, lt)[0]
+                        return head(*args_t)[0]
 
                 best["torch eager", b] = max(best["torch eager", b], rate(eager, b, args.seconds))
                 for name, s in sessions.items():
                     best[name, b] = max(
-                        best[name, b], rate(lambda s=s, z=z, labels=labels: s.run(z, labels), b, args.seconds)
+                        best[name, b], rate(lambda s=s, feeds=feeds: s.run(feeds), b, args.seconds)
                     )
         for lib, p in sgemm_peaks(args.threads).items():  # again after the runs, in case load changed
             peaks[lib] = max(peaks[lib], p)

@@ -21,15 +21,12 @@ def to_uint8_nhwc(x: torch.Tensor) -> torch.Tensor:
 
 
 class ImagesHead(nn.Module):
-    """(z, labels) -> (uint8 images NHWC, float images NCHW) for a generator in eval mode."""
+    """(the card's inputs, in order) -> (uint8 images NHWC, float images NCHW) for a generator in eval mode."""
 
     def __init__(self, generator: nn.Module):
         super().__init__()
         self.generator = generator
-        self.conditional = bool(generator.conditional)
 
-    def forward(
-        self, z: torch.Tensor, labels: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.generator(z, labels) if self.conditional else self.generator(z)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.generator(*inputs)
         return to_uint8_nhwc(x), x

@@ -36,7 +36,7 @@ from export.verify import (
     check_model,
     enforce,
     measure_parity,
-    parity_inputs,
+    parity_feeds,
 )
 from gan_core.card import ExportInfo, ModelCard, OutputSpec
 from gan_core.runtime import ModelFileError, open_generator
@@ -77,18 +77,25 @@ def rewritten(generator: torch.nn.Module, rewrite: bool) -> torch.nn.Module | No
     return phase_rewrite(generator) if rewrite else None
 
 
-def to_onnx(generator: torch.nn.Module, rewrite: bool = True) -> onnx.ModelProto:
+TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64, "uint8": torch.uint8}
+
+
+def example_inputs(card: ModelCard, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """Zeros of every card input; batch 2, since torch.export specializes size-1 dims (1 would pin the batch)."""
+    return tuple(torch.zeros(batch, *i.shape, dtype=TORCH_DTYPES[i.dtype]) for i in card.inputs)
+
+
+def to_onnx(generator: torch.nn.Module, card: ModelCard, rewrite: bool = True) -> onnx.ModelProto:
     """The two-output (images uint8 NHWC, pixels_float NCHW) fp32 graph with a dynamic batch axis.
 
+    Inputs are the card's, named and ordered as it declares them; the generator takes them positionally.
     rewrite: export the stride-1 Conv form of the generator when export.phase_generator knows its shape.
     """
     generator = generator.eval()
     fast = rewritten(generator, rewrite)
     head = ImagesHead(fast if fast is not None else generator).eval()
-    # Batch 2 as the example: torch.export specializes size-1 dims, so 1 would pin the batch axis.
-    z = torch.zeros(2, generator.latent_dim)
-    args: tuple = (z, torch.zeros(2, dtype=torch.int64)) if head.conditional else (z,)
-    names = ["z", "labels"][: len(args)]
+    args = example_inputs(card)
+    names = [i.name for i in card.inputs]
     batch = torch.export.Dim("batch")
     try:
         with _quiet_exporter(), torch.no_grad():
@@ -99,7 +106,7 @@ def to_onnx(generator: torch.nn.Module, rewrite: bool = True) -> onnx.ModelProto
                 opset_version=OPSET,
                 input_names=names,
                 output_names=[IMAGES, FLOAT_OUTPUT],
-                dynamic_shapes={n: {0: batch} for n in names},
+                dynamic_shapes=(tuple({0: batch} for _ in names),),
                 optimize=True,
                 external_data=False,
                 verbose=False,
@@ -127,12 +134,12 @@ def export_card(
         precision=precision,
         checkpoint_sha256=sha256,
         parity_max_abs_diff=float(parity.max_abs_diff),
-        output=OutputSpec(name=IMAGES, dtype="uint8", layout="NHWC", range=(0.0, 255.0)),
         parity_batches=list(parity.batches),
         float_parity_max_abs_diff=parity.float_max_abs_diff,
         **(fid or {}),
     )
-    return card.model_copy(update={"export": info})
+    outputs = [OutputSpec(name=IMAGES, dtype="uint8", layout="NHWC", range=(0.0, 255.0))]
+    return card.model_copy(update={"export": info, "outputs": outputs})
 
 
 def _temp_path(out: Path) -> Path:
@@ -145,9 +152,7 @@ def _temp_path(out: Path) -> Path:
     return Path(tmp)
 
 
-def _write_and_reopen(
-    data: bytes, tmp: Path, card: ModelCard, generator: torch.nn.Module, threads: int | None
-) -> None:
+def _write_and_reopen(data: bytes, tmp: Path, card: ModelCard, threads: int | None) -> None:
     """Write the serialized model to `tmp` (fsynced) and check the file the way the service will open it."""
     with open(tmp, "wb") as f:
         f.write(data)
@@ -159,12 +164,23 @@ def _write_and_reopen(
         raise ExportError(f"written file does not open: {e}") from None
     if sess.card != card:
         raise ExportError("model card read back from the written file differs from the one written")
-    classes = generator.num_classes if generator.conditional else None
-    z, labels = parity_inputs(generator.latent_dim, classes, 7, 0)
-    out = sess.run(z, labels)
+    out = sess.run(parity_feeds(card, 7, 0))
     want = (7, *card.image_shape[1:], card.image_shape[0])
     if out.dtype != np.uint8 or out.shape != want:
         raise ExportError(f"written file returns {out.dtype} {list(out.shape)}, expected uint8 {list(want)}")
+
+
+def _check_request(out: Path, precision: str, fid_budget: float, fid_n: int) -> None:
+    if precision not in PRECISIONS:
+        raise ExportError(f"variant must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if fid_budget < 0:
+        raise ExportError(f"fid budget must be >= 0, got {fid_budget}")
+    if fid_n < 0:
+        raise ExportError(f"fid n must be >= 0, got {fid_n}")
+    if out.suffix != ".onnx":
+        raise ExportError(f"{out}: output file name must end in .onnx")
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder, expected an .onnx file path")
 
 
 def export_checkpoint(
@@ -184,17 +200,8 @@ def export_checkpoint(
     the FID check (the card then says fid=None). rewrite=False exports ORT's own ConvTranspose instead of
     the phase-Conv form (about half as fast; benchmarks/bench_inference.py times both).
     """
-    if precision not in PRECISIONS:
-        raise ExportError(f"variant must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if fid_budget < 0:
-        raise ExportError(f"fid budget must be >= 0, got {fid_budget}")
-    if fid_n < 0:
-        raise ExportError(f"fid n must be >= 0, got {fid_n}")
     out = Path(out)
-    if out.suffix != ".onnx":
-        raise ExportError(f"{out}: output file name must end in .onnx")
-    if out.is_dir():
-        raise ExportError(f"{out}: is a folder, expected an .onnx file path")
+    _check_request(out, precision, fid_budget, fid_n)
     ckpt = load_checkpoint(checkpoint)
     try:
         generator = build_generator(ckpt, "g_ema")
@@ -206,10 +213,35 @@ def export_checkpoint(
     ) as e:  # unknown arch, weights of another net version
         msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip().splitlines()[0]
         raise ExportError(f"{ckpt.path}: cannot rebuild its generator with this code: {msg}") from None
+    return export_generator(
+        generator, ckpt.card, sha256_file(ckpt.path), out, precision,
+        fid_budget=fid_budget, fid_n=fid_n, threads=threads, rewrite=rewrite,
+    )  # fmt: skip
+
+
+def export_generator(
+    generator: torch.nn.Module,
+    card: ModelCard,
+    checkpoint_sha256: str,
+    out: str | os.PathLike,
+    precision: str = "fp32",
+    *,
+    fid_budget: float = DEFAULT_FID_BUDGET,
+    fid_n: int = DEFAULT_FID_N,
+    threads: int | None = None,
+    rewrite: bool = True,
+) -> ModelCard:
+    """Export a generator module that takes the card's inputs positionally (in eval mode) to `out`.
+
+    The checks and the card are the same as for a checkpoint; export_checkpoint is this plus loading.
+    """
+    out = Path(out)
+    _check_request(out, precision, fid_budget, fid_n)
+    generator = generator.eval()
     rewrite = rewrite and rewritten(generator, True) is not None
-    graph = to_onnx(generator, rewrite)
+    graph = to_onnx(generator, card, rewrite)
     check_model(graph)
-    parity32 = measure_parity(graph, generator, threads=threads)
+    parity32 = measure_parity(graph, generator, card, threads=threads)
     enforce(parity32, TOLERANCES["fp32"], "fp32 export")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp: Path | None = None
@@ -219,18 +251,18 @@ def export_checkpoint(
         else:
             from export.quantize import build_variant, fid_check
 
-            model = build_variant(graph, precision, generator)
+            model = build_variant(graph, precision, card)
             check_model(model)
-            parity = measure_parity(model, generator, threads=threads)
+            parity = measure_parity(model, generator, card, threads=threads)
             enforce(parity, TOLERANCES[precision], f"{precision} variant")
-            fid = fid_check(graph, model, ckpt.card, fid_budget, fid_n, precision) if fid_n else None
-        card = export_card(ckpt.card, sha256_file(ckpt.path), precision, parity, fid, rewrite)
-        final = with_card(drop_output(model, FLOAT_OUTPUT), card)
+            fid = fid_check(graph, model, card, fid_budget, fid_n, precision) if fid_n else None
+        final_card = export_card(card, checkpoint_sha256, precision, parity, fid, rewrite)
+        final = with_card(drop_output(model, FLOAT_OUTPUT), final_card)
         check_model(onnx.load_from_string(final))
         tmp = _temp_path(out)
-        _write_and_reopen(final, tmp, card, generator, threads)
+        _write_and_reopen(final, tmp, final_card, threads)
         os.replace(tmp, out)
-        return card
+        return final_card
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from export.errors import ExportError
 from export.graph_edit import drop_output, toposorted, with_card
 from export.graph_head import FLOAT_OUTPUT, IMAGES
-from gan_core.latents import balanced_labels, latents
+from gan_core.card import ModelCard
+from gan_core.feeds import build_feeds
 
 CALIBRATION_SEED = 7_2024
 CALIBRATION_BATCHES = 16
@@ -44,7 +44,8 @@ def pixel_head_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Generator body in float16, pixel head in float32: z is cast to fp16 on entry, the [-1, 1] output back.
+    """Generator body in float16, pixel head in float32: float inputs are cast to fp16 on entry, the [-1, 1]
+    output back to float32.
 
     Hand-written instead of onnxruntime.transformers.float16: with the pixel head blocked, that converter
     casts every head value to fp16 and back (losing the precision the block was for) and leaves stale
@@ -57,6 +58,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     body = [n for n in g.node if n.name not in head]
     body_inputs = {i for n in body for i in n.input}
     head_inputs = {i for n in g.node if n.name in head for i in n.input}
+    float_inputs = [i.name for i in g.input if i.type.tensor_type.elem_type == TensorProto.FLOAT]
     if head_inputs & body_inputs - {FLOAT_OUTPUT}:
         raise ExportError("fp16 conversion: the pixel head shares weights with the generator body")
     for t in g.initializer:
@@ -71,13 +73,16 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
             for a in n.attribute:
                 if a.name == "to" and a.i == TensorProto.FLOAT:
                     a.i = TensorProto.FLOAT16
-        n.input[:] = ["z_fp16" if i == "z" else i for i in n.input]
+        n.input[:] = [f"{i}_fp16" if i in float_inputs else i for i in n.input]
         n.output[:] = ["pixels_fp16" if o == FLOAT_OUTPUT else o for o in n.output]
-    to16 = helper.make_node("Cast", ["z"], ["z_fp16"], name="cast_z_to_fp16", to=TensorProto.FLOAT16)
+    to16 = [
+        helper.make_node("Cast", [i], [f"{i}_fp16"], name=f"cast_{i}_to_fp16", to=TensorProto.FLOAT16)
+        for i in float_inputs
+    ]
     to32 = helper.make_node(
         "Cast", ["pixels_fp16"], [FLOAT_OUTPUT], name="cast_pixels_to_fp32", to=TensorProto.FLOAT
     )
-    nodes = [to16, *g.node, to32]
+    nodes = [*to16, *g.node, to32]
     del g.node[:]
     g.node.extend(nodes)
     del g.value_info[:]
@@ -91,22 +96,12 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 class LatentCalibration:
-    """quantize_static's CalibrationDataReader: seeded service latents (balanced labels), batch by batch."""
+    """quantize_static's CalibrationDataReader: seeded feeds (gan_core.feeds) of the card, batch by batch."""
 
-    def __init__(
-        self,
-        latent_dim: int,
-        num_classes: int | None,
-        batches: int = CALIBRATION_BATCHES,
-        batch: int = CALIBRATION_BATCH,
-    ):
-        self.feeds = []
-        for b in range(batches):
-            idx = range(b * batch, (b + 1) * batch)
-            feed = {"z": latents(CALIBRATION_SEED, idx, latent_dim)}
-            if num_classes:
-                feed["labels"] = balanced_labels(idx, num_classes)
-            self.feeds.append(feed)
+    def __init__(self, card: ModelCard, batches: int = CALIBRATION_BATCHES, batch: int = CALIBRATION_BATCH):
+        self.feeds = [
+            build_feeds(card, CALIBRATION_SEED, range(b * batch, (b + 1) * batch)) for b in range(batches)
+        ]
         self._it = iter(self.feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -116,10 +111,10 @@ class LatentCalibration:
         self._it = iter(self.feeds)
 
 
-def to_int8(model: onnx.ModelProto, generator: torch.nn.Module) -> onnx.ModelProto:
+def to_int8(model: onnx.ModelProto, card: ModelCard) -> onnx.ModelProto:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    reader = LatentCalibration(generator.latent_dim, generator.num_classes if generator.conditional else None)
+    reader = LatentCalibration(card)
     with tempfile.TemporaryDirectory(prefix="gan-int8-") as d:
         src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
         onnx.save_model(model, src)
@@ -146,11 +141,11 @@ def to_int8(model: onnx.ModelProto, generator: torch.nn.Module) -> onnx.ModelPro
         return onnx.load_model(dst)
 
 
-def build_variant(model: onnx.ModelProto, precision: str, generator: torch.nn.Module) -> onnx.ModelProto:
+def build_variant(model: onnx.ModelProto, precision: str, card: ModelCard) -> onnx.ModelProto:
     if precision == "fp16":
         return to_fp16(model)
     if precision == "int8":
-        return to_int8(model, generator)
+        return to_int8(model, card)
     raise ExportError(f"no variant builder for precision {precision!r}")
 
 

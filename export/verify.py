@@ -16,8 +16,9 @@ import torch
 
 from export.errors import ExportError
 from export.graph_head import FLOAT_OUTPUT, IMAGES
+from gan_core.card import ModelCard
+from gan_core.feeds import build_feeds
 from gan_core.imaging import float_to_uint8
-from gan_core.latents import balanced_labels, latents
 from gan_core.runtime import session_options
 
 PARITY_BATCHES = (1, 7, 256)
@@ -48,11 +49,14 @@ def check_model(model: onnx.ModelProto) -> None:
         raise ExportError(f"exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
 
 
-def parity_inputs(
-    latent_dim: int, num_classes: int | None, batch: int, offset: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    idx = range(offset, offset + batch)
-    return latents(PARITY_SEED, idx, latent_dim), (balanced_labels(idx, num_classes) if num_classes else None)
+def parity_feeds(card: ModelCard, batch: int, offset: int) -> dict[str, np.ndarray]:
+    """Feeds of images offset..offset+batch-1 of the parity seed (gan_core.feeds, like every consumer)."""
+    return build_feeds(card, PARITY_SEED, range(offset, offset + batch))
+
+
+def torch_inputs(card: ModelCard, feeds: dict[str, np.ndarray]) -> list[torch.Tensor]:
+    """The feeds as the generator's positional arguments, in the card's input order."""
+    return [torch.from_numpy(feeds[i.name]) for i in card.inputs]
 
 
 def ort_session(model: onnx.ModelProto | bytes, threads: int | None = None) -> ort.InferenceSession:
@@ -69,6 +73,7 @@ def ort_session(model: onnx.ModelProto | bytes, threads: int | None = None) -> o
 def measure_parity(
     model: onnx.ModelProto | bytes,
     generator: torch.nn.Module,
+    card: ModelCard,
     batches: tuple[int, ...] = PARITY_BATCHES,
     threads: int | None = None,
 ) -> Parity:
@@ -77,18 +82,12 @@ def measure_parity(
     names = [o.name for o in sess.get_outputs()]
     if names[:2] != [IMAGES, FLOAT_OUTPUT]:
         raise ExportError(f"exported graph outputs are {names}, expected [{IMAGES!r}, {FLOAT_OUTPUT!r}]")
-    classes = generator.num_classes if generator.conditional else None
     worst, worst_f, total, count, offset = 0, 0.0, 0.0, 0, 0
     for b in batches:
-        z, labels = parity_inputs(generator.latent_dim, classes, b, offset)
+        feeds = parity_feeds(card, b, offset)
         offset += b
-        feeds = {"z": z} if labels is None else {"z": z, "labels": labels}
         images, floats = sess.run([IMAGES, FLOAT_OUTPUT], feeds)
-        ref = (
-            generator(torch.from_numpy(z), torch.from_numpy(labels) if labels is not None else None)
-            .float()
-            .numpy()
-        )
+        ref = generator(*torch_inputs(card, feeds)).float().numpy()
         ref_u8 = float_to_uint8(ref)
         if images.dtype != np.uint8 or images.shape != ref_u8.shape:
             raise ExportError(

@@ -1,5 +1,11 @@
 """The model card: one pydantic model that travels unchanged checkpoint -> ONNX -> service `/models`.
 
+Schema version 2 declares the generator's inputs and outputs (`inputs`, `outputs`): export names
+the ONNX inputs from them, the feed builder (gan_core.feeds) fills them from a seed, and the
+service, the augmentation job, evaluation and the playground derive their controls from them.
+`latent_dim` and `conditional` are derived from `inputs`. Version 1 cards (a `z` latent plus an
+optional `labels` input, implied by `latent_dim` / `conditional`) are read and upgraded in memory.
+
 This module imports pydantic only (no torch, no numpy), because the service reads cards too.
 """
 
@@ -8,9 +14,59 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-CARD_SCHEMA_VERSION = 1
+CARD_SCHEMA_VERSION = 2
+
+InputKind = Literal["latent", "class", "categorical", "continuous", "scalar", "noise", "image"]
+# kind -> what the feed builder does when a request gives no value
+#   latent      drawn from the seed (distribution normal), per image: the generator's noise vector
+#   class       'balanced' labels i % num_classes (names: card.class_names)
+#   categorical drawn from the seed, uniform over 0..num_choices-1 (an InfoGAN code)
+#   continuous  drawn from the seed, `distribution` over `range` (an InfoGAN code)
+#   scalar      `default` for every image (a control such as truncation_psi)
+#   noise       per-pixel noise maps (StyleGAN): seeded / const / none
+#   image       no default: the request must give the images (image-to-image models)
+SEEDED_KINDS = ("latent", "categorical", "continuous", "noise")
+
+
+class InputSpec(BaseModel):
+    """One input of the exported graph. Shapes are per image: the graph's batch axis N comes first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="the ONNX input name")
+    kind: InputKind
+    dtype: Literal["float32", "int64", "uint8"]
+    shape: list[int] = Field(default_factory=list, description="per-image shape; [] = one value per image")
+    distribution: Literal["normal", "uniform"] | None = Field(None, description="how seeded kinds are drawn")
+    num_choices: int | None = Field(None, ge=1, description="categorical: values 0..num_choices-1")
+    range: tuple[float, float] | None = Field(None, description="continuous / scalar: allowed [low, high]")
+    default: float | None = Field(None, description="scalar: value when the request gives none")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InputSpec:
+        need = {
+            "latent": ("float32", "distribution"),
+            "class": ("int64", None),
+            "categorical": ("int64", "num_choices"),
+            "continuous": ("float32", "range"),
+            "scalar": ("float32", "default"),
+            "noise": ("float32", None),
+            "image": ("uint8", None),
+        }[self.kind]
+        if self.dtype != need[0]:
+            raise ValueError(
+                f"input {self.name!r}: a {self.kind} input has dtype {need[0]}, not {self.dtype}"
+            )
+        if need[1] and getattr(self, need[1]) is None:
+            raise ValueError(f"input {self.name!r}: a {self.kind} input needs {need[1]}")
+        if self.range is not None and not self.range[0] <= self.range[1]:
+            raise ValueError(f"input {self.name!r}: range {list(self.range)} has low > high")
+        if self.kind in ("class", "categorical", "continuous", "scalar") and self.shape:
+            raise ValueError(f"input {self.name!r}: a {self.kind} input holds one value per image (shape [])")
+        return self
 
 
 class OutputSpec(BaseModel):
@@ -33,13 +89,35 @@ class ExportInfo(BaseModel):
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     checkpoint_sha256: str
     parity_max_abs_diff: float | None = None
-    output: OutputSpec = Field(default_factory=OutputSpec)
-    # Added by issue 4 (export): how the file was checked against torch, and its quality vs fp32.
     parity_batches: list[int] = Field(default_factory=list, description="batch sizes compared with torch")
     float_parity_max_abs_diff: float | None = Field(None, description="max |ORT - torch| of the tanh output")
     fid: float | None = Field(None, description="FID of this file's images (variants; None = not measured)")
     fid_fp32: float | None = Field(None, description="FID of the fp32 export on the same latents")
     fid_n: int | None = Field(None, description="images behind fid / fid_fp32")
+
+
+def latent_input(dim: int, name: str = "z") -> InputSpec:
+    return InputSpec(name=name, kind="latent", dtype="float32", shape=[dim], distribution="normal",
+                     description="N(0, 1) noise vector drawn from the seed")  # fmt: skip
+
+
+def class_input(name: str = "labels") -> InputSpec:
+    return InputSpec(name=name, kind="class", dtype="int64", description="class index (card.class_names)")
+
+
+def _upgrade_v1(data: dict) -> dict:
+    """A version 1 card's fields as version 2: z (+ labels) inputs, the export's output spec."""
+    data = dict(data)
+    dim, conditional = data.pop("latent_dim"), data.pop("conditional")
+    data.pop("latent_distribution", None)
+    data["inputs"] = [latent_input(dim).model_dump()] + ([class_input().model_dump()] if conditional else [])
+    export = data.get("export")
+    if isinstance(export, dict) and "output" in export:
+        export = dict(export)
+        data["outputs"] = [export.pop("output")]
+        data["export"] = export
+    data["schema_version"] = CARD_SCHEMA_VERSION
+    return data
 
 
 class ModelCard(BaseModel):
@@ -50,12 +128,11 @@ class ModelCard(BaseModel):
     schema_version: int = CARD_SCHEMA_VERSION
     name: str
     version: str = "1"
-    variant: str = Field(description="loss family, e.g. 'ns', 'wgan-gp', 'hinge'")
+    variant: str = Field(description="family / loss, e.g. 'ns', 'wgan-gp', 'hinge'")
     arch: str = Field(description="network family, e.g. 'mlp', 'dcgan'")
     arch_params: dict[str, Any] = Field(default_factory=dict)
-    latent_dim: int
-    latent_distribution: Literal["normal"] = "normal"
-    conditional: bool
+    inputs: list[InputSpec] = Field(min_length=1, description="the generator's graph inputs, in order")
+    outputs: list[OutputSpec] = Field(default_factory=lambda: [OutputSpec()])
     num_classes: int
     class_names: list[str]
     image_shape: tuple[int, int, int] = Field(description="C, H, W")
@@ -67,6 +144,53 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] | None = None
     export: ExportInfo | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("schema_version", 1) == 1 and "inputs" not in data:
+            return _upgrade_v1(data)
+        # latent_dim / conditional are derived (serialized for readers, never stored as fields)
+        return {k: v for k, v in data.items() if k not in ("latent_dim", "conditional")}
+
+    @model_validator(mode="after")
+    def _unique_inputs(self) -> ModelCard:
+        names = [i.name for i in self.inputs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"inputs: names must be unique, {dupes} repeated")
+        if sum(i.kind == "class" for i in self.inputs) > 1:
+            raise ValueError("inputs: at most one class input")
+        return self
+
+    # ---- derived from the inputs -----------------------------------------------------------
+    @computed_field
+    @property
+    def latent_dim(self) -> int:
+        """Size of the first latent input (0 for a model without one, e.g. image-to-image)."""
+        lat = self.input_of_kind("latent")
+        return lat.shape[0] if lat is not None and lat.shape else 0
+
+    @computed_field
+    @property
+    def conditional(self) -> bool:
+        """True when the generator takes a class label."""
+        return self.input_of_kind("class") is not None
+
+    def input_of_kind(self, kind: str) -> InputSpec | None:
+        return next((i for i in self.inputs if i.kind == kind), None)
+
+    def input(self, name: str) -> InputSpec:
+        for i in self.inputs:
+            if i.name == name:
+                return i
+        raise KeyError(name)
+
+    @property
+    def output(self) -> OutputSpec:
+        return self.outputs[0]
+
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 
@@ -76,5 +200,5 @@ class ModelCard(BaseModel):
 
 
 def parse_card(text: str | bytes) -> ModelCard:
-    """A card from its JSON text."""
+    """A card from its JSON text (version 1 or 2)."""
     return ModelCard.model_validate_json(text)

@@ -83,11 +83,12 @@ def file_kind(path: str | os.PathLike) -> str:
 
 def read_card(path: str | os.PathLike) -> ModelCard:
     """The card of an exported .onnx, a checkpoint .safetensors or a card.json."""
+    kind = file_kind(path)
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise CardFileError(f"{path}: cannot read ({e.strerror or e})") from None
-    return card_from_bytes(data, file_kind(path), path)
+    return card_from_bytes(data, kind, path)
 
 
 def card_into_bytes(data: bytes, kind: str, card: ModelCard) -> bytes:

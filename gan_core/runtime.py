@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,14 +89,9 @@ class GeneratorSession:
     def input_names(self) -> list[str]:
         return [i.name for i in self.session.get_inputs()]
 
-    def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """z float32 [N, latent], labels int64 [N] -> the card's output (uint8 NHWC by default)."""
-        feeds = {"z": np.ascontiguousarray(z, dtype=np.float32)}
-        if self.card.conditional:
-            if labels is None:
-                raise ValueError("labels are required by a conditional generator")
-            feeds["labels"] = np.ascontiguousarray(labels, dtype=np.int64)
-        return self.session.run(None, feeds)[0]
+    def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Feeds {card input name: [N, ...]} (gan_core.feeds.build_feeds) -> the card's first output."""
+        return self.session.run([self.card.output.name], dict(feeds))[0]
 
 
 def open_generator(
@@ -124,4 +120,9 @@ def open_generator(
         sess = ort.InferenceSession(data, sess_options=so, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types for bad files
         raise ModelFileError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
+    graph_inputs = [i.name for i in sess.get_inputs()]
+    if graph_inputs != [i.name for i in card.inputs]:
+        raise ModelFileError(
+            f"{path}: graph inputs {graph_inputs} differ from the card's inputs {[i.name for i in card.inputs]}"
+        )
     return GeneratorSession(path, sess, card, sess.get_providers()[0], so.intra_op_num_threads)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from service.generate import ClientError, Generator, Reply
 from service.guard import RequestGuard
+from service.model_set import served_cards
 from service.schemas import (
     GenerateRequest,
     ImagesResponse,
@@ -23,16 +24,19 @@ from service.schemas import (
     LatentsRequest,
     ModelsRequest,
     ModelsResponse,
+    request_models,
 )
 from service.settings import Settings
 
 log = logging.getLogger("gan_service")
 
 SETTINGS = Settings.from_env()
+# Request schemas come from the cards of the models being served (their code inputs become fields).
+REQUESTS = request_models(served_cards(SETTINGS.models_dir))
 API_ROUTES = {
-    "/generate": GenerateRequest,
-    "/generate_from_latents": LatentsRequest,
-    "/interpolate": InterpolateRequest,
+    "/generate": REQUESTS["generate"],
+    "/generate_from_latents": REQUESTS["latents"],
+    "/interpolate": REQUESTS["interpolate"],
     "/models": ModelsRequest,
 }
 _service_config: dict = {
@@ -61,7 +65,7 @@ class GeneratorService:
     def __init__(self) -> None:
         self.core = Generator(Settings.from_env())
 
-    @bentoml.api(route="/generate", input_spec=GenerateRequest, output_spec=ImagesResponse)
+    @bentoml.api(route="/generate", input_spec=REQUESTS["generate"], output_spec=ImagesResponse)
     async def generate(self, **fields) -> Response:
         """Images start_index .. start_index+count-1 of a seed: the same bytes for the same
         (model, seed, index, label, truncation), whatever the count, batching or restarts."""
@@ -71,7 +75,7 @@ class GeneratorService:
         except ClientError as e:
             return _client_error(e, "/generate")
 
-    @bentoml.api(route="/generate_from_latents", input_spec=LatentsRequest, output_spec=ImagesResponse)
+    @bentoml.api(route="/generate_from_latents", input_spec=REQUESTS["latents"], output_spec=ImagesResponse)
     async def generate_from_latents(self, **fields) -> Response:
         """Images of explicit latent vectors [N][latent_dim] (and labels)."""
         req = LatentsRequest.model_construct(**fields)
@@ -80,7 +84,7 @@ class GeneratorService:
         except ClientError as e:
             return _client_error(e, "/generate_from_latents")
 
-    @bentoml.api(route="/interpolate", input_spec=InterpolateRequest, output_spec=ImagesResponse)
+    @bentoml.api(route="/interpolate", input_spec=REQUESTS["interpolate"], output_spec=ImagesResponse)
     async def interpolate(self, **fields) -> Response:
         """`steps` frames from one seed (or latent) to another, slerp or lerp; a grid, PNG frames or npz."""
         req = InterpolateRequest.model_construct(**fields)

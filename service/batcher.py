@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gan_core.feeds import concat_feeds, feeds_len, slice_feeds
+
 
 class Overloaded(RuntimeError):
     """The queue is full; the client should retry later (HTTP 503 + Retry-After)."""
@@ -24,15 +26,17 @@ class Overloaded(RuntimeError):
 
 @dataclass
 class _Job:
-    z: np.ndarray
-    labels: np.ndarray | None
+    feeds: dict[str, np.ndarray]
     future: asyncio.Future
+
+    def __len__(self) -> int:
+        return feeds_len(self.feeds)
 
 
 class Batcher:
     def __init__(
         self,
-        run: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+        run: Callable[[dict[str, np.ndarray]], np.ndarray],
         executor: Executor,
         max_batch: int,
         max_queue: int,
@@ -49,9 +53,9 @@ class Batcher:
         self.calls = 0  # ORT calls made (for tests and metrics)
         self.largest_batch = 0
 
-    async def __call__(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        """uint8 images for latents z [N, D] (and labels [N]); large N is cut into max_batch calls."""
-        n = len(z)
+    async def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """uint8 images for feeds {input: [N, ...]}; large N is cut into max_batch calls."""
+        n = feeds_len(feeds)
         if self.queued + n > self.max_queue:
             raise Overloaded(
                 f"server busy: {self.queued} images queued, limit {self.max_queue} (GAN_MAX_QUEUE); retry later"
@@ -59,15 +63,11 @@ class Batcher:
         if n <= self.inline_max and not self._busy:
             # Idle and tiny: a thread hop costs more than the call itself, so run it right here.
             self.calls += 1
-            return self._run(z, labels)
+            return self._run(feeds)
         loop = asyncio.get_running_loop()
         futures = []
         for a in range(0, n, self.max_batch):
-            job = _Job(
-                z[a : a + self.max_batch],
-                None if labels is None else labels[a : a + self.max_batch],
-                loop.create_future(),
-            )
+            job = _Job(slice_feeds(feeds, a, a + self.max_batch), loop.create_future())
             self._jobs.append(job)
             futures.append(job.future)
         self.queued += n
@@ -80,10 +80,10 @@ class Batcher:
     def _take(self) -> list[_Job]:
         """Jobs for one call: queue order, up to max_batch images (a lone bigger job goes alone)."""
         jobs, size = [], 0
-        while self._jobs and (not jobs or size + len(self._jobs[0].z) <= self.max_batch):
+        while self._jobs and (not jobs or size + len(self._jobs[0]) <= self.max_batch):
             job = self._jobs.popleft()
             jobs.append(job)
-            size += len(job.z)
+            size += len(job)
         self.queued -= size
         return jobs
 
@@ -92,23 +92,20 @@ class Batcher:
         try:
             while self._jobs:
                 jobs = self._take()
-                z = jobs[0].z if len(jobs) == 1 else np.concatenate([j.z for j in jobs])
-                labels = None
-                if jobs[0].labels is not None:
-                    labels = jobs[0].labels if len(jobs) == 1 else np.concatenate([j.labels for j in jobs])
+                feeds = concat_feeds([j.feeds for j in jobs])
                 try:
-                    images = await loop.run_in_executor(self._executor, self._run, z, labels)
+                    images = await loop.run_in_executor(self._executor, self._run, feeds)
                 except Exception as e:  # one failed call fails its own requests, not the batcher
                     for j in jobs:
                         if not j.future.done():
                             j.future.set_exception(e)
                     continue
                 self.calls += 1
-                self.largest_batch = max(self.largest_batch, len(z))
+                self.largest_batch = max(self.largest_batch, len(images))
                 a = 0
                 for j in jobs:
                     if not j.future.done():  # a cancelled client leaves a done future behind
-                        j.future.set_result(images[a : a + len(j.z)])
-                    a += len(j.z)
+                        j.future.set_result(images[a : a + len(j)])
+                    a += len(j)
         finally:
             self._busy = False

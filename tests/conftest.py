@@ -24,6 +24,11 @@ def pytest_configure(config):
         pass
 
 
+def zl_feeds(z, labels=None) -> dict:
+    """Feeds of a z (+ labels) generator: the inputs of every DCGAN / MLP export."""
+    return {"z": z} if labels is None else {"z": z, "labels": labels}
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     assert (MNIST / "train-images-idx3-ubyte.gz").exists(), f"tests need the real MNIST files at {MNIST}"

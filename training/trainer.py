@@ -218,11 +218,15 @@ class Trainer:
             self._infer = (self.step, recalibrated(self.ema.model))
         return self._infer[1]
 
+    def card(self) -> ModelCard:
+        """The model card of the run as it stands (what a checkpoint written now would carry)."""
+        return make_card(self.cfg, self.ds, self.step, self.seconds, self.last_metrics)
+
     def save(self) -> Path | None:
         if not self.dist.is_main:
             return None
         g_infer = self.inference_generator()
-        card = make_card(self.cfg, self.ds, self.step, self.seconds, self.last_metrics)
+        card = self.card()
         return save_checkpoint(
             self.out,
             self.step,

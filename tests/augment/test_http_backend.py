@@ -26,6 +26,7 @@ from gan_core.fileio import sha256_file
 from gan_core.latents import latents
 from gan_core.runtime import open_generator
 from tests.augment.test_job import visible
+from tests.conftest import zl_feeds
 from tests.service.test_http_serve import serving
 
 
@@ -71,7 +72,9 @@ class FakeService:
             idx = np.arange(body["start_index"], body["start_index"] + body["count"])
             labels = np.asarray(body["labels"], np.int64)
             images = self.sess.run(
-                latents(body["seed"], idx, self.sess.card.latent_dim, body.get("truncation")), labels
+                zl_feeds(
+                    latents(body["seed"], idx, self.sess.card.latent_dim, body.get("truncation")), labels
+                )
             )
             buf = io.BytesIO()
             np.savez(buf, images=images, labels=labels, indices=idx, seed=body["seed"])

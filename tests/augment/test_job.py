@@ -22,6 +22,7 @@ from gan.cli import main as gan
 from gan_core.datasets import load_dataset, load_npz
 from gan_core.latents import latents
 from gan_core.runtime import open_generator
+from tests.conftest import zl_feeds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,8 +39,10 @@ def visible(out: Path) -> dict[str, bytes]:
 def direct(model: Path, seed: int, indices, labels) -> np.ndarray:
     sess = open_generator(model, threads=1)
     return sess.run(
-        latents(seed, list(indices), sess.card.latent_dim),
-        np.asarray(labels) if sess.card.conditional else None,
+        zl_feeds(
+            latents(seed, list(indices), sess.card.latent_dim),
+            np.asarray(labels) if sess.card.conditional else None,
+        )
     )
 
 

@@ -14,6 +14,7 @@ from gan_core.card_files import read_card
 from gan_core.imaging import float_to_uint8
 from gan_core.latents import balanced_labels, latents
 from gan_core.runtime import open_generator
+from tests.conftest import zl_feeds
 from training.checkpoint import build_generator, load_checkpoint
 
 
@@ -51,7 +52,7 @@ def test_every_preset_architecture_exports_with_parity(name, tiny_checkpoint, tm
     g = build_generator(ck)
     for n in (1, 7, 256):
         z, labels = _inputs(ck.card, n)
-        images = sess.run(z, labels)
+        images = sess.run(zl_feeds(z, labels))
         assert images.dtype == np.uint8 and images.shape == (n, 28, 28, 1)
         _, ref = _torch_pixels(g, z, labels)
         diff = np.abs(images.astype(int) - ref.astype(int))
@@ -81,9 +82,9 @@ def test_dynamic_batch_gives_the_same_image_whatever_the_batch(cdcgan_onnx):
     _, path, card = cdcgan_onnx
     sess = open_generator(path, threads=1)
     z, labels = _inputs(card, 300)
-    big = sess.run(z, labels)
+    big = sess.run(zl_feeds(z, labels))
     for n in (1, 3, 64):
-        small = sess.run(z[:n], labels[:n])
+        small = sess.run(zl_feeds(z[:n], labels[:n]))
         assert small.shape == (n, 28, 28, 1)
         assert np.abs(small.astype(int) - big[:n].astype(int)).max() <= 1
 
@@ -138,7 +139,7 @@ def test_float_output_parity_without_the_rewrite(tiny_checkpoint):
 
     ck = load_checkpoint(tiny_checkpoint("mnist-dcgan"))
     g = build_generator(ck)
-    m = to_onnx(g, rewrite=False)
+    m = to_onnx(g, ck.card, rewrite=False)
     assert "ConvTranspose" in {n.op_type for n in m.graph.node}
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     z, _ = _inputs(ck.card, 7)

@@ -8,12 +8,13 @@ from export import ExportError, export_checkpoint, quantize
 from gan_core.card_files import read_card
 from gan_core.latents import balanced_labels, latents
 from gan_core.runtime import open_generator
+from tests.conftest import zl_feeds
 
 
 def _run(path, card, n=16):
     sess = open_generator(path, threads=1)
     idx = range(n)
-    return sess.run(latents(9, idx, card.latent_dim), balanced_labels(idx, card.num_classes))
+    return sess.run(zl_feeds(latents(9, idx, card.latent_dim), balanced_labels(idx, card.num_classes)))
 
 
 def test_fp16_variant_keeps_the_contract(cdcgan_onnx, tmp_path):

@@ -14,6 +14,7 @@ from gan_core.runtime import open_generator
 from service.generate import ClientError, Generator, grid_image, path
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import Settings, SettingsError
+from tests.conftest import zl_feeds
 
 
 def make_core(models_dir, **kw) -> Generator:
@@ -53,7 +54,7 @@ def test_images_match_direct_ort_whatever_count_and_start_index(core, cond_onnx)
     assert part.indices.tolist() == [4, 5, 6]
     assert np.array_equal(part.images, whole.images[4:7])
     sess = open_generator(cond_onnx, threads=1)
-    direct = sess.run(latents(42, range(10), sess.card.latent_dim, 1.5), np.arange(10))
+    direct = sess.run(zl_feeds(latents(42, range(10), sess.card.latent_dim, 1.5), np.arange(10)))
     assert np.array_equal(whole.images, direct)
     assert not np.array_equal(gen(core, count=10, seed=43, truncation=1.5).images, whole.images)
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from gan_core.latents import latents
 from gan_core.runtime import open_generator
-from tests.conftest import REPO
+from tests.conftest import REPO, zl_feeds
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_png_answer_matches_direct_ort_and_echoes_the_seed(client, cond_onnx):
     assert (doc["seed"], doc["start_index"], doc["count"]) == (11, 5, 3)
     assert [(im["index"], im["label"]) for im in doc["images"]] == [(5, 5), (6, 6), (7, 7)]
     sess = open_generator(cond_onnx, threads=1)
-    want = sess.run(latents(11, range(5, 8), 64), np.array([5, 6, 7]))
+    want = sess.run(zl_feeds(latents(11, range(5, 8), 64), np.array([5, 6, 7])))
     assert np.array_equal(np.stack([pixels(im["png"]) for im in doc["images"]]), want)
     auto = client.post("/generate", json={}).json()
     assert isinstance(auto["seed"], int) and auto["count"] == 1  # random seed, echoed

@@ -106,7 +106,7 @@ def test_reference_is_cached_on_disk_and_reused(mnist_test, tmp_path, monkeypatc
     assert len(files) == 1 and "mnist-cnn-v1" in files[0].name
     from training import evaluation
 
-    evaluation._REFS.clear()
+    evaluation.reference._REFS.clear()
     b = real_reference(ev, mnist_test, n=300, seed=3)  # read back from disk
     np.testing.assert_array_equal(a.features, b.features)
     np.testing.assert_array_equal(a.radii, b.radii)
@@ -270,7 +270,9 @@ def test_collapse_from_the_start_is_flagged():
 def test_classification_accuracy_score(mnist_small, tmp_path, monkeypatch):
     from training import evaluation
 
-    monkeypatch.setattr(evaluation, "CAS_MIN_STEPS", 40)  # fast: a rough classifier is enough to tell apart
+    monkeypatch.setattr(
+        evaluation.report, "CAS_MIN_STEPS", 40
+    )  # fast: a rough classifier is enough to tell apart
     real = evaluate_target(mnist_small, n=300, cas=True)
     assert real["cas"]["labels"] == "given" and real["cas"]["test_n"] == 300 and real["cas"]["accuracy"] > 0.6
     noise = np.random.default_rng(1).integers(0, 256, size=(300, 28, 28), dtype=np.uint8)

@@ -1,0 +1,76 @@
+"""Where a report goes: into the model card of the evaluated file, a JSON + grid PNG, one summary line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gan_core.fileio import atomic_write_bytes
+from training.checkpoint import list_checkpoints
+from training.evaluation.sampling import Samples
+
+GRID_N = 100
+
+
+def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of a report that goes into a model card."""
+    keys = (
+        "evaluator",
+        "n",
+        "fid",
+        "fid_floor",
+        "classifier_score",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "class_accuracy",
+        "cas",
+    )
+    out = {k: report[k] for k in keys if report.get(k) is not None}
+    out["modes_covered"] = report["modes"]["covered"]
+    out["reference"] = {k: report["reference"][k] for k in ("split", "n", "fingerprint")}
+    return {"source": "gan evaluate", **out}
+
+
+def write_card_metrics(samples: Samples, report: dict[str, Any]) -> Path:
+    """Set the card's `metrics` inside the evaluated checkpoint or .onnx file (temp file + rename)."""
+    from gan_core.card_files import write_card
+
+    card = samples.card.model_copy(update={"metrics": card_metrics(report)})
+    card = type(samples.card).model_validate(card.model_dump())
+    write_card(samples.path, card)
+    if samples.kind == "checkpoint":
+        ckpts = list_checkpoints(samples.path.parent)
+        if (
+            ckpts and ckpts[-1].resolve() == samples.path.resolve()
+        ):  # card.json describes the newest checkpoint
+            write_card(samples.path.parent / "card.json", card)
+    return samples.path
+
+
+def write_report(report: dict[str, Any], samples: Samples, out: Path) -> tuple[Path, Path]:
+    """REPORT.json and REPORT.png (a grid of the first samples) beside it, both atomically."""
+    from gan_core.imaging import grid, png_bytes
+
+    out = Path(out)
+    atomic_write_bytes(out, (json.dumps(report, indent=2) + "\n").encode())
+    imgs = samples.images[:GRID_N].transpose(0, 2, 3, 1)
+    png = out.with_suffix(".png")
+    atomic_write_bytes(png, png_bytes(grid(imgs, 10), scale=2))
+    return out, png
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    parts = [f"fid {report['fid']:.3f} (n={report['n']}, evaluator {report['evaluator']})"]
+    if report.get("fid_floor"):
+        parts.append(f"floor {report['fid_floor']:.3f} (x{report['fid_ratio']:.1f})")
+    parts += [f"classifier score {report['classifier_score']:.3f}", f"precision {report['precision']:.3f}", f"recall {report['recall']:.3f}",
+              f"density {report['density']:.3f}", f"coverage {report['coverage']:.3f}",
+              f"modes {report['modes']['covered']}/{report['modes']['num_classes']}"]  # fmt: skip
+    if "class_accuracy" in report:
+        parts.append(f"class accuracy {report['class_accuracy']:.4f}")
+    if "cas" in report:
+        parts.append(f"CAS {report['cas']['accuracy']:.4f}")
+    return "; ".join(parts)
