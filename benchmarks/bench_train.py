@@ -18,12 +18,14 @@ import torch
 
 from gan_core.datasets import load_dataset
 from training.config import preset
-from training.trainer import Trainer, mode_seeking_penalty
+from training.families.gan import mode_seeking_penalty
+from training.trainer import Trainer
 
 
 def bare_loop(trainer: Trainer, steps: int) -> float:
     """The same network work as `steps` trainer steps, minus everything around it."""
-    cfg, G, D = trainer.cfg, trainer.G, trainer.D
+    cfg, fam = trainer.cfg, trainer.family
+    G, D, loss_fn, opt_g, opt_d = fam.nets["g"], fam.nets["d"], fam.loss, fam.opts["g"], fam.opts["d"]
     B = cfg.batch_size
     real, y = trainer.sampler.get(0)  # a real batch, fetched once: the data path is not timed here
     y = y if cfg.conditional else None
@@ -35,19 +37,19 @@ def bare_loop(trainer: Trainer, steps: int) -> float:
             with torch.no_grad():
                 fake = G(z, y)
             out = D(torch.cat([real, fake]), yy)
-            loss = trainer.loss.d_loss(out[:B], out[B:])
-            pen = trainer.loss.penalty(D, real, fake, y)
+            loss = loss_fn.d_loss(out[:B], out[B:])
+            pen = loss_fn.penalty(D, real, fake, y)
             loss = loss + pen if pen is not None else loss
-            trainer.opt_d.zero_grad(set_to_none=True)
+            opt_d.zero_grad(set_to_none=True)
             loss.backward()
-            trainer.opt_d.step()
+            opt_d.step()
         fake = G(z, y)
-        loss = trainer.loss.g_loss(D(fake, y))
+        loss = loss_fn.g_loss(D(fake, y))
         if cfg.diversity_weight:
             loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake, z, B // 2)
-        trainer.opt_g.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        trainer.opt_g.step()
+        opt_g.step()
     return time.perf_counter() - t0
 
 

@@ -79,9 +79,13 @@ def save_checkpoint(
     rng: dict[str, torch.Tensor],
     extra: dict | None = None,
     keep: int = 3,
+    tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write `out/ckpt-{step}.safetensors` atomically, refresh `card.json`, prune to `keep` files."""
-    tensors: dict[str, torch.Tensor] = {}
+    """Write `out/ckpt-{step}.safetensors` atomically, refresh `card.json`, prune to `keep` files.
+
+    tensors: further named tensors to keep as they are (e.g. a family's extra state).
+    """
+    tensors = {k: v.detach().clone().contiguous() for k, v in (tensors or {}).items()}
     for name, mod in modules.items():
         for k, v in mod.state_dict().items():
             tensors[f"{name}.{k}"] = v.detach().clone().contiguous()
@@ -153,10 +157,28 @@ def restore_optimizer(ckpt: Checkpoint, name: str, opt: torch.optim.Optimizer) -
     opt.load_state_dict(_unflatten_optimizer(f"opt_{name}", ckpt.extra["optimizers"][name], ckpt.tensors))
 
 
-def build_generator(ckpt: Checkpoint, which: str = "g_ema") -> torch.nn.Module:
-    """The generator of a checkpoint in eval mode (the EMA copy unless told otherwise)."""
-    from training.models import build_networks
+def checkpoint_family(ckpt: Checkpoint):
+    """The checkpoint's GAN family, set up from its config and card (no networks built yet)."""
+    from training.families.base import DataInfo
+    from training.registry import get_family
 
-    g, _ = build_networks(ckpt.config.resolved(), ckpt.card.image_shape, ckpt.card.num_classes)
+    card = ckpt.card
+    data = DataInfo(tuple(card.image_shape), card.num_classes, tuple(card.class_names))
+    return get_family(ckpt.config.family)(ckpt.config.resolved(), data)
+
+
+def build_generator(ckpt: Checkpoint, which: str = "g_ema") -> torch.nn.Module:
+    """A checkpoint's generator as its family samples and exports it, in eval mode.
+
+    which: '<net>_ema' (the EMA copy with re-estimated BatchNorm, default 'g_ema'), '<net>_ema_raw' or '<net>'.
+    """
+    family = checkpoint_family(ckpt)
+    net = which.removesuffix("_raw").removesuffix("_ema")
+    nets = family.build_nets()
+    if net not in nets:
+        raise KeyError(
+            f"{which}: the {family.name!r} family has no network {net!r} (nets: {', '.join(nets)})"
+        )
+    g = nets[net]
     g.load_state_dict(ckpt.state(which))
-    return g.eval()
+    return family.inference_module(g.eval()).eval()

@@ -1,7 +1,8 @@
 """One pydantic model describes a training run; presets are named instances of it.
 
-Fields left `None` take the loss's paper defaults (optimizer, learning rates, critic steps,
-spectral norm) when the run starts, and the resolved values are what the checkpoint records.
+Fields left `None` take the family's paper defaults (for the classic `gan` family: the loss's
+optimizer, learning rates, critic steps, spectral norm) when the run starts, and the resolved values
+are what the checkpoint records.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Fields a resumed run must share with its checkpoint; everything else (budgets, logging) may change.
 MODEL_FIELDS = (
-    "arch", "arch_params", "loss", "conditional", "cond_mode", "spectral_norm", "latent_dim", "batch_size",
+    "family", "family_params", "arch", "arch_params", "loss", "conditional", "cond_mode", "spectral_norm", "latent_dim", "batch_size",
     "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "diversity_weight", "lr_decay_from", "ema_decay", "seed",
 )  # fmt: skip
 
@@ -23,6 +24,8 @@ class TrainConfig(BaseModel):
     name: str = Field(description="run / model name, goes into the card")
     data: str | None = Field(None, description="dataset path; None = MNIST")
     out: str = "runs/default"
+    family: str = Field("gan", description="GAN family (training/families): networks, losses, step phases")
+    family_params: dict[str, Any] = Field(default_factory=dict, description="the family's own settings")
     arch: str = "dcgan"
     arch_params: dict[str, Any] = Field(default_factory=dict)
     loss: str = "ns"
@@ -65,21 +68,10 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(None, ge=1)
 
     def resolved(self) -> TrainConfig:
-        """Fill None fields from the loss's defaults."""
-        from training.registry import get_loss
+        """Fill None fields from the family's (paper) defaults."""
+        from training.registry import get_family
 
-        loss = get_loss(self.loss)
-        opt = loss.optimizer
-        return self.model_copy(
-            update={
-                "n_critic": self.n_critic or loss.n_critic,
-                "optimizer": self.optimizer or opt["name"],
-                "lr_g": self.lr_g or opt["lr_g"],
-                "lr_d": self.lr_d or opt["lr_d"],
-                "betas": self.betas or tuple(opt.get("betas", (0.5, 0.999))),
-                "spectral_norm": loss.default_sn if self.spectral_norm is None else self.spectral_norm,
-            }
-        )
+        return get_family(self.family).resolve(self)
 
     def model_differences(self, other: TrainConfig) -> list[str]:
         """Human-readable list of model-defining fields that differ (for refusing a resume)."""

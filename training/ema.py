@@ -8,6 +8,7 @@ generator's running statistics, and serving needs per-image (eval-mode) normalis
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -32,9 +33,17 @@ class EMA:
 
 @torch.no_grad()
 def recalibrated(
-    generator: nn.Module, batches: int = 8, batch_size: int = 256, seed: int = 12345
+    generator: nn.Module,
+    inputs: Callable[[int, int, torch.Generator], list[torch.Tensor]],
+    batches: int = 8,
+    batch_size: int = 256,
+    seed: int = 12345,
 ) -> nn.Module:
-    """A copy of `generator` in eval mode whose BatchNorm stats are the exact mean over fresh samples."""
+    """A copy of `generator` in eval mode whose BatchNorm stats are the exact mean over fresh samples.
+
+    inputs(batch, n, gen) gives the generator's positional inputs for batch `batch` of n images,
+    drawn from `gen` (the family knows what its generator takes).
+    """
     g = copy.deepcopy(generator)
     bns = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -46,9 +55,7 @@ def recalibrated(
     g.train()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     for i in range(batches):
-        z = torch.randn(batch_size, g.latent_dim, generator=gen).to(device)
-        labels = (torch.arange(batch_size) + i * batch_size) % g.num_classes if g.conditional else None
-        g(z, labels.to(device) if labels is not None else None)
+        g(*[t.to(device) for t in inputs(i, batch_size, gen)])
     for m, orig in zip(
         bns, [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)], strict=True
     ):

@@ -1,4 +1,6 @@
-"""The training loop. It knows losses and networks only through the registry's interfaces.
+"""The training loop. It knows no GAN family: networks, optimisers, losses and step phases come
+from the run's family (training/families, looked up by name); the loop owns devices, AMP, DDP,
+EMA, checkpoints and callbacks (grids, quick evaluation, logging, the NaN guard).
 
 Determinism: the data order is a function of (seed, epoch), the noise comes from a generator
 whose state is checkpointed, and torch's global RNG (gradient-penalty mixing) is checkpointed
@@ -22,7 +24,7 @@ from torch import nn
 from gan_core.card import ModelCard
 from gan_core.datasets import ImageDataset
 from gan_core.errors import UserError
-from gan_core.imaging import float_to_uint8, grid, png_bytes
+from gan_core.imaging import grid, png_bytes
 from training import __version__
 from training.checkpoint import (
     atomic_write_bytes,
@@ -34,8 +36,8 @@ from training.checkpoint import (
 from training.config import TrainConfig
 from training.distributed import DistEnv, param_checksum
 from training.ema import EMA, recalibrated
-from training.models import build_networks
-from training.registry import get_loss
+from training.families.base import DataInfo, Family, StepContext
+from training.registry import get_family
 from training.runlog import RunLog, plot_curves
 
 
@@ -89,32 +91,25 @@ class TrainResult:
     stopped_by: str
 
 
-def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
-    """1 / (mean |x1 - x2| / mean |z1 - z2|) over the pairs (i, i + half): small when outputs differ.
-
-    Mao et al. 2019 (MSGAN): a generator that ignores z within a class pays for it directly.
-    """
-    dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
-    dz = (z[:half] - z[half : 2 * half]).abs().mean()
-    return 1.0 / (dx / dz + 1e-5)
-
-
-def _make_optimizer(cfg: TrainConfig, params, lr: float):
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
+def data_info(ds: ImageDataset) -> DataInfo:
+    return DataInfo(ds.image_shape, ds.num_classes, tuple(ds.class_names))
 
 
 def make_card(
-    cfg: TrainConfig, ds: ImageDataset, step: int, seconds: float, metrics: dict | None = None
+    cfg: TrainConfig,
+    ds: ImageDataset,
+    step: int,
+    seconds: float,
+    metrics: dict | None = None,
+    family: Family | None = None,
 ) -> ModelCard:
+    family = family or get_family(cfg.family)(cfg.resolved(), data_info(ds))
     return ModelCard(
         name=cfg.name,
-        variant=cfg.loss,
+        variant=family.card_variant(),
         arch=cfg.arch,
-        arch_params={**cfg.arch_params, "cond_mode": cfg.cond_mode, "spectral_norm": cfg.spectral_norm},
-        latent_dim=cfg.latent_dim,
-        conditional=cfg.conditional,
+        arch_params=family.card_arch_params(),
+        inputs=family.card_inputs(),
         num_classes=ds.num_classes,
         class_names=list(ds.class_names),
         image_shape=ds.image_shape,
@@ -138,6 +133,11 @@ def make_card(
     )
 
 
+def ema_key(net: str, raw: bool = False) -> str:
+    """Checkpoint prefix of a generator's EMA copy: 'g_ema' (BatchNorm re-estimated) / 'g_ema_raw'."""
+    return f"{net}_ema_raw" if raw else f"{net}_ema"
+
+
 class Trainer:
     def __init__(
         self,
@@ -155,15 +155,18 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
-        torch.manual_seed(self.cfg.seed)  # same initial weights on every rank (and in the EMA copy)
-        self.G, self.D = build_networks(self.cfg, ds.image_shape, ds.num_classes)
-        self.G.to(self.device)
-        self.D.to(self.device)
-        self.ema = EMA(self.G, self.cfg.ema_decay, self.cfg.ema_start)
+        self.family: Family = get_family(self.cfg.family)(self.cfg, data_info(ds))
+        torch.manual_seed(self.cfg.seed)  # same initial weights on every rank (and in the EMA copies)
+        self.family.nets = self.family.build_nets()
+        for net in self.family.nets.values():
+            net.to(self.device)
+        self.emas = {
+            name: EMA(self.family.nets[name], self.cfg.ema_decay, self.cfg.ema_start)
+            for name in self.family.generators
+        }
         torch.manual_seed(self.cfg.seed + 1 + self.dist.rank)  # per-rank stream (gradient-penalty mixing)
-        self.loss = get_loss(self.cfg.loss)(gp_lambda=self.cfg.gp_lambda, clip=self.cfg.clip)
-        self.opt_g = _make_optimizer(self.cfg, self.G.parameters(), self.cfg.lr_g)
-        self.opt_d = _make_optimizer(self.cfg, self.D.parameters(), self.cfg.lr_d)
+        self.family.opts = self.family.build_optimizers()
+        self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.family.opts.items()}
         self.noise = torch.Generator().manual_seed(self.cfg.seed * 7919 + 17 + self.dist.rank)
         self.sampler = BatchSampler(
             ds, self.cfg.batch_size, self.cfg.seed, self.dist.rank, self.dist.world, self.device
@@ -177,12 +180,20 @@ class Trainer:
             raise TrainingError(
                 f"{self.out} already holds checkpoints; pass --resume to continue or choose another --out"
             )
-        self.g_train, self.d_train = self.dist.wrap(self.G), self.dist.wrap(self.D)
+        self.train_nets = {k: self.dist.wrap(m) for k, m in self.family.nets.items()}
         use_amp = self.cfg.amp and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else None
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         self.log = RunLog(self.out, enabled=self.dist.is_main)
+
+    @property
+    def G(self) -> nn.Module:
+        return self.family.nets[self.family.generator]
+
+    @property
+    def ema(self) -> EMA:
+        return self.emas[self.family.generator]
 
     # ---------------------------------------------------------------- state
     def _resume(self) -> None:
@@ -199,64 +210,64 @@ class Trainer:
             raise TrainingError(
                 f"cannot resume: dataset differs from the checkpoint's ({ck.card.dataset.get('source')})"
             )
-        self.G.load_state_dict(ck.state("g"))
-        self.D.load_state_dict(ck.state("d"))
-        self.ema.model.load_state_dict(ck.state("g_ema_raw"))
-        restore_optimizer(ck, "g", self.opt_g)
-        restore_optimizer(ck, "d", self.opt_d)
+        for name, net in self.family.nets.items():
+            net.load_state_dict(ck.state(name))
+        for name, ema in self.emas.items():
+            ema.model.load_state_dict(ck.state(ema_key(name, raw=True)))
+        for name, opt in self.family.opts.items():
+            restore_optimizer(ck, name, opt)
+        self.family.load_extra_state(ck.state("family"))
         self.noise.set_state(ck.tensors["rng.noise"])
         torch.set_rng_state(ck.tensors["rng.torch"])
         self.step, self.batches, self.seconds = ck.step, int(ck.extra["batches"]), float(ck.extra["seconds"])
         self.last_metrics = ck.card.metrics
 
-    def inference_generator(self) -> nn.Module:
-        """EMA generator with BatchNorm statistics re-estimated: what gets sampled and exported.
+    def recalibrated_ema(self, net: str | None = None) -> nn.Module:
+        """EMA generator with BatchNorm statistics re-estimated (what the checkpoint stores as `g_ema`).
 
         Cached per step, since a checkpoint, a grid and a quick evaluation often share a step.
         """
-        if getattr(self, "_infer", (None, None))[0] != self.step:
-            self._infer = (self.step, recalibrated(self.ema.model))
-        return self._infer[1]
+        net = net or self.family.generator
+        cache = self.__dict__.setdefault("_recalibrated", {})
+        if cache.get(net, (None,))[0] != self.step:
+            cache[net] = (self.step, recalibrated(self.emas[net].model, self.family.recalibration_inputs))
+        return cache[net][1]
+
+    def inference_generator(self, net: str | None = None) -> nn.Module:
+        """What gets sampled and exported: the family's inference module around the recalibrated EMA."""
+        return self.family.inference_module(self.recalibrated_ema(net))
 
     def card(self) -> ModelCard:
         """The model card of the run as it stands (what a checkpoint written now would carry)."""
-        return make_card(self.cfg, self.ds, self.step, self.seconds, self.last_metrics)
+        return make_card(self.cfg, self.ds, self.step, self.seconds, self.last_metrics, self.family)
 
     def save(self) -> Path | None:
         if not self.dist.is_main:
             return None
-        g_infer = self.inference_generator()
-        card = self.card()
+        modules = dict(self.family.nets)
+        for name, ema in self.emas.items():
+            modules[ema_key(name, raw=True)] = ema.model
+            modules[ema_key(name)] = self.recalibrated_ema(name)
+        extra_tensors = {f"family.{k}": v for k, v in self.family.extra_state().items()}
         return save_checkpoint(
             self.out,
             self.step,
-            card,
+            self.card(),
             self.cfg,
-            {"g": self.G, "d": self.D, "g_ema_raw": self.ema.model, "g_ema": g_infer},
-            {"g": self.opt_g, "d": self.opt_d},
+            modules,
+            self.family.opts,
             {"noise": self.noise.get_state(), "torch": torch.get_rng_state()},
             extra={"batches": self.batches, "seconds": self.seconds},
             keep=self.cfg.keep,
+            tensors=extra_tensors,
         )
 
     # ---------------------------------------------------------------- sampling
-    def fixed_latents(self, n_per_row: int = 10):
-        """Same latents for every grid of a run: rows are classes for conditional models."""
-        g = torch.Generator().manual_seed(2024)
-        rows = self.ds.num_classes if self.cfg.conditional else 8
-        rows = min(rows, 16)
-        z = torch.randn(rows * n_per_row, self.cfg.latent_dim, generator=g)
-        labels = torch.arange(rows).repeat_interleave(n_per_row) if self.cfg.conditional else None
-        return z, labels, n_per_row
-
     @torch.no_grad()
     def sample_grid(self, g: nn.Module | None = None) -> Path | None:
         if not self.dist.is_main:
             return None
-        g = g or self.inference_generator()
-        z, labels, ncols = self.fixed_latents()
-        x = g(z.to(self.device), labels.to(self.device) if labels is not None else None).float().cpu().numpy()
-        imgs = float_to_uint8(x)
+        imgs, ncols = self.family.grid(g or self.inference_generator(), self.device)
         path = self.out / "samples" / f"step-{self.step:07d}.png"
         data = png_bytes(grid(imgs, ncols), scale=2)
         atomic_write_bytes(path, data)
@@ -267,46 +278,29 @@ class Trainer:
     def _ctx(self):
         return self.autocast if self.autocast is not None else contextlib.nullcontext()
 
-    def d_step(self) -> float:
-        real, labels = self.sampler.get(self.batches)
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.sampler.get(self.batches)
         self.batches += 1
-        cond = labels if self.cfg.conditional else None
-        z = torch.randn(real.shape[0], self.cfg.latent_dim, generator=self.noise).to(self.device)
-        with self._ctx():
-            with torch.no_grad():
-                fake = self.g_train(z, cond)
-            both_labels = torch.cat([cond, cond]) if cond is not None else None
-            out = self.d_train(torch.cat([real, fake.to(real.dtype)]), both_labels).float()
-            loss = self.loss.d_loss(out[: real.shape[0]], out[real.shape[0] :])
-            pen = self.loss.penalty(self.d_train, real, fake.float(), cond)
-            if pen is not None:
-                loss = loss + pen
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
-        self.loss.after_d_step(self.D)
-        return loss.item()
+        return batch
 
-    def g_step(self) -> float:
-        n = self.cfg.batch_size
-        z = torch.randn(n, self.cfg.latent_dim, generator=self.noise).to(self.device)
-        labels = (
-            torch.randint(0, self.ds.num_classes, (n,), generator=self.noise).to(self.device)
-            if self.cfg.conditional
-            else None
-        )
-        if labels is not None and self.cfg.diversity_weight:
-            labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
-        with self._ctx():
-            fake = self.g_train(z, labels)
-            loss = self.loss.g_loss(self.d_train(fake, labels).float())
-            if self.cfg.diversity_weight:
-                loss = loss + self.cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-        self.ema.update(self.G, self.step)
-        return loss.item()
+    def run_step(self) -> dict[str, float]:
+        """One training step: the family's schedule, then every phase due at this step (repeats averaged)."""
+        self.family.schedule(self.step)
+        for net in self.family.nets.values():
+            net.train()
+        self._set_learning_rates()
+        ctx = StepContext(self.step, self.device, self.noise, self.train_nets, self._next_batch, self._ctx)
+        losses: dict[str, float] = {}
+        for phase in self.family.phases():
+            if self.step % phase.every:
+                continue
+            runs = [self.family.run_phase(phase, ctx) for _ in range(phase.repeats)]
+            for key in runs[0]:
+                losses[key] = sum(r[key] for r in runs) / len(runs)
+            if phase.ema:
+                for name, ema in self.emas.items():
+                    ema.update(self.family.nets[name], self.step)
+        return losses
 
     def _set_learning_rates(self) -> None:
         """Linear decay to 0 over the last part of the run; a pure function of the step (resume-safe)."""
@@ -315,17 +309,18 @@ class Trainer:
             return
         start = cfg.lr_decay_from * cfg.steps
         scale = 1.0 if self.step < start else max(0.0, (cfg.steps - self.step) / (cfg.steps - start))
-        for opt, lr in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
-            for group in opt.param_groups:
+        for name, opt in self.family.opts.items():
+            for group, lr in zip(opt.param_groups, self.base_lrs[name], strict=True):
                 group["lr"] = lr * scale
 
-    def _finite_or_stop(self, d_loss: float, g_loss: float) -> None:
-        if math.isfinite(d_loss) and math.isfinite(g_loss):
+    def _finite_or_stop(self, losses: dict[str, float]) -> None:
+        if all(math.isfinite(v) for v in losses.values()):
             return
         ckpts = list_checkpoints(self.out)
         kept = f"the last good checkpoint is {ckpts[-1]}" if ckpts else "no checkpoint was written yet"
+        values = ", ".join(f"{k}={v}" for k, v in losses.items())
         raise TrainingError(
-            f"training diverged at step {self.step}: d_loss={d_loss}, g_loss={g_loss} (non-finite); {kept}. "
+            f"training diverged at step {self.step}: {values} (non-finite); {kept}. "
             "Try a lower learning rate, spectral norm, or a gradient-penalty loss."
         )
 
@@ -350,33 +345,33 @@ class Trainer:
                 mininterval=1.0,
             )
         stopped_by, ckpt = "steps", None
-        window_t, window_imgs = time.perf_counter(), 0
-        d_acc = g_acc = 0.0
+        window_t, window_batches = time.perf_counter(), 0
+        sums: dict[str, float] = {}
         n_acc = 0
         try:
             while self.step < total:
                 if time.perf_counter() - start_wall > budget:
                     stopped_by = "max_minutes"
                     break
-                self.G.train()
-                self._set_learning_rates()
-                d_loss = sum(self.d_step() for _ in range(cfg.n_critic)) / cfg.n_critic
-                g_loss = self.g_step()
-                self._finite_or_stop(d_loss, g_loss)
+                batches0 = self.batches
+                losses = self.run_step()
+                self._finite_or_stop(losses)
                 self.step += 1
-                window_imgs += cfg.batch_size * cfg.n_critic * self.dist.world
-                d_acc, g_acc, n_acc = d_acc + d_loss, g_acc + g_loss, n_acc + 1
+                window_batches += self.batches - batches0
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_acc += 1
                 if self.step % cfg.log_every == 0 or self.step == total:
                     now = time.perf_counter()
-                    rate = window_imgs / max(now - window_t, 1e-9)
-                    rec = {"step": self.step, "d_loss": d_acc / n_acc, "g_loss": g_acc / n_acc, "images_per_s": rate,
+                    rate = window_batches * cfg.batch_size * self.dist.world / max(now - window_t, 1e-9)
+                    means = {k: v / n_acc for k, v in sums.items()}
+                    rec = {"step": self.step, **means, "images_per_s": rate,
                            "elapsed_s": round(seconds0 + now - start_wall, 2)}  # fmt: skip
                     self.log.write(rec)
                     if bar is not None:
-                        bar.set_postfix(
-                            d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", img_s=f"{rate:.0f}"
-                        )
-                    window_t, window_imgs, d_acc, g_acc, n_acc = now, 0, 0.0, 0.0, 0
+                        short = {k.removesuffix("_loss"): f"{v:.3f}" for k, v in means.items()}
+                        bar.set_postfix(**short, img_s=f"{rate:.0f}")
+                    window_t, window_batches, sums, n_acc = now, 0, {}, 0
                 if bar is not None:
                     bar.update(1)
                 if (
@@ -398,17 +393,18 @@ class Trainer:
                 bar.close()
         self.seconds = seconds0 + time.perf_counter() - start_wall
         if self.dist.enabled:
-            for module in (self.G, self.D, self.ema.model):
+            for module in [*self.family.nets.values(), *(e.model for e in self.emas.values())]:
                 self.dist.sync_buffers(module)
         if finalize and (stopped_by != "interrupt" or self.step > 0):
             ckpt = self.save() or ckpt
             self.sample_grid()
         if self.dist.enabled:
-            sums = self.dist.gather_floats([param_checksum(m) for m in (self.G, self.D, self.ema.model)])
+            modules = [*self.family.nets.values(), *(e.model for e in self.emas.values())]
+            sums_rank = self.dist.gather_floats([param_checksum(m) for m in modules])
             if self.dist.is_main:
                 import json
 
-                atomic_write_bytes(self.out / "ranks.json", json.dumps({"checksums": sums}).encode())
+                atomic_write_bytes(self.out / "ranks.json", json.dumps({"checksums": sums_rank}).encode())
         if self.dist.is_main and finalize:
             plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         self.log.close()

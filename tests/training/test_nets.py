@@ -2,8 +2,13 @@ import pytest
 import torch
 
 from training.config import TrainConfig
-from training.models import build_networks
+from training.families.base import DataInfo
+from training.families.gan import build_arch
 from training.registry import ARCHS, get_arch
+
+
+def build_networks(cfg, shape, num_classes):
+    return build_arch(cfg.resolved(), DataInfo(shape, num_classes, tuple(map(str, range(num_classes)))))
 
 
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])

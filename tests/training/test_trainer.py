@@ -73,8 +73,8 @@ def test_resume_refuses_changed_config(tmp_path, small):
 
 def test_nan_loss_stops_and_keeps_last_good(tmp_path, small):
     t = Trainer(_cfg(tmp_path, steps=10, ckpt_every=2), small, progress=False)
-    orig = t.loss.g_loss
-    t.loss.g_loss = lambda fake: orig(fake) * (float("nan") if t.step >= 3 else 1.0)
+    orig = t.family.loss.g_loss
+    t.family.loss.g_loss = lambda fake: orig(fake) * (float("nan") if t.step >= 3 else 1.0)
     with pytest.raises(TrainingError, match=r"diverged at step 3: .*non-finite.*ckpt-0000002.safetensors"):
         t.train()
     assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-0000002.safetensors"]
@@ -105,7 +105,7 @@ def test_linear_lr_decay_is_a_function_of_the_step(tmp_path, small):
     for step in (0, 4, 5, 7, 10):
         t.step = step
         t._set_learning_rates()
-        seen.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"]))
+        seen.append((t.family.opts["g"].param_groups[0]["lr"], t.family.opts["d"].param_groups[0]["lr"]))
     base = 2e-4
     assert [g for g, d in seen] == pytest.approx([base, base, base, base * 0.6, 0.0])
     assert [d for g, d in seen] == pytest.approx([base, base, base, base * 0.6, 0.0])

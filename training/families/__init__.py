@@ -1,0 +1,1 @@
+"""GAN families, one module each (networks, losses, step phases), found automatically by training.registry."""

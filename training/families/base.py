@@ -1,0 +1,144 @@
+"""The family contract: what a GAN family provides and what the training loop gives it.
+
+A family owns its networks, their optimisers, its losses and its step phases; the trainer owns the
+loop, devices, AMP, DDP, EMA, checkpoints and callbacks (grids, quick evaluation, logging, NaN guard)
+and knows no family. A new GAN is one module in training/families/ with a `@register_family` class.
+
+Per training step the trainer calls `schedule(step)`, then every phase whose `every` divides the
+step, `repeats` times each, passing a StepContext (the next real batch, the noise generator, the
+DDP-wrapped networks, the autocast context). Each phase returns the losses it wants logged.
+Phases flagged `ema` update the EMA copy of the generator afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from gan_core.card import InputSpec
+from training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One kind of optimisation step: `name` runs `repeats` times on steps where step % every == 0."""
+
+    name: str
+    every: int = 1
+    repeats: int = 1
+    ema: bool = False  # the generator changed: update its EMA copy after this phase
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a family may know about its data when it builds networks (from the dataset or a card)."""
+
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    class_names: tuple[str, ...]
+
+
+@dataclass
+class StepContext:
+    """What the trainer hands a phase."""
+
+    step: int
+    device: torch.device
+    noise: (
+        torch.Generator
+    )  # checkpointed: the only source of training-time randomness besides torch's global RNG
+    nets: dict[str, nn.Module]  # DDP-wrapped when distributed: call these for forward passes
+    next_batch: Callable[
+        [], tuple[torch.Tensor, torch.Tensor]
+    ]  # (images in [-1, 1], labels) of the run's data
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Family:
+    """Base class. Subclasses set `name` (via @register_family) and implement the marked methods."""
+
+    name: ClassVar[str] = "base"
+    generator: ClassVar[str] = "g"  # the net that is sampled and exported by default
+    generators: ClassVar[tuple[str, ...]] = ("g",)  # nets with an EMA copy (exportable)
+
+    def __init__(self, cfg: TrainConfig, data: DataInfo):
+        self.cfg = cfg
+        self.data = data
+        self.nets: dict[str, nn.Module] = {}
+        self.opts: dict[str, torch.optim.Optimizer] = {}
+
+    # ---- configuration ------------------------------------------------------------------------
+    @classmethod
+    def resolve(cls, cfg: TrainConfig) -> TrainConfig:
+        """Fill the config's None fields with the family's (paper) defaults."""
+        return cfg
+
+    # ---- building -----------------------------------------------------------------------------
+    def build_nets(self) -> dict[str, nn.Module]:
+        """Create every network (the trainer has seeded torch's RNG just before). Must implement."""
+        raise NotImplementedError
+
+    def build_generator(self) -> nn.Module:
+        """The generator alone, e.g. to load a checkpoint's EMA weights for export."""
+        return self.build_nets()[self.generator]
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One optimiser per trained net (named like the nets they train). Must implement."""
+        raise NotImplementedError
+
+    # ---- training -----------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
+        """Run one step of `phase`; return the losses to log (floats). Must implement."""
+        raise NotImplementedError
+
+    def schedule(self, step: int) -> None:
+        """Called before every step: a family whose networks or losses change over training hooks in here."""
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """Tensors a checkpoint must keep beyond weights and optimisers (e.g. a controller's k_t)."""
+        return {}
+
+    def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        return None
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        """zero_grad, backward, step for optimiser `name`."""
+        opt = self.opts[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    # ---- inference ----------------------------------------------------------------------------
+    def card_inputs(self) -> list[InputSpec]:
+        """The generator's inputs as the model card declares them (names, kinds, shapes). Must implement."""
+        raise NotImplementedError
+
+    def inference_module(self, g: nn.Module) -> nn.Module:
+        """The module that is sampled and exported: takes the card's inputs positionally, returns [-1, 1] images."""
+        return g
+
+    def recalibration_inputs(self, batch: int, n: int, gen: torch.Generator) -> list[torch.Tensor]:
+        """Inputs for batch `batch` of n images when BatchNorm statistics are re-estimated (training.ema)."""
+        raise NotImplementedError
+
+    def grid(self, g: nn.Module, device: torch.device) -> tuple[np.ndarray, int]:
+        """(uint8 images [N, H, W, C], columns) of the run's sample grid, from fixed inputs. Must implement."""
+        raise NotImplementedError
+
+    def card_variant(self) -> str:
+        """What the card's `variant` says (e.g. the loss)."""
+        return self.name
+
+    def card_arch_params(self) -> dict:
+        """What the card's `arch_params` records about the networks."""
+        return dict(self.cfg.arch_params)

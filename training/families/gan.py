@@ -1,0 +1,170 @@
+"""The classic adversarial family: one generator, one discriminator, any registered loss.
+
+Networks: the registered architectures (training/nets: the Keras MLP, DCGAN), unconditional or
+class-conditional (label embedding into G; concat or projection D). Losses: minimax, non-saturating,
+LSGAN, WGAN (clipping), WGAN-GP, hinge (training/losses), each bringing its paper's optimiser,
+learning rates, critic steps and spectral-norm default. Phases: D `n_critic` times, then G once per
+step. Optional mode-seeking term (MSGAN, Mao et al. 2019) on the G step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from gan_core.card import InputSpec, class_input, latent_input
+from gan_core.imaging import float_to_uint8
+from training.config import TrainConfig
+from training.families.base import DataInfo, Family, Phase, StepContext
+from training.registry import get_arch, get_loss, register_family
+
+GRID_SEED = 2024  # the same latents for every grid of a run
+
+
+def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
+    """1 / (mean |x1 - x2| / mean |z1 - z2|) over the pairs (i, i + half): small when outputs differ.
+
+    Mao et al. 2019 (MSGAN): a generator that ignores z within a class pays for it directly.
+    """
+    dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
+    dz = (z[:half] - z[half : 2 * half]).abs().mean()
+    return 1.0 / (dx / dz + 1e-5)
+
+
+def make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
+
+
+def resolve_loss_defaults(cfg: TrainConfig) -> TrainConfig:
+    """Fill None optimiser / critic / spectral-norm fields from the loss's paper defaults."""
+    loss = get_loss(cfg.loss)
+    opt = loss.optimizer
+    return cfg.model_copy(
+        update={
+            "n_critic": cfg.n_critic or loss.n_critic,
+            "optimizer": cfg.optimizer or opt["name"],
+            "lr_g": cfg.lr_g or opt["lr_g"],
+            "lr_d": cfg.lr_d or opt["lr_d"],
+            "betas": cfg.betas or tuple(opt.get("betas", (0.5, 0.999))),
+            "spectral_norm": loss.default_sn if cfg.spectral_norm is None else cfg.spectral_norm,
+        }
+    )
+
+
+def build_arch(cfg: TrainConfig, data: DataInfo) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of the registered architecture `cfg.arch`."""
+    return get_arch(cfg.arch)(
+        tuple(data.image_shape), data.num_classes, cfg.conditional, cfg.latent_dim,
+        cond_mode=cfg.cond_mode, sn=cfg.spectral_norm, **cfg.arch_params,
+    )  # fmt: skip
+
+
+def zl_inputs(cfg: TrainConfig) -> list[InputSpec]:
+    """A z latent, plus class labels for a conditional generator."""
+    return [latent_input(cfg.latent_dim)] + ([class_input()] if cfg.conditional else [])
+
+
+def balanced_recalibration(cfg: TrainConfig, num_classes: int, batch: int, n: int, gen: torch.Generator):
+    z = torch.randn(n, cfg.latent_dim, generator=gen)
+    if not cfg.conditional:
+        return [z]
+    return [z, (torch.arange(n) + batch * n) % num_classes]
+
+
+@torch.no_grad()
+def class_rows_grid(g: nn.Module, cfg: TrainConfig, num_classes: int, device: torch.device, ncols: int = 10):
+    """Fixed latents: one row per class (up to 16) for conditional models, 8 rows otherwise."""
+    gen = torch.Generator().manual_seed(GRID_SEED)
+    rows = min(num_classes if cfg.conditional else 8, 16)
+    z = torch.randn(rows * ncols, cfg.latent_dim, generator=gen)
+    args = [z.to(device)]
+    if cfg.conditional:
+        args.append(torch.arange(rows).repeat_interleave(ncols).to(device))
+    x = g(*args).float().cpu().numpy()
+    return float_to_uint8(x), ncols
+
+
+@register_family("gan")
+class AdversarialFamily(Family):
+    """G and D of a registered architecture, trained with a registered loss (see module doc)."""
+
+    def __init__(self, cfg: TrainConfig, data: DataInfo):
+        super().__init__(cfg, data)
+        self.loss = get_loss(cfg.loss)(gp_lambda=cfg.gp_lambda, clip=cfg.clip)
+
+    @classmethod
+    def resolve(cls, cfg: TrainConfig) -> TrainConfig:
+        return resolve_loss_defaults(cfg)
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        g, d = build_arch(self.cfg, self.data)
+        return {"g": g, "d": d}
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.cfg
+        return {
+            "g": make_optimizer(cfg, self.nets["g"].parameters(), cfg.lr_g),
+            "d": make_optimizer(cfg, self.nets["d"].parameters(), cfg.lr_d),
+        }
+
+    def phases(self) -> list[Phase]:
+        return [Phase("d", repeats=self.cfg.n_critic), Phase("g", ema=True)]
+
+    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
+        return {"d_loss": self.d_step(ctx)} if phase.name == "d" else {"g_loss": self.g_step(ctx)}
+
+    def d_step(self, ctx: StepContext) -> float:
+        cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
+        real, labels = ctx.next_batch()
+        cond = labels if cfg.conditional else None
+        z = torch.randn(real.shape[0], cfg.latent_dim, generator=ctx.noise).to(ctx.device)
+        with ctx.autocast():
+            with torch.no_grad():
+                fake = G(z, cond)
+            both_labels = torch.cat([cond, cond]) if cond is not None else None
+            out = D(torch.cat([real, fake.to(real.dtype)]), both_labels).float()
+            loss = self.loss.d_loss(out[: real.shape[0]], out[real.shape[0] :])
+            pen = self.loss.penalty(D, real, fake.float(), cond)
+            if pen is not None:
+                loss = loss + pen
+        self.optimize("d", loss)
+        self.loss.after_d_step(self.nets["d"])
+        return loss.item()
+
+    def g_step(self, ctx: StepContext) -> float:
+        cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
+        n = cfg.batch_size
+        z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
+        labels = (
+            torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
+            if cfg.conditional
+            else None
+        )
+        if labels is not None and cfg.diversity_weight:
+            labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
+        with ctx.autocast():
+            fake = G(z, labels)
+            loss = self.loss.g_loss(D(fake, labels).float())
+            if cfg.diversity_weight:
+                loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
+        self.optimize("g", loss)
+        return loss.item()
+
+    def card_inputs(self) -> list[InputSpec]:
+        return zl_inputs(self.cfg)
+
+    def card_variant(self) -> str:
+        return self.cfg.loss
+
+    def card_arch_params(self) -> dict:
+        cfg = self.cfg
+        return {**cfg.arch_params, "cond_mode": cfg.cond_mode, "spectral_norm": cfg.spectral_norm}
+
+    def recalibration_inputs(self, batch: int, n: int, gen: torch.Generator) -> list[torch.Tensor]:
+        return balanced_recalibration(self.cfg, self.data.num_classes, batch, n, gen)
+
+    def grid(self, g: nn.Module, device: torch.device) -> tuple[np.ndarray, int]:
+        return class_rows_grid(g, self.cfg, self.data.num_classes, device)
