@@ -16,6 +16,7 @@ rename it into place only when everything passed. Any failure leaves no file beh
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from torch.nn.utils import parametrize
 
 from export.errors import ExportError
 from export.graph_edit import drop_output, with_card
@@ -77,6 +79,31 @@ def rewritten(generator: torch.nn.Module, rewrite: bool) -> torch.nn.Module | No
     return phase_rewrite(generator) if rewrite else None
 
 
+def frozen(generator: torch.nn.Module) -> torch.nn.Module:
+    """A copy of the generator whose parametrized weights (spectral norm) are plain weights holding the values
+    the parametrizations compute; other generators are returned as they are.
+
+    In eval mode spectral norm divides each weight by a sigma from its stored power-iteration vectors
+    on every call; exported as is, that is a MatMul / dot / Div per layer at run time. Baked in, the
+    numbers are the same and those ops are gone. (torch's remove_parametrizations is not used: a deep
+    copy shares its parametrized class with the original, and removing edits that class.)
+    """
+    if not any(parametrize.is_parametrized(m) for m in generator.modules()):
+        return generator
+    generator = copy.deepcopy(generator)
+    for m in list(generator.modules()):
+        if not parametrize.is_parametrized(m):
+            continue
+        with torch.no_grad():
+            values = {name: getattr(m, name).detach().clone() for name in m.parametrizations}
+        cls = parametrize.type_before_parametrizations(m)
+        del m._modules["parametrizations"]
+        m.__class__ = cls  # parametrize's per-module subclass -> the layer's own class
+        for name, value in values.items():
+            m.register_parameter(name, torch.nn.Parameter(value, requires_grad=False))
+    return generator.eval()
+
+
 TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64, "uint8": torch.uint8}
 
 
@@ -91,7 +118,7 @@ def to_onnx(generator: torch.nn.Module, card: ModelCard, rewrite: bool = True) -
     Inputs are the card's, named and ordered as it declares them; the generator takes them positionally.
     rewrite: export the stride-1 Conv form of the generator when export.phase_generator knows its shape.
     """
-    generator = generator.eval()
+    generator = frozen(generator.eval())
     fast = rewritten(generator, rewrite)
     head = ImagesHead(fast if fast is not None else generator).eval()
     args = example_inputs(card)
