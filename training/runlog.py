@@ -53,8 +53,23 @@ def read_metrics(path: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
+# Keys of a metrics record that are not curves of their own (or are drawn in the first two panels).
+NOT_PLOTTED_AS_EXTRA = ("step", "d_loss", "g_loss", "images_per_s", "elapsed_s", "eval")
+
+
+def extra_keys(recs: list[dict]) -> list[str]:
+    """Numeric keys a family logs beside the losses (e.g. BEGAN's k_t and M_global), in first-seen order."""
+    keys: dict[str, None] = {}
+    for r in recs:
+        for k, v in r.items():
+            if k not in NOT_PLOTTED_AS_EXTRA and isinstance(v, (int, float)) and not isinstance(v, bool):
+                keys.setdefault(k)
+    return list(keys)
+
+
 def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
-    """Loss and throughput curves from metrics.jsonl; needs matplotlib (in the train extra)."""
+    """Loss and throughput curves from metrics.jsonl, a panel of any other logged values (a family's own,
+    e.g. BEGAN's k_t and M_global) and the quick evaluations; needs matplotlib (in the train extra)."""
     try:
         import matplotlib
 
@@ -66,7 +81,8 @@ def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
     evals = [r for r in read_metrics(metrics_path) if "eval" in r]
     if not recs:
         return None
-    ncols = 3 if evals else 2
+    extras = extra_keys(recs)
+    ncols = 2 + bool(extras) + bool(evals)
     fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 3.5))
     steps = [r["step"] for r in recs]
     axes[0].plot(steps, [r["d_loss"] for r in recs], label="D loss")
@@ -77,14 +93,23 @@ def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
     axes[1].plot(steps, [r.get("images_per_s", 0) for r in recs])
     axes[1].set_xlabel("generator step")
     axes[1].set_title("real images / s")
+    if extras:
+        ax = axes[2]
+        for key in extras:
+            pts = [(r["step"], r[key]) for r in recs if key in r]
+            ax.plot(*zip(*pts, strict=True), label=key)
+        ax.set_xlabel("generator step")
+        ax.legend()
+        ax.set_title("other logged values")
     if evals:
+        ax = axes[-1]
         for key in ("fid", "class_accuracy", "coverage"):
             pts = [(r["step"], r["eval"][key]) for r in evals if key in r["eval"]]
             if pts:
-                axes[2].plot(*zip(*pts, strict=True), marker="o", label=key)
-        axes[2].set_yscale("log")
-        axes[2].legend()
-        axes[2].set_title("quick evaluation")
+                ax.plot(*zip(*pts, strict=True), marker="o", label=key)
+        ax.set_yscale("log")
+        ax.legend()
+        ax.set_title("quick evaluation")
     fig.tight_layout()
     tmp = out_png.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=90)

@@ -116,11 +116,40 @@ class AdversarialFamily(Family):
     def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
         return {"d_loss": self.d_step(ctx)} if phase.name == "d" else {"g_loss": self.g_step(ctx)}
 
-    def d_step(self, ctx: StepContext) -> float:
-        cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
+    def d_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(real images, their labels or None when unconditional, latents for as many fakes) of a D step."""
         real, labels = ctx.next_batch()
-        cond = labels if cfg.conditional else None
-        z = torch.randn(real.shape[0], cfg.latent_dim, generator=ctx.noise).to(ctx.device)
+        z = torch.randn(real.shape[0], self.cfg.latent_dim, generator=ctx.noise).to(ctx.device)
+        return real, labels if self.cfg.conditional else None, z
+
+    def g_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(latents, labels or None) of a G step; with the mode-seeking term, pairs (i, i + n/2) share a label."""
+        cfg, n = self.cfg, self.cfg.batch_size
+        z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
+        labels = (
+            torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
+            if cfg.conditional
+            else None
+        )
+        if labels is not None and cfg.diversity_weight:
+            labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]
+        return z, labels
+
+    def g_penalty(self) -> torch.Tensor | None:
+        """A regulariser on G's own weights added to every G loss (None: none)."""
+        return None
+
+    def with_g_terms(self, loss: torch.Tensor, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The G loss plus the mode-seeking term (when weighted) and the family's weight penalty."""
+        cfg = self.cfg
+        if cfg.diversity_weight:
+            loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, cfg.batch_size // 2)
+        penalty = self.g_penalty()
+        return loss if penalty is None else loss + penalty
+
+    def d_step(self, ctx: StepContext) -> float:
+        G, D = ctx.nets["g"], ctx.nets["d"]
+        real, cond, z = self.d_inputs(ctx)
         with ctx.autocast():
             with torch.no_grad():
                 fake = G(z, cond)
@@ -135,21 +164,11 @@ class AdversarialFamily(Family):
         return loss.item()
 
     def g_step(self, ctx: StepContext) -> float:
-        cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
-        n = cfg.batch_size
-        z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
-        labels = (
-            torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
-            if cfg.conditional
-            else None
-        )
-        if labels is not None and cfg.diversity_weight:
-            labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
+        G, D = ctx.nets["g"], ctx.nets["d"]
+        z, labels = self.g_inputs(ctx)
         with ctx.autocast():
             fake = G(z, labels)
-            loss = self.loss.g_loss(D(fake, labels).float())
-            if cfg.diversity_weight:
-                loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
+            loss = self.with_g_terms(self.loss.g_loss(D(fake, labels).float()), fake, z)
         self.optimize("g", loss)
         return loss.item()
 
