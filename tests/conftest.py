@@ -59,6 +59,10 @@ TINY_ARCH = {
     "mnist-dcgan": {"g_width": 8, "d_width": 8},
     "mnist-cdcgan": {"g_width": 8, "d_width": 8},
     "mnist-wgan-gp": {"g_width": 8, "d_width": 8},
+    "mnist-sagan": {"g_width": 8, "d_width": 8},
+    "mnist-biggan": {"g_width": 8, "d_width": 8, "shared_dim": 8},
+    "mnist-ebgan": {"g_width": 8, "d_width": 8, "code_dim": 8},
+    "mnist-began": {"g_width": 8, "d_width": 8, "code_dim": 8},
 }
 
 

@@ -1,0 +1,56 @@
+"""BEGAN: the equilibrium controller k_t, its convergence measure, k_t in the checkpoint (exact resume),
+and both logged and plotted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gan_core.datasets import load_dataset
+from training.checkpoint import load_checkpoint
+from training.config import preset
+from training.families.began import k_update
+from training.runlog import extra_keys, plot_curves, read_metrics
+from training.trainer import Trainer
+
+TINY = {"g_width": 4, "d_width": 4, "code_dim": 8}
+
+
+def test_k_update_is_the_papers_proportional_control_clamped_to_0_1():
+    k, m = k_update(0.2, real_error=0.3, fake_error=0.1, gamma=0.5, lambda_k=0.01)
+    assert k == pytest.approx(0.2 + 0.01 * (0.15 - 0.1)) and m == pytest.approx(0.3 + 0.05)
+    k, m = k_update(0.2, real_error=0.3, fake_error=0.4, gamma=0.5, lambda_k=0.01)  # fakes too hard: k falls
+    assert k == pytest.approx(0.2 - 0.01 * 0.25) and m == pytest.approx(0.3 + 0.25)
+    assert k_update(0.0, 0.1, 5.0, 0.5, 0.01)[0] == 0.0  # clamped below ...
+    assert k_update(0.999, 9.0, 0.0, 0.5, 0.01)[0] == 1.0  # ... and above
+
+
+def _cfg(out, steps):
+    return preset("mnist-began", out=str(out), steps=steps, batch_size=8, arch_params=TINY, threads=1,
+                  eval_every=0, log_every=1, ckpt_every=2,
+                  family_params={"gamma": 0.5, "lambda_k": 0.5})  # fmt: skip
+
+
+def test_k_t_is_checkpointed_resumes_exactly_and_is_logged_and_plotted(mnist_small, tmp_path):
+    paper = preset("mnist-began", family_params={}).resolved().family_params
+    assert paper == {"gamma": 0.5, "lambda_k": 0.001}
+    assert preset("mnist-began").resolved().family_params == {"gamma": 1.0, "lambda_k": 0.01}  # scaled down
+    ds = load_dataset(mnist_small)
+    straight = Trainer(_cfg(tmp_path / "a", 4), ds, progress=False)
+    res = straight.train()
+    recs = read_metrics(tmp_path / "a" / "metrics.jsonl")
+    ks = [r["k_t"] for r in recs]
+    assert len(ks) == 4 and 0.0 <= min(ks) and max(ks) <= 1.0 and max(ks) > 0  # a large lambda_k moves it
+    assert all(r["m_global"] > 0 for r in recs)
+    assert straight.family.k == ks[-1]
+    ck = load_checkpoint(res.checkpoint)
+    assert ck.tensors["family.k"].dtype == torch.float64 and float(ck.tensors["family.k"][0]) == ks[-1]
+    Trainer(_cfg(tmp_path / "b", 2), ds, progress=False).train()
+    resumed = Trainer(_cfg(tmp_path / "b", 4), ds, resume=True, progress=False)
+    assert resumed.family.k == ks[1]
+    res_b = resumed.train()
+    a, b = ck.tensors, load_checkpoint(res_b.checkpoint).tensors
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert extra_keys(recs) == ["k_t", "m_global"]
+    assert plot_curves(tmp_path / "a" / "metrics.jsonl", tmp_path / "curves.png") == tmp_path / "curves.png"
+    assert (tmp_path / "a" / "curves.png").stat().st_size > 1000  # the run's own plot, written at the end

@@ -1,0 +1,69 @@
+"""EBGAN: the pulling-away term, the energy and margin losses, and a few real training steps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gan_core.datasets import load_dataset
+from gan_core.errors import UserError
+from training.config import preset
+from training.families.ebgan import margin_loss, pulling_away
+from training.nets.autoencoder import AutoencoderDiscriminator
+from training.trainer import Trainer
+
+TINY = {"g_width": 4, "d_width": 4, "code_dim": 8}
+
+
+def test_pulling_away_is_the_mean_squared_cosine_of_distinct_pairs():
+    same = torch.tensor([[1.0, 2.0], [2.0, 4.0], [-3.0, -6.0]])  # one direction, any scale or sign
+    assert pulling_away(same).item() == pytest.approx(1.0)
+    assert pulling_away(torch.eye(4) * torch.tensor([1.0, 5.0, 2.0, 3.0])).item() == pytest.approx(
+        0.0, abs=1e-7
+    )
+    codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])  # cosines: 1/sqrt2, 0, 1/sqrt2
+    assert pulling_away(codes).item() == pytest.approx((0.5 + 0.0 + 0.5) * 2 / 6)
+    assert pulling_away(codes.view(3, 1, 2, 1)).item() == pytest.approx(
+        pulling_away(codes).item()
+    )  # any shape
+    x = torch.randn(6, 5, requires_grad=True)
+    pulling_away(x).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 64, 64)])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_autoencoder_discriminator_reconstructs_at_the_image_size(shape, conditional):
+    d = AutoencoderDiscriminator(shape, 10, conditional, width=4, code_dim=6)
+    y = torch.arange(3) if conditional else None
+    recon, code = d(torch.randn(3, *shape), y)
+    assert recon.shape == (3, *shape) and code.shape == (3, 6)
+
+
+def test_margin_loss_pushes_fake_energy_up_to_the_margin_only():
+    real, fake = torch.tensor([0.2, 0.4]), torch.tensor([0.5, 3.0], requires_grad=True)
+    loss = margin_loss(real, fake, 1.0)
+    assert loss.item() == pytest.approx(0.3 + (0.5 + 0.0) / 2)  # mean real + mean max(0, m - fake)
+    loss.backward()
+    assert fake.grad.tolist() == [-0.5, 0.0]  # the fake beyond the margin gets no push
+    cfg = preset("mnist-ebgan").resolved()
+    assert cfg.family_params == {"margin": 1.0, "pt_weight": 0.1} and (cfg.lr_d, cfg.betas) == (
+        2e-4,
+        (0.5, 0.999),
+    )
+
+
+def test_trains_and_logs_its_terms(mnist_small, tmp_path):
+    ds = load_dataset(mnist_small)
+    cfg = preset("mnist-ebgan", out=str(tmp_path), steps=3, batch_size=8, arch_params=TINY, threads=1,
+                 eval_every=0, log_every=1)  # fmt: skip
+    Trainer(cfg, ds, progress=False).train()
+    rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"d_loss", "g_loss", "energy_real", "energy_fake", "pulling_away"} <= set(rec)
+    assert 0.0 <= rec["pulling_away"] <= 1.0
+    with pytest.raises(
+        UserError, match=r"ebgan: unknown family_params \['gamma'\] \(known: margin, pt_weight\)"
+    ):
+        preset("mnist-ebgan", family_params={"gamma": 0.5}).resolved()

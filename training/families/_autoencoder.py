@@ -1,0 +1,117 @@
+"""What EBGAN and BEGAN share: a DCGAN generator against an autoencoder discriminator.
+
+Not a family itself (the leading underscore keeps training.registry from treating it as one): the
+two families differ in their energy (squared vs absolute reconstruction error) and in how the
+discriminator is pushed (a margin vs the equilibrium controller k_t), and implement only that.
+The generator is training/nets/dcgan.py's (so exports get export/phase_generator.py's fast form);
+the discriminator is training/nets/autoencoder.py's. Labels are optional (`conditional`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from gan_core.errors import UserError
+from training.config import TrainConfig
+from training.families.base import StepContext
+from training.families.gan import AdversarialFamily
+from training.nets.autoencoder import AutoencoderDiscriminator
+from training.nets.dcgan import DCGANGenerator
+
+ARCH_DEFAULTS = {"g_width": 32, "d_width": 32, "code_dim": 64, "embed_dim": 32}
+
+
+def per_sample(err: torch.Tensor) -> torch.Tensor:
+    """Mean over every non-batch dim: one reconstruction error per image."""
+    return err.flatten(1).mean(1)
+
+
+def mean_across_ranks(values: list[float]) -> list[float]:
+    """The values averaged over DDP ranks (unchanged in a single process), so every rank's controller agrees."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return (t / dist.get_world_size()).tolist()
+
+
+class AutoencoderGAN(AdversarialFamily):
+    """Base of the autoencoder-discriminator families: nets, optimiser defaults, card fields."""
+
+    activation: ClassVar[str] = "lrelu"
+    optimizer_defaults: ClassVar[dict] = {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)}
+    family_defaults: ClassVar[dict] = {}
+
+    @classmethod
+    def resolve(cls, cfg: TrainConfig) -> TrainConfig:
+        if cfg.arch != "dcgan":
+            raise UserError(f"{cls.name}: the generator is the 'dcgan' architecture, got arch {cfg.arch!r}")
+        unknown = sorted(set(cfg.arch_params) - set(ARCH_DEFAULTS))
+        if unknown:
+            raise UserError(f"{cls.name}: unknown arch_params {unknown} (known: {', '.join(ARCH_DEFAULTS)})")
+        unknown = sorted(set(cfg.family_params) - set(cls.family_defaults))
+        if unknown:
+            raise UserError(
+                f"{cls.name}: unknown family_params {unknown} (known: {', '.join(cls.family_defaults)})"
+            )
+        opt = cls.optimizer_defaults
+        return cfg.model_copy(
+            update={
+                "n_critic": cfg.n_critic or 1,
+                "optimizer": cfg.optimizer or "adam",
+                "lr_g": cfg.lr_g or opt["lr_g"],
+                "lr_d": cfg.lr_d or opt["lr_d"],
+                "betas": cfg.betas or opt["betas"],
+                "spectral_norm": False,
+                "family_params": {**cls.family_defaults, **cfg.family_params},
+            }
+        )
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        cfg, data = self.cfg, self.data
+        p = {**ARCH_DEFAULTS, **cfg.arch_params}
+        g = DCGANGenerator(
+            cfg.latent_dim, data.num_classes, cfg.conditional, data.image_shape, p["g_width"], p["embed_dim"]
+        )
+        d = AutoencoderDiscriminator(
+            data.image_shape, data.num_classes, cfg.conditional, p["d_width"], p["code_dim"], self.activation
+        )
+        return {"g": g, "d": d}
+
+    def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-image reconstruction error (the family's energy). Must implement."""
+        raise NotImplementedError
+
+    def scored(self, ctx: StepContext, x: torch.Tensor, labels: torch.Tensor | None):
+        """(per-image error of x, D's codes of x) through the (DDP-wrapped) discriminator, in float32."""
+        recon, code = ctx.nets["d"](x, labels)
+        return self.error(recon.float(), x.float()), code.float()
+
+    def d_errors(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image errors of the next real batch and of as many fresh fakes, in one D pass."""
+        real, cond, z = self.d_inputs(ctx)
+        with torch.no_grad():
+            fake = ctx.nets["g"](z, cond)
+        both = torch.cat([cond, cond]) if cond is not None else None
+        err, _ = self.scored(ctx, torch.cat([real, fake.to(real.dtype)]), both)
+        return err[: real.shape[0]], err[real.shape[0] :]
+
+    def g_scored(self, ctx: StepContext):
+        """(fakes, their latents, their per-image errors, their codes) of a G step."""
+        z, labels = self.g_inputs(ctx)
+        fake = ctx.nets["g"](z, labels)
+        err, code = self.scored(ctx, fake, labels)
+        return fake, z, err, code
+
+    def run_phase(self, phase, ctx: StepContext) -> dict[str, float]:
+        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
+
+    def card_variant(self) -> str:
+        return self.name
+
+    def card_arch_params(self) -> dict:
+        return {**ARCH_DEFAULTS, **self.cfg.arch_params, "d": "autoencoder", "d_activation": self.activation}

@@ -1,0 +1,71 @@
+"""BEGAN (Berthelot et al. 2017): an autoencoder discriminator with L1 reconstruction error, balanced
+by a proportional controller instead of a margin.
+
+    L(v)    = mean_pixels |v - D(v)|
+    L_D     = L(x) - k_t L(G(z_D))            L_G = L(G(z_G))
+    k_t+1   = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1)
+    M_global = L(x) + |gamma L(x) - L(G(z_G))|   (the convergence measure)
+
+gamma (diversity ratio, 0.5) and lambda_k (0.001) are family_params, k_0 = 0 as in the paper. k_t is
+family state kept in the checkpoint (a resumed run continues the controller exactly); k_t and
+M_global go to metrics.jsonl with the losses and are plotted in curves.png. The controller is
+updated after each G step from that step's L(G(z_G)) and the D step's L(x), averaged over DDP ranks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from training.families._autoencoder import AutoencoderGAN, mean_across_ranks, per_sample
+from training.families.base import StepContext
+from training.registry import register_family
+
+
+def k_update(
+    k: float, real_error: float, fake_error: float, gamma: float, lambda_k: float
+) -> tuple[float, float]:
+    """(k_t+1, M_global) from k_t, L(x) and L(G(z_G)): the paper's controller step and convergence measure."""
+    balance = gamma * real_error - fake_error
+    return min(max(k + lambda_k * balance, 0.0), 1.0), real_error + abs(balance)
+
+
+@register_family("began")
+class BEGANFamily(AutoencoderGAN):
+    """DCGAN generator vs ELU autoencoder discriminator, L1 energies, equilibrium controller (see module doc)."""
+
+    activation = "elu"
+    optimizer_defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.999)}
+    family_defaults = {"gamma": 0.5, "lambda_k": 0.001}
+
+    def __init__(self, cfg, data):
+        super().__init__(cfg, data)
+        self.k = 0.0  # k_0
+        self.real_error = 0.0  # L(x) of the latest D step
+
+    def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return per_sample((recon - x).abs())
+
+    def d_step(self, ctx: StepContext) -> dict[str, float]:
+        with ctx.autocast():
+            real, fake = self.d_errors(ctx)
+            loss = real.mean() - self.k * fake.mean()
+        self.optimize("d", loss)
+        self.real_error = real.mean().item()
+        return {"d_loss": loss.item()}
+
+    def g_step(self, ctx: StepContext) -> dict[str, float]:
+        with ctx.autocast():
+            fake, z, err, _ = self.g_scored(ctx)
+            loss = self.with_g_terms(err.mean(), fake, z)
+        self.optimize("g", loss)
+        p = self.cfg.family_params
+        real_error, fake_error = mean_across_ranks([self.real_error, err.mean().item()])
+        self.k, m_global = k_update(self.k, real_error, fake_error, p["gamma"], p["lambda_k"])
+        return {"g_loss": loss.item(), "k_t": self.k, "m_global": m_global}
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {"k": torch.tensor([self.k], dtype=torch.float64)}
+
+    def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        if "k" in tensors:
+            self.k = float(tensors["k"][0])

@@ -1,0 +1,65 @@
+"""An autoencoder discriminator (EBGAN, BEGAN): its verdict on an image is how badly it reconstructs it.
+
+Encoder: strided 4x4 convs (28 -> 14 -> 7, or 32 -> 16 -> 8, plus 64 -> 32) -> linear -> code.
+Decoder: linear -> [c, s, s] -> 4x4 ConvTranspose 2x stages -> image (no output squashing: the
+reconstruction error is the signal, so it must be free to be large). No BatchNorm (a batch holds
+real and generated images, whose statistics would leak into each other's reconstructions).
+Conditional: one-hot label planes join the encoder's input and the one-hot label joins the code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.nets.layers import image_plan
+
+ACTIVATIONS = {"lrelu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU, "relu": nn.ReLU}
+
+
+class AutoencoderDiscriminator(nn.Module):
+    def __init__(
+        self, image_shape, num_classes: int, conditional: bool, width: int = 32, code_dim: int = 64,
+        activation: str = "lrelu",
+    ):  # fmt: skip
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        act = ACTIVATIONS[activation]
+        self.s, stages = image_plan(image_shape)
+        self.num_classes, self.conditional = num_classes, conditional
+        extra = num_classes if conditional else 0
+        chans = [width * 2**k for k in range(stages)]
+        self.c_last = chans[-1]
+        enc: list[nn.Module] = []
+        for a, b in zip([image_shape[0] + extra, *chans[:-1]], chans, strict=True):
+            enc += [nn.Conv2d(a, b, 4, 2, 1), act()]
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(self.c_last * self.s * self.s, code_dim))
+        self.expand = nn.Linear(code_dim + extra, self.c_last * self.s * self.s)
+        back = [*chans[::-1], image_shape[0]]
+        dec: list[nn.Module] = []
+        for a, b in zip(back[:-1], back[1:], strict=True):
+            dec += [act(), nn.ConvTranspose2d(a, b, 4, 2, 1)]
+        self.decoder = nn.Sequential(*dec)
+
+    def _one_hot(self, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(labels, self.num_classes).to(like.dtype)
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional:
+            planes = self._one_hot(labels, x)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            x = torch.cat([x, planes], 1)
+        return self.encoder(x)
+
+    def decode(self, code: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional:
+            code = torch.cat([code, self._one_hot(labels, code)], 1)
+        return self.decoder(self.expand(code).view(-1, self.c_last, self.s, self.s))
+
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction of x, the encoder's code)."""
+        code = self.encode(x, labels)
+        return self.decode(code, labels), code

@@ -1,0 +1,82 @@
+"""SAGAN (Zhang et al. 2019) on the DCGAN trunk: self-attention at the 14/16 px stage of G and D.
+
+Kept from the paper: the attention block (training.nets.layers.SelfAttention: 1x1 query / key /
+value convolutions, max-pooled keys and values, a gate starting at 0), spectral norm on every layer
+of both networks (not the per-class BatchNorm gain / bias tables, as in the paper's code: spectral norm
+on them caps how far classes can differ), class-conditional BatchNorm in G and a projection
+D when conditional. Scaled down: the DCGAN trunk (ConvTranspose / strided Conv stages, 28 -> 14 ->
+7 or 32 -> 16 -> 8, plus 64 -> 32 for 64 px) instead of the paper's ResNet blocks, for CPU speed.
+Trained by the classic family (training/families/gan.py) with the hinge loss and its TTUR rates,
+since SAGAN's training procedure is that loop; only the networks differ.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.nets.common import Discriminator, Generator, maybe_sn
+from training.nets.layers import ConditionalBatchNorm2d, SelfAttention, image_plan
+from training.registry import register_arch
+
+
+class SAGANGenerator(Generator):
+    """z -> linear -> [c0, s, s] -> (BN, ReLU, ConvTranspose 2x) per stage -> tanh; attention after stage 1."""
+
+    def __init__(self, latent_dim, num_classes, conditional, image_shape, width=32, sn=True):
+        super().__init__(latent_dim, num_classes, conditional, image_shape)
+        self.s, stages = image_plan(image_shape)
+        chans = [width * 2 ** (stages - k) for k in range(stages)] + [image_shape[0]]
+        self.c0 = chans[0]
+        self.fc = maybe_sn(nn.Linear(latent_dim, self.c0 * self.s * self.s), sn)
+        self.norms = nn.ModuleList(
+            ConditionalBatchNorm2d(c, num_classes, sn=False) if conditional else nn.BatchNorm2d(c)
+            for c in chans[:-1]
+        )
+        self.ups = nn.ModuleList(
+            maybe_sn(nn.ConvTranspose2d(a, b, 4, 2, 1), sn)
+            for a, b in zip(chans[:-1], chans[1:], strict=True)
+        )
+        self.attn = SelfAttention(chans[1], sn)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cond = F.one_hot(labels, self.num_classes).to(z.dtype) if self.conditional else None
+        h = self.fc(z).view(-1, self.c0, self.s, self.s)
+        for k, (norm, up) in enumerate(zip(self.norms, self.ups, strict=True)):
+            h = up(torch.relu(norm(h, cond) if cond is not None else norm(h)))
+            if k == 0:
+                h = self.attn(h)
+        return torch.tanh(h)
+
+
+class SAGANDiscriminator(Discriminator):
+    """Strided 4x4 convs (LeakyReLU 0.2), attention at the 14/16 px stage, flattened features -> logit
+    (+ the projection term of Miyato & Koyama 2018 when conditional)."""
+
+    def __init__(self, num_classes, conditional, image_shape, width=32, cond_mode="projection", sn=True):
+        s, stages = image_plan(image_shape)
+        chans = [width * 2**k for k in range(stages)]
+        if conditional and cond_mode != "projection":
+            raise ValueError(
+                f"sagan: the discriminator conditions by projection only, got cond_mode {cond_mode!r}"
+            )
+        super().__init__(num_classes, conditional, cond_mode, chans[-1] * s * s, sn)
+        layers: list[nn.Module] = []
+        for k, (a, b) in enumerate(zip([image_shape[0], *chans[:-1]], chans, strict=True)):
+            layers += [maybe_sn(nn.Conv2d(a, b, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
+            if k == stages - 2:  # this conv's output is the 14/16 px map
+                layers.append(SelfAttention(b, sn))
+        self.net = nn.Sequential(*layers, nn.Flatten())
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.project(self.net(x), labels)
+
+
+@register_arch("sagan")
+def build_sagan(
+    image_shape, num_classes, conditional, latent_dim, cond_mode="projection", sn=True, g_width=32, d_width=32
+):
+    g = SAGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, sn)
+    d = SAGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn)
+    return g, d
