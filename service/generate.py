@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from gan_core.latents import MAX_SEED, latents
+from gan_core.latents import MAX_SEED
 from service.batcher import Overloaded
 from service.encoding import ENCODE_INLINE, Images, Reply, encode, grid_image, npz_bytes
 from service.inputs import ClientError, feeds_for, labels_for, latent_matrix
@@ -92,9 +92,10 @@ class Generator:
                     raise ClientError(f"{name}: must hold exactly 2 values, got {len(pair)}")
                 if any(not 0 <= v <= MAX_SEED for v in pair):
                     raise ClientError(f"{name}: values must be in 0..{MAX_SEED}")
+            z_name = model.card.input_of_kind("latent").name
             ends = np.stack(
                 [
-                    latents(s, [i], model.card.latent_dim, req.truncation)[0]
+                    feeds_for(model, s, [i], None, truncation=req.truncation)[z_name][0]
                     for s, i in zip(req.seeds, req.indices, strict=True)
                 ]
             )
