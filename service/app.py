@@ -4,7 +4,8 @@ Thin HTTP layer over service.generate.Generator; no torch is imported anywhere o
 Async APIs: the event loop only parses, queues and encodes small answers, while ORT calls run
 in worker threads via the batcher. The access log and per-request tracing spans are off by
 default (GAN_ACCESS_LOG / GAN_TRACE_REQUESTS turn them on): on a 2-core box they cost more
-than generating a digit. /livez, /readyz and /metrics are BentoML's own.
+than generating a digit. /livez, /readyz and /metrics are BentoML's own; /ui is the playground
+page (service.ui), where / redirects, and /docs the API reference.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from service.schemas import (
     request_models,
 )
 from service.settings import Settings
+from service.ui import RootPages, playground_app
 
 log = logging.getLogger("gan_service")
 
@@ -58,6 +60,7 @@ def _client_error(e: ClientError, route: str) -> JSONResponse:
     return JSONResponse({"error": str(e)}, status_code=e.status, headers=headers)
 
 
+@bentoml.asgi_app(playground_app(), path="/ui", name="playground")
 @bentoml.service(name="gan_generator", **_service_config)
 class GeneratorService:
     """Generates digit images from the exported ONNX generators in GAN_MODELS_DIR."""
@@ -101,3 +104,4 @@ class GeneratorService:
 
 
 GeneratorService.add_asgi_middleware(RequestGuard, schemas=API_ROUTES, max_body_bytes=SETTINGS.max_body_bytes)
+GeneratorService.add_asgi_middleware(RootPages)  # / -> the playground (/ui/), /docs -> the API reference
