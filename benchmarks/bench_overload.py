@@ -11,6 +11,7 @@ the mixed phase only), and runs, against the same server:
           how they ended, the latency of probe requests made meanwhile.
   hangup  --hangups requests whose headers promise a 1,000-byte body, send 12 bytes and hang up:
           requests left in progress, probe latency.
+  urls    --urls requests to random unknown paths: size of /metrics before and after.
   sigterm seconds from SIGTERM (with bulk requests in flight) to the server's exit, and whether
           those requests were answered.
 
@@ -189,6 +190,19 @@ def hangup_flood(url: str, port: int, args) -> None:
     print(f"        after: {worker_state()}")
 
 
+def unknown_urls(url: str, args) -> None:
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=30) as c:
+        before = len(c.get("/metrics").content)
+        state = worker_state()
+        for i in range(args.urls):
+            c.get(f"/x{i}/{os.urandom(6).hex()}")
+        after = len(c.get("/metrics").content)
+    print(f"urls    {args.urls} random unknown paths: /metrics {before / 1e3:.1f} KB -> {after / 1e3:.1f} KB; "
+          f"{state} -> {worker_state()}")  # fmt: skip
+
+
 def in_progress(url: str) -> float:
     import httpx
 
@@ -238,7 +252,7 @@ def main() -> int:
     p.add_argument("--url", help="run the mixed phase against a running service")
     p.add_argument("--models-dir", type=Path, default=REPO / "service" / "models")
     p.add_argument("--threads", type=int, default=1, help="ORT intra-op threads of the server")
-    p.add_argument("--phases", default="mixed,slow,hangup,sigterm")
+    p.add_argument("--phases", default="mixed,slow,hangup,urls,sigterm")
     p.add_argument("--seconds", type=float, default=15.0, help="length of the mixed phase")
     p.add_argument("--small", type=int, default=8, help="one-image clients")
     p.add_argument("--bulk", type=int, default=4, help="bulk clients")
@@ -246,6 +260,7 @@ def main() -> int:
     p.add_argument("--bulk-format", choices=["png", "npz"], default="png")
     p.add_argument("--slow", type=int, default=2000, help="stalled connections")
     p.add_argument("--hangups", type=int, default=5000)
+    p.add_argument("--urls", type=int, default=2000, help="requests to random unknown paths")
     p.add_argument("--max-connections", type=int, default=256, help="GAN_MAX_CONNECTIONS of the server")
     p.add_argument("--header-timeout", type=float, default=2.0, help="GAN_HEADER_TIMEOUT_S of the server")
     args = p.parse_args()
@@ -263,6 +278,8 @@ def main() -> int:
             slow_flood(url, port, args)
         if "hangup" in phases:
             hangup_flood(url, port, args)
+        if "urls" in phases:
+            unknown_urls(url, args)
         if "sigterm" in phases:
             sigterm(url, args)
     return 0

@@ -120,6 +120,7 @@ def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays(tmp_path, mnist_s
     assert first.returncode == 0, first.stderr
     (good,) = list_checkpoints(tmp_path)
     before = good.read_bytes()
+    assert json.loads((tmp_path / "card.json").read_text())["dataset"]["source"] == "mnist2k.npz"  # no path
     full = gan_train(tmp_path, mnist_small, 4, "--resume", fsize=len(before) // 2)
     lines = full.stderr.strip().splitlines()
     assert full.returncode == 2 and len(lines) == 1, full.stderr
