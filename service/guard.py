@@ -33,6 +33,7 @@ flood_log = ThrottledLog(log)
 
 GET_ROUTES = ("/models",)  # answered for GET too, without a body
 OPEN_ROUTES = ("/models",)  # read-only: not behind GAN_API_TOKEN, and a POST may come without a body
+_timeout = getattr(asyncio, "timeout", None)
 STATE_MODEL = "gan.model"  # scope["state"] key: the model a request asked for (read by service.metrics)
 DISCONNECTED = 499  # never reaches the client (it is gone); completes the request for the middlewares
 
@@ -149,23 +150,26 @@ class RequestGuard:
     async def _read_body(self, scope, receive, send) -> bytes | None:
         """The whole body, or None after answering 413 / 408 or finding the client gone."""
         limit, timeout = self.settings.max_body_bytes, self.settings.body_timeout_s
-        too_big = f"body: must be <= {limit} bytes (GAN_MAX_BODY_BYTES)"
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            await self._reject(scope, send, 413, too_big, {"Connection": "close"})
+            await self._too_big(scope, send)
             return None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        try:
+            if _timeout is not None:  # Python 3.11+: a deadline without an extra task
+                async with _timeout(timeout):
+                    return await self._read_chunks(scope, receive, send)
+            return await asyncio.wait_for(self._read_chunks(scope, receive, send), timeout)
+        except asyncio.TimeoutError:
+            await self._reject(
+                scope, send, 408, f"body: not complete within {timeout:g} s (GAN_BODY_TIMEOUT_S)",
+                {"Connection": "close"}, kind="body_timeout",
+            )  # fmt: skip
+            return None
+
+    async def _read_chunks(self, scope, receive, send) -> bytes | None:
         chunks, size = [], 0
         while True:
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                await self._reject(
-                    scope, send, 408, f"body: not complete within {timeout:g} s (GAN_BODY_TIMEOUT_S)",
-                    {"Connection": "close"}, kind="body_timeout",
-                )  # fmt: skip
-                return None
+            message = await receive()
             if message["type"] == "http.disconnect":
                 # Answer anyway: the bytes go nowhere, but the request is finished for the
                 # middlewares around this one (BentoML's timeout waits for a response otherwise).
@@ -175,12 +179,16 @@ class RequestGuard:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > limit:
-                await self._reject(scope, send, 413, too_big, {"Connection": "close"})
+            if size > self.settings.max_body_bytes:
+                await self._too_big(scope, send)
                 return None
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+    async def _too_big(self, scope, send) -> None:
+        message = f"body: must be <= {self.settings.max_body_bytes} bytes (GAN_MAX_BODY_BYTES)"
+        await self._reject(scope, send, 413, message, {"Connection": "close"})
 
     async def _reject(
         self, scope, send, status: int, message: str, headers: dict[str, str] | None = None, kind: str = ""
