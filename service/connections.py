@@ -27,6 +27,7 @@ from http import HTTPStatus
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from service.metrics import connection_refused
 from service.settings import Settings
 from service.throttled_log import ThrottledLog
 
@@ -54,11 +55,8 @@ class LimitedHTTPProtocol(AutoHTTPProtocol):
         if len(self.connections) > cap:
             if self.waiting:
                 oldest = next(iter(self.waiting))
-                oldest._refuse(
-                    "evicted",
-                    408,
-                    f"connection closed for a new one: {cap} open, limit {cap} (GAN_MAX_CONNECTIONS); headers were not complete",
-                )
+                message = f"headers: not complete when a new connection needed the place (limit {cap}, GAN_MAX_CONNECTIONS)"
+                oldest._refuse("evicted", 408, message)
             else:
                 message = f"server busy: {cap} connections have requests in progress, limit {cap} (GAN_MAX_CONNECTIONS); retry later"
                 self._refuse("limit", 503, message)
@@ -99,8 +97,6 @@ class LimitedHTTPProtocol(AutoHTTPProtocol):
 
     def _refuse(self, reason: str, status: int, message: str) -> None:
         """Answer `status` with `message` straight to the socket and close it (no request is running)."""
-        from service.metrics import connection_refused
-
         self._disarm()
         if self.transport.is_closing():
             return
