@@ -12,8 +12,8 @@ generators are row-independent (image i does not depend on its batch neighbours;
 tests), so slicing and merging never change bytes.
 
 Admission is bounded in images: past max_queue queued images a request is refused (503 with a
-Retry-After estimated from the measured speed), and requests larger than max_batch may only fill
-the first three quarters, so small ones still get in while bulk clients saturate the queue.
+Retry-After estimated from the measured speed); requests of at most max_batch images may use a
+further quarter, so small ones still get in while bulk clients keep the queue full.
 Each request has a deadline: past it the caller gets DeadlineExceeded (504) and its images not
 yet computed are dropped from the queue, as they are when the caller goes away.
 """
@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gan_core.feeds import concat_feeds, feeds_len, slice_feeds
-
-BULK_SHARE = 0.75  # requests over max_batch images may fill this share of max_queue
 
 
 class Overloaded(RuntimeError):
@@ -75,7 +73,7 @@ class Batcher:
         self.inline_max = inline_max
         self.timeout_s = timeout_s
         self.quantum = quantum or max(1, max_batch // 8)
-        self.bulk_limit = max(max_batch, int(max_queue * BULK_SHARE))
+        self.reserve = max_queue // 4  # on top of max_queue, for requests of <= max_batch images
         self._pending: deque[_Request] = deque()
         self.queued = 0  # images waiting, not yet in an ORT call
         self._busy = False
@@ -91,18 +89,19 @@ class Batcher:
         return max(1, min(60, math.ceil((self.queued + n) / self.images_per_s)))
 
     def admit(self, n: int) -> None:
-        """Raise Overloaded unless n more images fit in the queue (checked again on entry)."""
-        if self.queued + n > self.max_queue:
-            raise Overloaded(
-                f"server busy: {self.queued} images queued, limit {self.max_queue} (GAN_MAX_QUEUE); retry later",
-                self.retry_after(n),
-            )
-        if n > self.max_batch and self.queued and self.queued + n > self.bulk_limit:
-            raise Overloaded(
-                f"server busy: {self.queued} images queued; requests over {self.max_batch} images "
-                f"(GAN_MAX_BATCH) may fill {self.bulk_limit} of the {self.max_queue} (GAN_MAX_QUEUE); retry later",
-                self.retry_after(n),
-            )
+        """Raise Overloaded unless n more images fit in the queue (checked again on entry).
+
+        Requests of at most max_batch images may also use a reserve of max_queue / 4 on top, so
+        bulk clients that fill the queue cannot lock small ones out."""
+        reserve = self.reserve if n <= self.max_batch else 0
+        if n <= self.max_queue and self.queued + n <= self.max_queue + reserve:
+            return
+        limit = f"limit {self.max_queue} (GAN_MAX_QUEUE)"
+        if reserve and n <= self.max_queue:
+            limit += f" + {reserve} for requests of <= {self.max_batch} images (GAN_MAX_BATCH)"
+        raise Overloaded(
+            f"server busy: {self.queued} images queued, {limit}; retry later", self.retry_after(n)
+        )
 
     async def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """uint8 images for feeds {input: [N, ...]}, computed in shared calls of <= max_batch images."""

@@ -64,22 +64,37 @@ def test_a_small_request_waits_one_call_behind_bulk_ones_and_bytes_stay_in_order
 def test_the_queue_is_bounded_in_images_and_bulk_requests_leave_room_for_small_ones(pool):
     async def scenario():
         b = Batcher(SlowGenerator(0.002), pool, max_batch=16, max_queue=100)
-        first = asyncio.create_task(b(feeds(0, 70)))  # 70 <= 75 (3/4 of the queue): admitted
-        await asyncio.sleep(0.005)
+        first = [asyncio.create_task(b(feeds(0, 50))) for _ in range(2)]  # 100 images: the queue is full
+        await asyncio.sleep(0)
         with pytest.raises(Overloaded) as bulk:
-            b.admit(30)  # a bulk request would pass 75
-        b.admit(10)  # a small one still fits
+            b.admit(20)  # another bulk request does not fit
+        b.admit(16)  # a small one still does (the reserve: 25 on top)
         with pytest.raises(Overloaded) as full:
             b.admit(101)
-        await first
+        await asyncio.gather(*first)
+        b.admit(100)  # drained: room again
         return str(bulk.value), str(full.value), bulk.value.retry_after
 
     bulk, full, retry = asyncio.run(scenario())
-    assert (
-        bulk.startswith("server busy: ")
-        and "requests over 16 images (GAN_MAX_BATCH) may fill 75 of the 100" in bulk
+    assert bulk == "server busy: 100 images queued, limit 100 (GAN_MAX_QUEUE); retry later"
+    assert full == "server busy: 100 images queued, limit 100 (GAN_MAX_QUEUE); retry later" and retry >= 1
+
+
+def test_small_requests_past_the_reserve_are_refused_too(pool):
+    async def scenario():
+        b = Batcher(SlowGenerator(0.002), pool, max_batch=16, max_queue=100)
+        running = [asyncio.create_task(b(feeds(0, 50))) for _ in range(2)]
+        running += [asyncio.create_task(b(feeds(0, 8))) for _ in range(3)]  # 124 of 125
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded) as e:
+            b.admit(2)
+        await asyncio.gather(*running)
+        return str(e.value)
+
+    assert asyncio.run(scenario()) == (
+        "server busy: 124 images queued, limit 100 (GAN_MAX_QUEUE) + 25 for requests of <= 16 images "
+        "(GAN_MAX_BATCH); retry later"
     )
-    assert full.endswith("limit 100 (GAN_MAX_QUEUE); retry later") and 1 <= retry <= 60
 
 
 def test_a_request_past_its_deadline_gets_504_and_its_work_is_dropped(pool):
