@@ -98,30 +98,29 @@ def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, small, capsys):
     _same(straight.checkpoint, resumed.train().checkpoint)  # steps 4..6 again, the same bytes
 
 
-def gan_train(out, data, steps, *extra, fsize=None):
-    """`gan train` in a subprocess; fsize: largest file it may write (RLIMIT_FSIZE, a stand-in for a full disk)."""
-
-    def limit():
-        if fsize is not None:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of a kill
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-
-    cmd = [sys.executable, "-m", "gan", "train", "--preset", "mnist-dcgan", "--data", str(data), "--out", str(out),
-           "--steps", str(steps), "--batch-size", "16", "--eval-every", "0", "--threads", "1", "--no-progress",
-           "--set", "arch_params=" + json.dumps(TINY_ARCH["mnist-dcgan"]), *extra]  # fmt: skip
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(
-        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit
-    )
+def train_args(out, data, steps, *extra) -> list[str]:
+    return ["train", "--preset", "mnist-dcgan", "--data", str(data), "--out", str(out), "--steps", str(steps),
+            "--batch-size", "16", "--eval-every", "0", "--threads", "1", "--no-progress",
+            "--set", "arch_params=" + json.dumps(TINY_ARCH["mnist-dcgan"]), *extra]  # fmt: skip
 
 
 def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays(tmp_path, mnist_small):
-    first = gan_train(tmp_path, mnist_small, 2)
-    assert first.returncode == 0, first.stderr
+    from gan.cli import main
+
+    assert main(train_args(tmp_path, mnist_small, 2)) == 0
     (good,) = list_checkpoints(tmp_path)
     before = good.read_bytes()
     assert json.loads((tmp_path / "card.json").read_text())["dataset"]["source"] == "mnist2k.npz"  # no path
-    full = gan_train(tmp_path, mnist_small, 4, "--resume", fsize=len(before) // 2)
+
+    def full_disk():  # files may not grow past half a checkpoint: write() fails with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) // 2, len(before) // 2))
+
+    cmd = [sys.executable, "-m", "gan", *train_args(tmp_path, mnist_small, 4, "--resume")]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    full = subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, preexec_fn=full_disk
+    )
     lines = full.stderr.strip().splitlines()
     assert full.returncode == 2 and len(lines) == 1, full.stderr
     assert lines[0] == (
