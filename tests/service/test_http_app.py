@@ -15,6 +15,7 @@ from PIL import Image
 
 from gan_core.latents import latents
 from gan_core.runtime import open_generator
+from service.settings import Settings
 from tests.conftest import REPO, zl_feeds
 
 
@@ -276,3 +277,19 @@ def test_importing_the_service_does_not_import_torch():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_openapi_document_with_a_token_names_the_scheme_and_401(client):
+    from openapi_spec_validator import validate
+
+    from service.app import API_ROUTES
+    from service.guard import OPEN_ROUTES
+    from service.openapi import api_document
+
+    base = {"openapi": "3.0.2", "info": {"title": "t", "version": "1"}, "paths": {}}
+    doc = api_document(base, API_ROUTES, Settings(api_token="s3cret"), OPEN_ROUTES)
+    validate(doc)
+    assert doc["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    gen, models = doc["paths"]["/generate"]["post"], doc["paths"]["/models"]["post"]
+    assert gen["security"] == [{"bearer": []}] and "401" in gen["responses"]
+    assert "security" not in models and "401" not in models["responses"]
