@@ -44,7 +44,7 @@ def series() -> SimpleNamespace:
         ),
         connections_refused=pc.Counter(
             "gan_http_connections_refused",
-            "connections closed unanswered: over GAN_MAX_CONNECTIONS, or headers late (GAN_HEADER_TIMEOUT_S)",
+            "connections closed before a request: evicted or refused at GAN_MAX_CONNECTIONS, headers late",
             ["reason"],
         ),
     )
@@ -63,7 +63,7 @@ def exposition() -> bytes:
 
 
 def connection_refused(reason: str) -> None:
-    """Count a connection closed by service.connections (reason: 'limit' or 'header_timeout')."""
+    """Count a connection closed by service.connections ('evicted', 'limit' or 'header_timeout')."""
     series().connections_refused.labels(reason).inc()
 
 
