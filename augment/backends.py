@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 import threading
 import time
@@ -127,9 +128,11 @@ class HttpBackend:
         self.base, name = parse_url(spec)
         self.batch_size = batch_size
         self.retry = retry or RetryPolicy()
+        token = os.environ.get("GAN_API_TOKEN", "").strip()  # a service that asks for one (README, Serving)
         self.client = httpx.Client(
             base_url=self.base, timeout=timeout_s, transport=transport,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            headers={"Authorization": f"Bearer {token}"} if token else None,
         )  # fmt: skip
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="augment-http")
         self.retries = 0

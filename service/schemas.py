@@ -15,9 +15,12 @@ from gan_core.latents import MAX_SEED
 
 MAX_INDEX = 2**62  # start_index + count stays far inside int64
 MIN_TRUNCATION = 0.1  # below this, redrawing |z| > t (gan_core.latents) takes unboundedly long
+MAX_TRUNCATION = 10.0  # above ~6 no N(0, 1) draw is ever redrawn; larger values only hide typos
+MAX_NAME = 128  # model and class names; longer strings are echoed in errors, so they are cut here
 
-Label = int | str
+Label = int | Annotated[str, Field(max_length=MAX_NAME)]
 Labels = Label | list[Label] | None
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Latent = list[float]
 CodeValue = int | float | list[int | float]
 CODES_DESCRIPTION = (
@@ -28,10 +31,14 @@ CODES_DESCRIPTION = (
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+    # strict: "3", 2.0 and true are not integers, true is not a class
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True, protected_namespaces=())
 
     model: str | None = Field(
-        None, description="model name (GET /models); default: the service's default model"
+        None,
+        min_length=1,
+        max_length=MAX_NAME,
+        description="model name (GET /models); default: the service's default model",
     )
 
 
@@ -47,7 +54,10 @@ class GenerateRequest(_Body):
         "'balanced' (image i gets class i % num_classes, the default)",
     )
     truncation: float | None = Field(
-        None, ge=MIN_TRUNCATION, description="redraw latent entries with |z| > truncation"
+        None,
+        ge=MIN_TRUNCATION,
+        le=MAX_TRUNCATION,
+        description="redraw latent entries with |z| > truncation (0.1 .. 10)",
     )
     codes: dict[str, CodeValue] | None = Field(None, description=CODES_DESCRIPTION)
     format: Literal["png", "grid", "npz"] = Field(
@@ -65,13 +75,21 @@ class LatentsRequest(_Body):
 
 
 class InterpolateRequest(_Body):
-    seeds: list[int] | None = Field(
-        None, description="[seed_a, seed_b]; endpoints are image `indices` of each seed"
+    seeds: list[Seed] | None = Field(
+        None,
+        description="[seed_a, seed_b]; endpoints are image `indices` of each seed",
+        json_schema_extra={"minItems": 2, "maxItems": 2},
     )
-    indices: list[int] = Field([0, 0], description="image index within each seed")
-    latents: list[Latent] | None = Field(None, description="[z_a, z_b] instead of seeds")
+    indices: list[Seed] = Field(
+        [0, 0], description="image index within each seed", json_schema_extra={"minItems": 2, "maxItems": 2}
+    )
+    latents: list[Latent] | None = Field(
+        None, description="[z_a, z_b] instead of seeds", json_schema_extra={"minItems": 2, "maxItems": 2}
+    )
     label: Label | None = Field(None, description="class of every frame (conditional models; required there)")
-    truncation: float | None = Field(None, ge=MIN_TRUNCATION, description="for seed endpoints")
+    truncation: float | None = Field(
+        None, ge=MIN_TRUNCATION, le=MAX_TRUNCATION, description="for seed endpoints (0.1 .. 10)"
+    )
     steps: int = Field(8, ge=2, description="frames including both ends (at most GAN_MAX_STEPS)")
     method: Literal["slerp", "lerp"] = "slerp"
     codes: dict[str, CodeValue] | None = Field(None, description=CODES_DESCRIPTION)
@@ -81,9 +99,9 @@ class InterpolateRequest(_Body):
 
 
 class ModelsRequest(BaseModel):
-    """GET /models takes no body."""
+    """GET /models takes no body (POST: an empty object)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ImageOut(BaseModel):
@@ -112,12 +130,18 @@ class ModelEntry(BaseModel):
     provider: str
     threads: int
     default: bool
-    card: ModelCard
+    card: ModelCard = Field(description="the card as exported, without the training data's location")
+
+
+class FailedEntry(BaseModel):
+    file: str = Field(description="file name in GAN_MODELS_DIR")
+    error: str = Field(description="why it is not served")
 
 
 class ModelsResponse(BaseModel):
     default: str
     models: list[ModelEntry]
+    failed: list[FailedEntry] = Field(description="files of the models folder that are not served")
 
 
 class ErrorResponse(BaseModel):

@@ -71,8 +71,10 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from gan_core.datasets import load_dataset
+    from gan_core.fileio import FileWriteError
+    from training.checkpoint import list_checkpoints
     from training.evaluation import attach_quick_eval
-    from training.trainer import Trainer
+    from training.trainer import Trainer, TrainingError
 
     cfg = config_from_args(args)
     ds = load_dataset(cfg.data, "train", download=args.download)
@@ -81,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
         if trainer.cfg.eval_every:
             attach_quick_eval(trainer)
         result = trainer.train()
+    except FileWriteError as e:  # e.g. a full disk: one line, and which checkpoint is still good
+        trainer.dist.close(wait=False)
+        ckpts = list_checkpoints(trainer.out)
+        kept = f"the last good checkpoint is {ckpts[-1]}" if ckpts else "no checkpoint was written yet"
+        raise TrainingError(f"{e}; {kept}") from None
     except BaseException:
         trainer.dist.close(wait=False)
         raise

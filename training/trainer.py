@@ -29,7 +29,7 @@ from training import __version__
 from training.checkpoint import (
     atomic_write_bytes,
     list_checkpoints,
-    load_checkpoint,
+    load_resumable,
     restore_optimizer,
     save_checkpoint,
 )
@@ -115,7 +115,7 @@ def make_card(
         image_shape=ds.image_shape,
         dataset={
             "name": ds.name,
-            "source": ds.source,
+            "source": Path(ds.source).name,  # the data's name, not where it lives on this machine
             "n": len(ds),
             "fingerprint": ds.fingerprint(),
             **ds.meta,
@@ -200,7 +200,7 @@ class Trainer:
         ckpts = list_checkpoints(self.out)
         if not ckpts:
             raise TrainingError(f"--resume: {self.out} holds no checkpoint to resume from")
-        ck = load_checkpoint(ckpts[-1])
+        ck = load_resumable(self.out)
         diffs = self.cfg.model_differences(ck.config)
         if diffs:
             raise TrainingError(

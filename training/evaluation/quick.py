@@ -1,10 +1,17 @@
-"""Quick evaluation during training, and the collapse warnings it prints."""
+"""Quick evaluation during training, and the collapse warnings it prints.
+
+Building the evaluator and measuring must not touch torch's global RNG: the training loop draws
+from it (gradient-penalty mixing) and checkpoints it, so a draw made here at a different moment
+in a resumed run than in a straight one would break bit-identical resume.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from typing import Any
+
+import torch
 
 from training import metrics as M
 from training.evaluation.reference import Reference, real_reference
@@ -13,6 +20,12 @@ from training.evaluation.sampling import sample_generator
 from training.evaluator import Evaluator, find_evaluator
 
 log = logging.getLogger(__name__)
+
+
+def rng_untouched():
+    """A block after which torch's global RNG (CPU and CUDA) is where it was before."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    return torch.random.fork_rng(devices=devices)
 
 
 class QuickEval:
@@ -28,6 +41,10 @@ class QuickEval:
         self.ref: Reference | None = None
 
     def __call__(self, trainer) -> dict[str, Any]:
+        with rng_untouched():
+            return self._measure(trainer)
+
+    def _measure(self, trainer) -> dict[str, Any]:
         t0 = time.perf_counter()
         if self.ref is None:
             self.ref = real_reference(self.ev, trainer.ds, "train", self.n, self.seed)
@@ -109,7 +126,8 @@ def warn(msg: str) -> None:
 def attach_quick_eval(trainer) -> QuickEval | None:
     """Set `trainer.quick_eval` when a shipped evaluator measures the trainer's data; else skip with a log note."""
     ds = trainer.ds
-    ev = find_evaluator(ds.image_shape, ds.num_classes)
+    with rng_untouched():  # building the network draws initial weights before loading them
+        ev = find_evaluator(ds.image_shape, ds.num_classes)
     if ev is None:
         log.info(
             "quick evaluation skipped: no evaluator for images %s with %d classes",
