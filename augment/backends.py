@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +134,7 @@ class HttpBackend:
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"Authorization": f"Bearer {token}"} if token else None,
         )  # fmt: skip
+        self.concurrency = concurrency
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="augment-http")
         self.retries = 0
         self._lock = threading.Lock()
@@ -240,13 +241,32 @@ class HttpBackend:
         truncation: float | None,
         codes: dict | None = None,
     ) -> np.ndarray:
-        futures = []
-        for a in range(0, len(indices), self.batch_size):
-            idx = indices[a : a + self.batch_size]
-            lab = None if labels is None else labels[a : a + len(idx)]
-            futures.append(self.pool.submit(self._batch, seed, idx, lab, truncation, codes))
-        parts = [f.result() for f in futures]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        # A sliding window of `concurrency` requests: the next batch is sent only when one has
+        # come back, so a batch that gives up stops the chunk without more requests behind it.
+        starts = iter(range(0, len(indices), self.batch_size))
+        parts: dict[int, np.ndarray] = {}
+        pending: dict = {}
+
+        def send_next() -> None:
+            a = next(starts, None)
+            if a is not None:
+                idx = indices[a : a + self.batch_size]
+                lab = None if labels is None else labels[a : a + len(idx)]
+                pending[self.pool.submit(self._batch, seed, idx, lab, truncation, codes)] = a
+
+        for _ in range(self.concurrency):
+            send_next()
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    parts[pending.pop(f)] = f.result()
+                    send_next()
+        finally:
+            for f in pending:
+                f.cancel()
+        ordered = [parts[a] for a in sorted(parts)]
+        return np.concatenate(ordered) if len(ordered) > 1 else ordered[0]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
