@@ -171,7 +171,8 @@ class Evaluator:
         if tuple(images.shape[1:]) != tuple(self.card.image_shape):
             raise EvaluationError(
                 f"{what}: image shape {tuple(images.shape[1:])} (C, H, W) does not match evaluator "
-                f"{self.id!r}, which measures {tuple(self.card.image_shape)}"
+                f"{self.id!r}, which measures {tuple(self.card.image_shape)} (compare with the images' own "
+                "data: --data DIR)"
             )
 
     @torch.no_grad()

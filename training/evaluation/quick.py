@@ -161,4 +161,5 @@ def attach_quick_eval(trainer, evaluator: str | None = None) -> QuickEval | None
             )
     qe = QuickEval(ev, min(cfg.eval_n, len(ds)))
     trainer.quick_eval = qe
+    note(f"quick evaluation every {cfg.eval_every} steps with evaluator {ev.id} (bound to {ds.name})")
     return qe

@@ -114,17 +114,22 @@ def fid_floor(ev: Evaluator, data, n: int, seed: int, ref: Reference) -> float |
     return M.frechet_distance(ref.mu, ref.cov, tr.mu, tr.cov)
 
 
-def reference_source(card, data) -> tuple[str | None, Preprocess]:
+def reference_source(card, data, target=None) -> tuple[str | None, Preprocess]:
     """(data path or None = MNIST, preprocessing) of the real images a target is compared with.
 
     A generator is compared with the data it was trained on, prepared as its card records; its
     card's source may live on another machine, then the data an evaluator bound to its fingerprint
-    was read from is used, else `--data` is needed.
+    was read from is used, else `--data` is needed. An image-set target is compared with its own
+    test split when it has one (a dataset's train split: the real-vs-real floor), else with MNIST.
     """
+    from gan_core.datasets import has_split
+
     dataset = card.dataset if card is not None else {}
     prep = Preprocess.from_card(dataset.get("preprocess"))
-    if data is not None or card is None:
+    if data is not None:
         return data, prep
+    if card is None:
+        return (str(target) if target is not None and has_split(target, "test") else None), prep
     source = dataset.get("source")
     if source and Path(source).exists():
         return source, prep

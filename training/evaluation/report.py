@@ -88,7 +88,7 @@ def evaluate_samples(
     report then says whether it is bound to the reference data).
     """
     t0 = time.perf_counter()
-    splits = evaluation_splits(*reference_source(samples.card, data))
+    splits = evaluation_splits(*reference_source(samples.card, data, samples.path))
     ev = resolve_evaluator(evaluator, splits)
     n_ref = n_ref or len(samples.images)
     ref = real_reference(ev, splits.test, "test", n_ref, seed, keep_images=cas)
