@@ -1,5 +1,6 @@
 """A colour image folder at 32 and 64 px, end to end through the `gan` command: demo data -> train
-(evaluator trained first) -> export with parity -> serve -> augment -> evaluate."""
+(evaluator trained first) -> export with parity -> serve (serving core, and a real `bentoml serve`
+behind the HTTP augment backend) -> augment -> evaluate."""
 
 from __future__ import annotations
 
@@ -133,6 +134,21 @@ def test_augment_writes_colour_folder_and_npz_and_refuses_idx(colour_run, tmp_pa
     assert capsys.readouterr().err == (
         "gan augment: error: format: idx holds single-channel images; model 'cdcgan' makes 3-channel images (use folder or npz)\n"
     )
+
+
+def test_real_bentoml_serve_and_the_http_augment_backend_give_the_local_bytes(colour_run, tmp_path):
+    from service.local_server import local_serve
+
+    size, _, _, onnx = colour_run
+    with local_serve(onnx.parent, threads=1) as url:
+        args = ["augment", "--model", f"{url}#cdcgan", "--per-class", "1", "--format", "npz", "--seed", "3",
+                "--out", str(tmp_path / "http"), "--no-progress"]  # fmt: skip
+        assert main(args) == 0
+    local = ["augment", "--model", str(onnx), "--per-class", "1", "--format", "npz", "--seed", "3",
+             "--out", str(tmp_path / "local"), "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main(local) == 0
+    a, b = ((tmp_path / d / "train.npz").read_bytes() for d in ("http", "local"))
+    assert a == b and np.load(tmp_path / "http" / "train.npz")["images"].shape == (10, size, size, 3)
 
 
 def test_evaluate_uses_the_evaluator_of_the_models_own_data(colour_run, capsys):
