@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -44,12 +44,12 @@ class DataBinding(BaseModel):
 
     name: str
     source: str | None = None
-    fingerprint: (
-        str  # of the training split as loaded: what a generator's card records as dataset.fingerprint
+    fingerprint: str = Field(
+        description="of the training split as loaded: a generator card's dataset.fingerprint"
     )
-    test: dict[
-        str, Any
-    ]  # {"kind": "split", "fingerprint"} or {"kind": "holdout", "fraction", "seed", "fingerprint"}
+    test: dict[str, Any] = Field(
+        description='{"kind": "split", "fingerprint"} or {"kind": "holdout", "fraction", "seed", "fingerprint"}'
+    )
     classes: list[str]
     labelled: bool = True
     preprocess: dict[str, Any] | None = None

@@ -369,7 +369,7 @@ def unlabelled_digits(mnist_train, tmp_path_factory):
 
     path = tmp_path_factory.mktemp("flat") / "digits.npz"
     np.savez(path, images=mnist_train.images[:660, 0])
-    _, stem = train_for_data(path, out=path.with_name("rot"), epochs=6, width=8, threads=1)
+    _, stem = train_for_data(path, out=path.with_name("rot"), epochs=1, width=8, threads=1)
     return path, stem
 
 

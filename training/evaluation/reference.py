@@ -1,7 +1,8 @@
 """The real side of every comparison: which data, and its features, k-NN radii and statistics, cached.
 
 The reference data of a generator is the data it was trained on (its card's dataset source, loaded
-with the recorded preprocessing) unless `--data` says otherwise; data targets default to MNIST.
+with the recorded preprocessing) unless `--data` says otherwise; an image set is compared with its
+own test split when it has one, else with MNIST.
 Features are cached per evaluator + data + n, in memory and on disk ($GAN_EVAL_CACHE), so repeated
 evaluations only pay for the samples; `fid_floor` is the FID of real training images against the
 reference.
