@@ -14,11 +14,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gan_core.image_folder import UNLABELED  # noqa: F401  (the class name of unlabelled images, as datasets load them)
 from gan_core.latents import MAX_SEED
 
 FORMATS = ("folder", "npz", "idx")
 KIND = "gan-service-augment/1"
-UNLABELED = "unlabeled"
 
 
 class JobConfig(BaseModel):

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "train-evaluator": "training.train_evaluator_cmd",
     "evaluate": "training.eval_cmd",
     "export": "export.export_cmd",
+    "make-demo-data": "gan.demo_data_cmd",
 }
 
 

@@ -24,6 +24,13 @@ def pytest_configure(config):
         pass
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_stores(tmp_path_factory):
+    """Decoded image folders and trained evaluators go to this session's temp folder, never ~/.cache."""
+    os.environ["GAN_DATA_CACHE"] = str(tmp_path_factory.mktemp("data-cache"))
+    os.environ["GAN_EVALUATOR_DIR"] = str(tmp_path_factory.mktemp("evaluators"))
+
+
 def zl_feeds(z, labels=None) -> dict:
     """Feeds of a z (+ labels) generator: the inputs of every DCGAN / MLP export."""
     return {"z": z} if labels is None else {"z": z, "labels": labels}
@@ -50,6 +57,16 @@ def mnist_small(mnist_train, tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "mnist2k.npz"
     np.savez(path, images=mnist_train.images[:2000, 0], labels=mnist_train.labels[:2000])
     return path
+
+
+@pytest.fixture(scope="session")
+def mnist_small_evaluator(mnist_small):
+    """A tiny evaluator bound to the 2k-digit set (1,800 train / 200 held out), in the session's store:
+    what evaluation of the tiny models trained on it uses (never MNIST's evaluator, which is other data)."""
+    from training.evaluator_store import train_for_data
+
+    card, stem = train_for_data(mnist_small, evaluator_id="mnist2k-tiny", epochs=2, width=8, threads=1)
+    return stem
 
 
 # One tiny model per preset architecture, trained a few steps on 2k real digits, once per session:

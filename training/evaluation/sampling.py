@@ -114,10 +114,5 @@ def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, spl
     from gan_core.datasets import load_dataset
 
     ds = load_dataset(p, split)
-    if kind == "npz":
-        with np.load(p) as z:
-            has_labels = "labels" in z.files
-    else:
-        has_labels = True
     idx = subset_indices(len(ds), n, seed)
-    return Samples(ds.images[idx], ds.labels[idx] if has_labels else None, kind, p)
+    return Samples(ds.images[idx], ds.labels[idx] if ds.labelled else None, kind, p)
