@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from training import metrics as M
+from training.evaluation.codes import code_classes
 from training.evaluation.reference import Reference, real_reference
 from training.evaluation.report import measure
 from training.evaluation.sampling import sample_generator
@@ -33,9 +34,10 @@ class QuickEval:
             self.ref = real_reference(self.ev, trainer.ds, "train", self.n, self.seed)
         ref = self.ref
         g = trainer.inference_generator()
-        images, labels = sample_generator(g, trainer.card(), self.n, self.seed)
+        card = trainer.card()
+        images, labels, codes = sample_generator(g, card, self.n, self.seed)
         m = measure(self.ev, images, ref, labels if trainer.cfg.conditional else None)
-        m.pop("_predicted")
+        predicted = m.pop("_predicted")
         result = {
             k: m[k]
             for k in (
@@ -53,6 +55,8 @@ class QuickEval:
         result["kl_to_data"] = m["modes"]["kl_to_data"]
         if "class_accuracy" in m:
             result["class_accuracy"] = m["class_accuracy"]
+        for name, a in code_classes(card, codes, predicted, self.ev.card.class_names).items():
+            result[f"code_accuracy.{name}"] = a["accuracy"]
         result = {
             "source": "quick_eval",
             "reference": "train",
