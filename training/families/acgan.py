@@ -30,6 +30,9 @@ from training.registry import get_arch, register_family
 DEFAULTS = {
     "aux_weight": 1.0,  # weight of the class loss in both players' objectives
     "aux_sn": False,  # spectral norm on the classifier head too (the trunk follows spectral_norm)
+    # The adversarial head also takes the label by projection (Miyato & Koyama 2018), as the default
+    # preset's D does; the class head is ACGAN's either way.
+    "projection": False,
 }
 
 
@@ -57,7 +60,10 @@ class ACGANFamily(AdversarialFamily):
         cfg, shape, k = self.cfg, tuple(self.data.image_shape), self.data.num_classes
         arch = get_arch(cfg.arch)
         g, _ = arch(shape, k, True, cfg.latent_dim, sn=False, **cfg.arch_params)
-        _, d = arch(shape, k, False, cfg.latent_dim, sn=cfg.spectral_norm, **cfg.arch_params)
+        proj = bool(self.p["projection"])
+        _, d = arch(
+            shape, k, proj, cfg.latent_dim, cond_mode="projection", sn=cfg.spectral_norm, **cfg.arch_params
+        )
         sn = bool(self.p["aux_sn"])
         return {"g": g, "d": TwoHeadDiscriminator(d, lambda feat: maybe_sn(nn.Linear(feat, k), sn))}
 
@@ -73,10 +79,11 @@ class ACGANFamily(AdversarialFamily):
         with ctx.autocast():
             with torch.no_grad():
                 fake = G(z, fake_labels)
-            out, cls = D(torch.cat([real, fake.to(real.dtype)]))
+            both = torch.cat([labels, fake_labels]) if self.p["projection"] else None
+            out, cls = D(torch.cat([real, fake.to(real.dtype)]), both)
             out = out.float()
             adv = self.loss.d_loss(out[:n], out[n:])
-            pen = self.loss.penalty(lambda x, _labels: D(x)[0], real, fake.float(), None)
+            pen = self.loss.penalty(lambda x, y: D(x, y)[0], real, fake.float(), both)
             real_ce, fake_ce = aux_loss(cls[:n], labels), aux_loss(cls[n:], fake_labels)
             loss = adv + w * (real_ce + fake_ce) + (pen if pen is not None else 0.0)
         self.optimize("d", loss)
@@ -92,7 +99,7 @@ class ACGANFamily(AdversarialFamily):
             labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
         with ctx.autocast():
             fake = G(z, labels)
-            out, cls = D(fake)
+            out, cls = D(fake, labels if self.p["projection"] else None)
             adv = self.loss.g_loss(out.float())
             ce = aux_loss(cls, labels)
             loss = adv + self.p["aux_weight"] * ce

@@ -16,6 +16,8 @@ them in that order.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,7 @@ from training.config import TrainConfig
 from training.families.base import DataInfo, Phase, StepContext
 from training.families.gan import GRID_SEED, AdversarialFamily, make_optimizer, mode_seeking_penalty
 from training.families.params import family_params
+from training.nets.common import maybe_sn
 from training.nets.heads import TwoHeadDiscriminator
 from training.registry import get_arch, register_family
 
@@ -37,6 +40,15 @@ DEFAULTS = {
     "lambda_cat": 1.0,
     "lambda_cont": 0.1,
     "q_hidden": 128,
+    # Spectral norm on Q and no BatchNorm: a Lipschitz Q can only tell the codes apart when they change
+    # the image a lot, so the categorical code must take a large factor (the digit), not a subtle cue.
+    "q_sn": False,
+    # The mode-seeking term (diversity_weight) starts at this step: earlier, while the categorical
+    # code is still taking hold of the digit, it would hand the digit to z instead.
+    "diversity_from": 0,
+    # Ratio |x1 - x2| / |z1 - z2| past which the mode-seeking term stops asking z for more change:
+    # enough for styles within a digit, so z is not pushed to take the digit from the code (None = no cap).
+    "diversity_cap": None,
 }
 CONT_RANGE = (-1.0, 1.0)
 
@@ -59,15 +71,17 @@ def info_loss(
 
 
 class QHead(nn.Module):
-    """Q(c | x) from the discriminator's trunk features: FC - BatchNorm - LeakyReLU - FC."""
+    """Q(c | x) from the discriminator's trunk features: FC - BatchNorm - LeakyReLU - FC (the paper's),
+    or with `sn` spectral-normalised FC - LeakyReLU - FC (Lipschitz, see DEFAULTS)."""
 
-    def __init__(self, feat_dim: int, hidden: int, n_cat: int, n_cont: int):
+    def __init__(self, feat_dim: int, hidden: int, n_cat: int, n_cont: int, sn: bool = False):
         super().__init__()
+        norm = [] if sn else [nn.BatchNorm1d(hidden)]
         self.net = nn.Sequential(
-            nn.Linear(feat_dim, hidden, bias=False),
-            nn.BatchNorm1d(hidden),
+            maybe_sn(nn.Linear(feat_dim, hidden, bias=sn), sn),
+            *norm,
             nn.LeakyReLU(0.1),
-            nn.Linear(hidden, n_cat + 2 * n_cont),
+            maybe_sn(nn.Linear(hidden, n_cat + 2 * n_cont), sn),
         )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -116,7 +130,14 @@ class InfoGANFamily(AdversarialFamily):
         _, d = arch(
             shape, self.data.num_classes, False, cfg.latent_dim, sn=cfg.spectral_norm, **cfg.arch_params
         )
-        q = lambda feat: QHead(feat, int(self.p["q_hidden"]), self.n_cat, len(self.cont_names))  # noqa: E731
+        p = self.p
+        q = partial(
+            QHead,
+            hidden=int(p["q_hidden"]),
+            n_cat=self.n_cat,
+            n_cont=len(self.cont_names),
+            sn=bool(p["q_sn"]),
+        )
         return {"g": g, "d": TwoHeadDiscriminator(d, q)}
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -163,7 +184,8 @@ class InfoGANFamily(AdversarialFamily):
         cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
         n = cfg.batch_size
         z, cat, cont = self.draw_codes(n, ctx.noise)
-        if cfg.diversity_weight:
+        diversity = cfg.diversity_weight if ctx.step >= self.p["diversity_from"] else 0.0
+        if diversity:
             half = n // 2  # pairs (i, i + n/2) share their codes and differ in z only
             cat[half : 2 * half], cont[half : 2 * half] = cat[:half], cont[:half]
         z, cat, cont = z.to(ctx.device), cat.to(ctx.device), cont.to(ctx.device)
@@ -173,8 +195,9 @@ class InfoGANFamily(AdversarialFamily):
             adv = self.loss.g_loss(out.float())
             info, _, _ = self._info(q, cat, cont)
             loss = adv + info
-            if cfg.diversity_weight:
-                loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
+            if diversity:
+                ms = mode_seeking_penalty(fake.float(), z, n // 2, self.p["diversity_cap"])
+                loss = loss + diversity * ms
         self.optimize("g", loss)
         return {"g_loss": adv.item(), "g_info": info.item()}
 
@@ -222,5 +245,5 @@ class InfoGANFamily(AdversarialFamily):
 
     def card_arch_params(self) -> dict:
         cfg, p = self.cfg, self.p
-        return {**cfg.arch_params, "spectral_norm": cfg.spectral_norm, "q_hidden": p["q_hidden"],
+        return {**cfg.arch_params, "spectral_norm": cfg.spectral_norm, "q_hidden": p["q_hidden"], "q_sn": p["q_sn"],
                 "lambda_cat": p["lambda_cat"], "lambda_cont": p["lambda_cont"]}  # fmt: skip

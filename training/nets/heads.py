@@ -9,9 +9,10 @@ from torch import nn
 
 
 class TwoHeadDiscriminator(nn.Module):
-    """forward(x) -> (adversarial logits [N], aux(features)): one call, so DDP sees every use.
+    """forward(x, labels=None) -> (adversarial logits [N], aux(features)): one call, so DDP sees every use.
 
-    `d` is an unconditional Discriminator of training/nets (a feature trunk `net` and its `head`);
+    `d` is a Discriminator of training/nets (a feature trunk `net` and its `head`, plus the projection
+    embedding when it is conditional: labels then enter the adversarial logit only);
     `make_aux(feature_dim)` builds the second head.
     """
 
@@ -24,6 +25,8 @@ class TwoHeadDiscriminator(nn.Module):
         self.d = d
         self.aux = make_aux(d.head.in_features)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.d.net(x)
-        return self.d.project(h, None), self.aux(h)
+        return self.d.project(h, labels), self.aux(h)

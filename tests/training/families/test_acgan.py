@@ -112,3 +112,13 @@ def test_export_has_parity_and_serves_like_any_conditional_model(tiny_onnx):
     sess = open_generator(path, threads=1)
     z = np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32)
     assert sess.run(zl_feeds(z, np.array([1, 2, 3]))).shape == (3, 28, 28, 1)
+
+
+def test_with_projection_the_label_moves_the_adversarial_logit_not_the_class_logits():
+    fam = family(family_params={"projection": True})
+    d = fam.nets["d"].eval()
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        out_a, cls_a = d(x, torch.tensor([0, 1]))
+        out_b, cls_b = d(x, torch.tensor([5, 6]))
+    assert not torch.allclose(out_a, out_b) and torch.equal(cls_a, cls_b)

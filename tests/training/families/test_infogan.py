@@ -157,3 +157,12 @@ def test_export_feeds_the_codes_by_name_with_parity(tiny_onnx):
     assert np.abs(got.transpose(0, 3, 1, 2) - want).max() <= 1.5 / 127.5
     other = sess.run({**feeds, "digit": np.array([1, 3, 3, 9])})
     assert not np.array_equal(other[0], sess.run(feeds)[0]) and np.array_equal(other[1:], sess.run(feeds)[1:])
+
+
+def test_the_lipschitz_q_head_has_spectral_norm_and_no_batchnorm():
+    fam = family(q_sn=True)
+    q = fam.nets["d"].aux
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in q.modules())
+    linears = [m for m in q.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 and all(hasattr(m, "parametrizations") for m in linears)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in family().nets["d"].aux.modules())  # the paper's
