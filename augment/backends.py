@@ -36,6 +36,14 @@ def check_output_spec(card: ModelCard, where: str) -> None:
         )
 
 
+def batch_codes(codes: dict | None, a: int, b: int, n: int) -> dict:
+    """Codes of images a..b-1 of a run of n: per-image arrays (length n) sliced, single values kept."""
+    return {
+        k: v[a:b] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v
+        for k, v in (codes or {}).items()
+    }
+
+
 class LocalBackend:
     """One ONNX Runtime session; batches of `batch_size` per run call (ORT releases the GIL)."""
 
@@ -65,7 +73,7 @@ class LocalBackend:
         class_input = self.card.input_of_kind("class")
         for a in range(0, len(indices), self.batch_size):
             idx = indices[a : a + self.batch_size]
-            values = dict(codes or {})
+            values = batch_codes(codes, a, a + len(idx), len(indices))
             if labels is not None:
                 values[class_input.name] = labels[a : a + len(idx)]
             try:
@@ -208,7 +216,7 @@ class HttpBackend:
         if truncation is not None:
             body["truncation"] = truncation
         if codes:
-            body["codes"] = codes
+            body["codes"] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in codes.items()}
         r = self._request("POST", "/generate", json=body)
         if r.status_code != 200:
             raise AugmentError(f"{self.base}/generate: HTTP {r.status_code} ({_detail(r)})")
@@ -252,7 +260,8 @@ class HttpBackend:
             if a is not None:
                 idx = indices[a : a + self.batch_size]
                 lab = None if labels is None else labels[a : a + len(idx)]
-                pending[self.pool.submit(self._batch, seed, idx, lab, truncation, codes)] = a
+                part = batch_codes(codes, a, a + len(idx), len(indices))
+                pending[self.pool.submit(self._batch, seed, idx, lab, truncation, part)] = a
 
         for _ in range(self.concurrency):
             send_next()

@@ -41,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fix one of the model's code / scalar inputs for every image (see its card's inputs); repeatable",
     )
     p.add_argument(
+        "--label-from",
+        metavar="code:NAME",
+        help="label an unconditional model's images by its categorical code NAME (InfoGAN), using the value -> "
+        "class map `gan evaluate` stored in its card; then --per-class / --classes / --class-dist apply",
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         default=256,
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, truncation=args.truncation, format=args.format, chunk_size=args.chunk_size,
         batch_size=args.batch_size, shard=args.shard, num_shards=args.num_shards, threads=args.threads,
         workers=args.workers, concurrency=args.concurrency, progress=not args.no_progress,
-        codes=parse_code_args(args.code) or None,
+        codes=parse_code_args(args.code) or None, label_from=args.label_from,
     )  # fmt: skip
     cfg = result.config
     print(

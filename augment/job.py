@@ -136,7 +136,7 @@ def execute(
             idx = chunk_range(c, cfg.total, cfg.chunk_size)
             lab = labels_all[idx.start : idx.stop]
             images = backend.generate(
-                cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation, cfg.codes
+                cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation, cfg.image_codes(lab)
             )
             ch, h, w = cfg.image_shape
             if images.dtype != np.uint8 or images.shape != (len(idx), h, w, ch):
@@ -194,6 +194,7 @@ def run_job(
     progress: bool = False,
     transport=None,
     codes: dict | None = None,
+    label_from: str | None = None,
 ) -> JobResult:
     """Open the model (`.onnx` path or `http://host:port#name`), resolve the job, run this shard of it."""
     if chunk_size < 1:
@@ -205,6 +206,7 @@ def run_job(
         cfg = resolve_job(
             backend.card, backend.model_sha256, per_class=per_class, total=total, class_dist=class_dist, classes=classes,
             data=data, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size, codes=codes,
+            label_from=label_from,
         )  # fmt: skip
         return execute(cfg, Path(out), backend, shard, num_shards, workers, progress)
     finally:

@@ -152,7 +152,13 @@ def _folded_convtranspose(up: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, t
 
 
 def phase_rewrite(g: nn.Module) -> nn.Module | None:
-    """The stride-1 Conv form of `g` when it is a DCGAN generator of the expected shape, else None."""
+    """The stride-1 Conv form of `g` when it is a DCGAN generator of the expected shape, else None.
+
+    A family's inference module that wraps a generator (e.g. InfoGAN's code inputs) offers
+    `with_rewritten(rewrite)`: itself around the rewritten generator, or None.
+    """
+    if hasattr(g, "with_rewritten"):
+        return g.with_rewritten(phase_rewrite)
     if type(g).__name__ != "DCGANGenerator" or g.training:
         return None
     if not all(hasattr(g, a) for a in ("fc", "up", "c0", "s", "embed")):

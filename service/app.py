@@ -34,9 +34,11 @@ from service.schemas import (
     LatentsRequest,
     ModelsRequest,
     ModelsResponse,
+    TraverseRequest,
     request_models,
 )
 from service.settings import Settings
+from service.traverse import encode_traversal, traverse_code
 from service.ui import RootPages, playground_app
 
 log = logging.getLogger("gan_service")
@@ -59,6 +61,7 @@ API_ROUTES = {
     "/generate": REQUESTS["generate"],
     "/generate_from_latents": REQUESTS["latents"],
     "/interpolate": REQUESTS["interpolate"],
+    "/traverse": REQUESTS["traverse"],
     "/models": ModelsRequest,
 }
 _service_config: dict = {
@@ -118,6 +121,15 @@ class GeneratorService:
             return _response(await self.core.encode(await self.core.interpolate(req), fmt))
         except ClientError as e:
             return _client_error(e, "/interpolate")
+
+    @bentoml.api(route="/traverse", input_spec=REQUESTS["traverse"], output_spec=ImagesResponse)
+    async def traverse(self, **fields) -> Response:
+        """One code swept across its range at fixed seeds: a grid PNG (rows = seeds, columns = values) or npz."""
+        req = TraverseRequest.model_construct(**fields)
+        try:
+            return _response(await encode_traversal(await traverse_code(self.core, req), req.format))
+        except ClientError as e:
+            return _client_error(e, "/traverse")
 
     @bentoml.api(route="/models", input_spec=ModelsRequest, output_spec=ModelsResponse)
     async def models(self) -> Response:

@@ -60,14 +60,14 @@ class Generator:
         if value > limit:
             raise ClientError(f"{field_name}: must be <= {limit} ({Settings.ENV[limit_field]}), got {value}")
 
-    def _admit(self, model: Model, n: int) -> None:
+    def admit(self, model: Model, n: int) -> None:
         """Refuse early, before any work, when the model's queue has no room for n images."""
         try:
             model.batcher.admit(n)
         except Overloaded as e:
             raise _busy(e) from None
 
-    async def _run(self, model: Model, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    async def run(self, model: Model, feeds: dict[str, np.ndarray]) -> np.ndarray:
         try:
             return await model.batcher(feeds)
         except (Overloaded, DeadlineExceeded) as e:
@@ -76,7 +76,7 @@ class Generator:
     async def generate(self, req: GenerateRequest) -> Images:
         model = self.model(req.model)
         self._limit("count", req.count, "max_count")
-        self._admit(model, req.count)
+        self.admit(model, req.count)
         seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
         indices = np.arange(req.start_index, req.start_index + req.count, dtype=np.int64)
         labels = labels_for(model, req.labels, indices)
@@ -86,23 +86,23 @@ class Generator:
             feeds = feeds_for(*args)
         else:  # a few ms of numpy per 256 images: keep the event loop free meanwhile
             feeds = await asyncio.get_running_loop().run_in_executor(None, feeds_for, *args)
-        images = await self._run(model, feeds)
+        images = await self.run(model, feeds)
         return Images(model, images, labels, indices, seed, req.truncation)
 
     async def from_latents(self, req: LatentsRequest) -> Images:
         model = self.model(req.model)
         self._limit("latents", len(req.latents), "max_latents")
-        self._admit(model, len(req.latents))
+        self.admit(model, len(req.latents))
         z = latent_matrix(model, req.latents, "latents")
         indices = np.arange(len(z), dtype=np.int64)
         labels = labels_for(model, req.labels, indices)
         feeds = feeds_for(model, 0, indices, labels, req.codes, latents=z)
-        return Images(model, await self._run(model, feeds), labels, indices, None)
+        return Images(model, await self.run(model, feeds), labels, indices, None)
 
     async def interpolate(self, req: InterpolateRequest) -> Images:
         model = self.model(req.model)
         self._limit("steps", req.steps, "max_steps")
-        self._admit(model, req.steps)
+        self.admit(model, req.steps)
         if (req.seeds is None) == (req.latents is None):
             raise ClientError("seeds: give either seeds [a, b] or latents [z_a, z_b], not both or neither")
         if req.seeds is not None:
@@ -129,7 +129,7 @@ class Generator:
         z = path(ends[0], ends[1], req.steps, req.method)
         # every frame shares endpoint A's other inputs (codes, noise), so only the latent moves
         feeds = feeds_for(model, seed, [index] * req.steps, labels, req.codes, latents=z)
-        return Images(model, await self._run(model, feeds), labels, indices, None, req.truncation)
+        return Images(model, await self.run(model, feeds), labels, indices, None, req.truncation)
 
     async def encode(self, result: Images, fmt: str) -> Reply:
         return await encode(result, fmt)

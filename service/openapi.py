@@ -29,6 +29,7 @@ ANSWERS = {
     "/generate": IMAGE_ANSWERS,
     "/generate_from_latents": IMAGE_ANSWERS,
     "/interpolate": IMAGE_ANSWERS,
+    "/traverse": {"image/png": BINARY, "application/octet-stream": BINARY},  # format grid / npz
     "/models": {"application/json": ModelsResponse},
 }
 ERRORS = {
@@ -94,6 +95,8 @@ def _responses(route: str, errors: list[int], secured: bool) -> dict:
         ok["headers"] = {"X-Model": {"description": "model that answered", "schema": {"type": "string"}}}
         if route == "/generate":
             ok["headers"]["X-Seed"] = {"description": "the seed used (random when not given)", **HEADER_INT}
+        if route == "/traverse":
+            ok["headers"]["X-Code"] = {"description": "the swept code", "schema": {"type": "string"}}
     out = {"200": ok}
     for status in errors:
         if status == 401 and not secured:

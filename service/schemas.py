@@ -98,6 +98,50 @@ class InterpolateRequest(_Body):
     )
 
 
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+class TraverseRequest(_Body):
+    code: str = Field(
+        description="the code to sweep: one of the model's categorical / continuous / scalar inputs (its card)"
+    )
+    seeds: list[Seed] = Field(
+        [0],
+        min_length=1,
+        description="one row per seed: image `index` of each seed (rows x columns at most GAN_MAX_COUNT)",
+    )
+    index: int = Field(0, ge=0, le=MAX_INDEX, description="image index within each seed")
+    steps: int | None = Field(
+        None,
+        ge=2,
+        description="continuous / scalar codes: columns evenly spaced over the code's range, both ends "
+        "included (default 8; at most GAN_MAX_STEPS); a categorical code takes all its values",
+    )
+    values: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="the code's values, one per column, instead of `steps` (at most GAN_MAX_STEPS)",
+    )
+    labels: Labels = Field(
+        None,
+        description="conditional models: one class for every row, a list of one per seed, or 'balanced' "
+        "(default: the class /generate gives image `index`)",
+    )
+    truncation: float | None = Field(
+        None, ge=MIN_TRUNCATION, description="redraw latent entries with |z| > truncation"
+    )
+    codes: dict[str, CodeValue] | None = Field(
+        None,
+        description="fixed values of the model's other codes (one value for all images); the rest are "
+        "drawn from each row's seed, so a row shares its noise and codes and only the swept code changes",
+    )
+    format: Literal["grid", "npz"] = Field(
+        "grid",
+        description="grid: one PNG, rows = seeds, columns = code values; npz: images (row-major), "
+        "seeds, values, labels, code",
+    )
+
+
 class ModelsRequest(BaseModel):
     """GET /models takes no body (POST: an empty object)."""
 
@@ -194,11 +238,9 @@ def codes_model(cards: list[ModelCard]) -> type[BaseModel] | None:
 def request_models(cards: list[ModelCard]) -> dict[str, type[BaseModel]]:
     """The request bodies with `codes` typed from the cards (what /docs.json shows and the guard checks)."""
     codes = codes_model(cards)
+    bases = {"generate": GenerateRequest, "latents": LatentsRequest, "interpolate": InterpolateRequest,
+             "traverse": TraverseRequest}  # fmt: skip
     if codes is None:
-        return {"generate": GenerateRequest, "latents": LatentsRequest, "interpolate": InterpolateRequest}
+        return bases
     field = (codes | None, Field(None, description=CODES_DESCRIPTION))
-    return {
-        "generate": create_model("GenerateRequest", __base__=GenerateRequest, codes=field),
-        "latents": create_model("LatentsRequest", __base__=LatentsRequest, codes=field),
-        "interpolate": create_model("InterpolateRequest", __base__=InterpolateRequest, codes=field),
-    }
+    return {key: create_model(base.__name__, __base__=base, codes=field) for key, base in bases.items()}

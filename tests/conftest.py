@@ -76,6 +76,8 @@ TINY_ARCH = {
     "mnist-dcgan": {"g_width": 8, "d_width": 8},
     "mnist-cdcgan": {"g_width": 8, "d_width": 8},
     "mnist-wgan-gp": {"g_width": 8, "d_width": 8},
+    "mnist-infogan": {"g_width": 8, "d_width": 8},
+    "mnist-acgan": {"g_width": 8, "d_width": 8},
 }
 
 

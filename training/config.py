@@ -126,6 +126,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=1000,
     ),  # fmt: skip
     "mnist-wgan-gp": dict(**_DCGAN32, loss="wgan-gp", steps=4_000),
+    # InfoGAN (training/families/infogan.py): 62-d noise, a 10-way code and two continuous codes, no labels.
+    "mnist-infogan": dict(
+        **{**_DCGAN32, "latent_dim": 62},
+        family="infogan",
+        loss="hinge",
+        steps=10_000,
+        ema_decay=0.999,
+        eval_every=1000,
+    ),
+    # ACGAN (training/families/acgan.py): the default preset's G and hinge + SN, D with a class head.
+    "mnist-acgan": dict(
+        **_DCGAN32,
+        family="acgan",
+        loss="hinge",
+        conditional=True,
+        diversity_weight=0.25,
+        steps=10_000,
+        ema_decay=0.999,
+        eval_every=1000,
+    ),
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from training import metrics as M
+from training.evaluation.codes import code_classes
 from training.evaluation.reference import Reference, real_reference
 from training.evaluation.report import measure
 from training.evaluation.sampling import sample_generator
@@ -56,9 +57,10 @@ class QuickEval:
             self.ref = real_reference(self.ev, trainer.ds, "train", self.n, self.seed)
         ref = self.ref
         g = trainer.inference_generator()
-        images, labels = sample_generator(g, trainer.card(), self.n, self.seed)
+        card = trainer.card()
+        images, labels, codes = sample_generator(g, card, self.n, self.seed)
         m = measure(self.ev, images, ref, labels if trainer.cfg.conditional else None)
-        m.pop("_predicted")
+        predicted = m.pop("_predicted")
         keys = ("evaluator", "n", "fid", "classifier_score", "precision", "recall", "density", "coverage")
         result = {k: m[k] for k in keys if k in m}
         if "modes" in m:
@@ -66,6 +68,9 @@ class QuickEval:
             result["kl_to_data"] = m["modes"]["kl_to_data"]
         if "class_accuracy" in m:
             result["class_accuracy"] = m["class_accuracy"]
+        if self.ev.measures_classes:
+            for name, a in code_classes(card, codes, predicted, self.ev.card.class_names).items():
+                result[f"code_accuracy.{name}"] = a["accuracy"]
         result = {
             "source": "quick_eval",
             "reference": "train",

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from training import metrics as M
+from training.evaluation.codes import code_classes
 from training.evaluation.reference import Reference, fid_floor, real_reference, reference_source
 from training.evaluation.sampling import Samples, sample_target
 from training.evaluator import CLASS_METRICS, EvaluationError, Evaluator
@@ -121,6 +122,10 @@ def evaluate_samples(
         }
         if not samples.conditional:
             report.pop("class_accuracy", None)
+        if ev.measures_classes:
+            codes = code_classes(samples.card, samples.codes or {}, predicted, ev.card.class_names)
+            if codes:
+                report["code_classes"] = codes
     if cas and ev.measures_classes:
         report["cas"] = classification_accuracy_score(samples, predicted, ref, ev, seed)
     report["seconds"] = round(time.perf_counter() - t0, 2)

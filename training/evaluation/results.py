@@ -31,6 +31,11 @@ def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
     out = {k: report[k] for k in keys if report.get(k) is not None}
     if "modes" in report:
         out["modes_covered"] = report["modes"]["covered"]
+    if report.get("code_classes"):  # read by `gan augment --label-from code:NAME`
+        out["code_classes"] = {
+            name: {k: a[k] for k in ("classes", "accuracy", "purity", "n")}
+            for name, a in report["code_classes"].items()
+        }
     out["reference"] = {k: report["reference"][k] for k in ("split", "n", "fingerprint")}
     return {"source": "gan evaluate", **out}
 
@@ -75,6 +80,8 @@ def summary_line(report: dict[str, Any]) -> str:
         parts.append(f"modes {report['modes']['covered']}/{report['modes']['num_classes']}")
     if "class_accuracy" in report:
         parts.append(f"class accuracy {report['class_accuracy']:.4f}")
+    for name, a in report.get("code_classes", {}).items():
+        parts.append(f"code {name} as classifier {a['accuracy']:.4f} (purity {a['purity']:.4f})")
     if "cas" in report:
         parts.append(f"CAS {report['cas']['accuracy']:.4f}")
     if report.get("needs_labels"):

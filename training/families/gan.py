@@ -22,14 +22,19 @@ from training.registry import get_arch, get_loss, register_family
 GRID_SEED = 2024  # the same latents for every grid of a run
 
 
-def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
+def mode_seeking_penalty(
+    fake: torch.Tensor, z: torch.Tensor, half: int, cap: float | None = None
+) -> torch.Tensor:
     """1 / (mean |x1 - x2| / mean |z1 - z2|) over the pairs (i, i + half): small when outputs differ.
 
     Mao et al. 2019 (MSGAN): a generator that ignores z within a class pays for it directly.
+    cap: the ratio counts up to this value only (DSGAN's clamp, Yang et al. 2019): past it, z need
+    not change the image any further.
     """
     dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
     dz = (z[:half] - z[half : 2 * half]).abs().mean()
-    return 1.0 / (dx / dz + 1e-5)
+    ratio = dx / dz if cap is None else (dx / dz).clamp(max=cap)
+    return 1.0 / (ratio + 1e-5)
 
 
 def make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
