@@ -14,8 +14,10 @@ import logging
 import bentoml
 from starlette.responses import JSONResponse, Response
 
+from service import mixing
 from service.generate import ClientError, Generator, Reply
 from service.guard import RequestGuard
+from service.mixing import MixRequest, MixResponse
 from service.model_set import served_cards
 from service.schemas import (
     GenerateRequest,
@@ -37,6 +39,7 @@ API_ROUTES = {
     "/generate": REQUESTS["generate"],
     "/generate_from_latents": REQUESTS["latents"],
     "/interpolate": REQUESTS["interpolate"],
+    "/mix": MixRequest,
     "/models": ModelsRequest,
 }
 _service_config: dict = {
@@ -93,6 +96,14 @@ class GeneratorService:
             return _response(await self.core.encode(await self.core.interpolate(req), fmt))
         except ClientError as e:
             return _client_error(e, "/interpolate")
+
+    @bentoml.api(route="/mix", input_spec=MixRequest, output_spec=MixResponse)
+    async def mix(self, **fields) -> Response:
+        """Style mixing grid (StyleGAN models): row seeds' coarse styles x column seeds' fine styles."""
+        try:
+            return _response(await mixing.mix(self.core, MixRequest.model_construct(**fields)))
+        except ClientError as e:
+            return _client_error(e, "/mix")
 
     @bentoml.api(route="/models", input_spec=ModelsRequest, output_spec=ModelsResponse)
     async def models(self) -> Response:

@@ -57,6 +57,10 @@ class Generator:
         except Overloaded as e:
             raise ClientError(str(e), 503) from None
 
+    async def run(self, model: Model, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """uint8 images of `feeds` through the model's batcher (other endpoints, e.g. service.mixing)."""
+        return await self._run(model, feeds)
+
     async def generate(self, req: GenerateRequest) -> Images:
         model = self.model(req.model)
         self._limit("count", req.count, "max_count")
@@ -64,7 +68,7 @@ class Generator:
         indices = np.arange(req.start_index, req.start_index + req.count, dtype=np.int64)
         labels = labels_for(model, req.labels, indices)
         idx = range(req.start_index, req.start_index + req.count)
-        args = (model, seed, idx, labels, req.codes, req.truncation)
+        args = (model, seed, idx, labels, req.codes, req.truncation, None, req.noise_mode)
         if req.count <= ENCODE_INLINE:
             feeds = feeds_for(*args)
         else:  # a few ms of numpy per 256 images: keep the event loop free meanwhile
