@@ -21,10 +21,11 @@ import bentoml
 from starlette.responses import JSONResponse, Response
 
 from gan_core.errors import UserError, one_line
-from service import connections
+from service import connections, mixing
 from service.generate import ClientError, Generator, Reply
 from service.guard import OPEN_ROUTES, RequestGuard
 from service.metrics import RequestMetrics
+from service.mixing import MixRequest, MixResponse
 from service.model_set import ModelScan, scan_models
 from service.openapi import ApiDocs
 from service.schemas import (
@@ -62,6 +63,7 @@ API_ROUTES = {
     "/generate_from_latents": REQUESTS["latents"],
     "/interpolate": REQUESTS["interpolate"],
     "/traverse": REQUESTS["traverse"],
+    "/mix": MixRequest,
     "/models": ModelsRequest,
 }
 _service_config: dict = {
@@ -130,6 +132,14 @@ class GeneratorService:
             return _response(await encode_traversal(await traverse_code(self.core, req), req.format))
         except ClientError as e:
             return _client_error(e, "/traverse")
+
+    @bentoml.api(route="/mix", input_spec=MixRequest, output_spec=MixResponse)
+    async def mix(self, **fields) -> Response:
+        """Style mixing grid (StyleGAN models): row seeds' coarse styles x column seeds' fine styles."""
+        try:
+            return _response(await mixing.mix(self.core, MixRequest.model_construct(**fields)))
+        except ClientError as e:
+            return _client_error(e, "/mix")
 
     @bentoml.api(route="/models", input_spec=ModelsRequest, output_spec=ModelsResponse)
     async def models(self) -> Response:

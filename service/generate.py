@@ -68,6 +68,7 @@ class Generator:
             raise _busy(e) from None
 
     async def run(self, model: Model, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """uint8 images of `feeds` through the model's batcher (every endpoint, e.g. service.mixing)."""
         try:
             return await model.batcher(feeds)
         except (Overloaded, DeadlineExceeded) as e:
@@ -81,7 +82,7 @@ class Generator:
         indices = np.arange(req.start_index, req.start_index + req.count, dtype=np.int64)
         labels = labels_for(model, req.labels, indices)
         idx = range(req.start_index, req.start_index + req.count)
-        args = (model, seed, idx, labels, req.codes, req.truncation)
+        args = (model, seed, idx, labels, req.codes, req.truncation, None, req.noise_mode)
         if req.count <= ENCODE_INLINE:
             feeds = feeds_for(*args)
         else:  # a few ms of numpy per 256 images: keep the event loop free meanwhile

@@ -30,6 +30,7 @@ ANSWERS = {
     "/generate_from_latents": IMAGE_ANSWERS,
     "/interpolate": IMAGE_ANSWERS,
     "/traverse": {"image/png": BINARY, "application/octet-stream": BINARY},  # format grid / npz
+    "/mix": {"image/png": BINARY, "application/octet-stream": BINARY},
     "/models": {"application/json": ModelsResponse},
 }
 ERRORS = {

@@ -60,6 +60,11 @@ class GenerateRequest(_Body):
         description="redraw latent entries with |z| > truncation (0.1 .. 10)",
     )
     codes: dict[str, CodeValue] | None = Field(None, description=CODES_DESCRIPTION)
+    noise_mode: Literal["seeded", "const", "none"] = Field(
+        "seeded",
+        description="models with noise inputs (StyleGAN): maps drawn from the seed per image, the same "
+        "maps for every image (const), or zeros (none)",
+    )
     format: Literal["png", "grid", "npz"] = Field(
         "png", description="png: JSON with base64 PNGs; grid: one PNG; npz: images/labels/indices/seed arrays"
     )

@@ -78,7 +78,18 @@ TINY_ARCH = {
     "mnist-wgan-gp": {"g_width": 8, "d_width": 8},
     "mnist-infogan": {"g_width": 8, "d_width": 8},
     "mnist-acgan": {"g_width": 8, "d_width": 8},
+    "mnist-stylegan": {
+        "g_width": 4,
+        "g_max_width": 8,
+        "d_width": 4,
+        "d_max_width": 8,
+        "w_dim": 8,
+        "mapping_layers": 2,
+    },
+    "mnist-progan": {"g_width": 4, "g_max_width": 8, "d_width": 4, "d_max_width": 8},
 }
+# Further overrides of a tiny run: the progan model trains step 0 at 4 px and step 1 at its final 32 px.
+TINY_OVERRIDES = {"mnist-progan": {"family_params": {"stable_steps": [1, 0, 0], "fade_steps": [0, 0, 0]}}}
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +113,7 @@ def tiny_checkpoint(mnist_small, tmp_path_factory):
                 arch_params=TINY_ARCH[name],
                 threads=1,
                 eval_every=0,
+                **TINY_OVERRIDES.get(name, {}),
             )
             made[name] = Trainer(cfg, ds, progress=False).train().checkpoint
         return made[name]

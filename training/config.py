@@ -146,6 +146,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         ema_decay=0.999,
         eval_every=1000,
     ),
+    # StyleGAN2-style (training/families/stylegan.py): class-conditional, 28 px synthesised natively.
+    "mnist-stylegan": dict(
+        family="stylegan",
+        arch="stylegan",
+        conditional=True,
+        latent_dim=64,
+        batch_size=64,
+        steps=5_000,
+        ema_decay=0.999,
+        eval_every=1000,
+    ),  # fmt: skip
+    # Progressive growing (training/families/progan.py): 4 -> 32 px, WGAN-GP + drift, class-conditional.
+    "mnist-progan": dict(
+        family="progan",
+        arch="progan",
+        conditional=True,
+        latent_dim=64,
+        batch_size=64,
+        steps=5_000,
+        ema_decay=0.999,
+        eval_every=1000,
+        family_params={"stable_steps": [500, 500, 1000], "fade_steps": [500, 500, 500]},
+    ),  # fmt: skip
 }
 
 

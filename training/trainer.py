@@ -268,7 +268,7 @@ class Trainer:
         if not self.dist.is_main:
             return None
         imgs, ncols = self.family.grid(g or self.inference_generator(), self.device)
-        path = self.out / "samples" / f"step-{self.step:07d}.png"
+        path = self.out / "samples" / f"{self.family.grid_name(self.step)}.png"
         data = png_bytes(grid(imgs, ncols), scale=2)
         atomic_write_bytes(path, data)
         atomic_write_bytes(self.out / "samples.png", data)

@@ -131,6 +131,10 @@ class Family:
         """Inputs for batch `batch` of n images when BatchNorm statistics are re-estimated (training.ema)."""
         raise NotImplementedError
 
+    def grid_name(self, step: int) -> str:
+        """File name (without .png) of the grid written at `step` under samples/ (e.g. one per stage)."""
+        return f"step-{step:07d}"
+
     def grid(self, g: nn.Module, device: torch.device) -> tuple[np.ndarray, int]:
         """(uint8 images [N, H, W, C], columns) of the run's sample grid, from fixed inputs. Must implement."""
         raise NotImplementedError

@@ -27,7 +27,8 @@ from gan_core.card import InputSpec, latent_input
 from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
 from training.families.base import DataInfo, Phase, StepContext
-from training.families.gan import GRID_SEED, AdversarialFamily, make_optimizer, mode_seeking_penalty
+from training.families.common import GRID_SEED
+from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty
 from training.families.params import family_params
 from training.nets.common import maybe_sn
 from training.nets.heads import TwoHeadDiscriminator
