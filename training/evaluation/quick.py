@@ -109,6 +109,9 @@ def warn(msg: str) -> None:
 def attach_quick_eval(trainer) -> QuickEval | None:
     """Set `trainer.quick_eval` when a shipped evaluator measures the trainer's data; else skip with a log note."""
     ds = trainer.ds
+    if any(i.kind == "image" for i in trainer.family.card_inputs()):
+        log.info("quick evaluation skipped: image-to-image models are measured with gan evaluate-translation")
+        return None
     ev = find_evaluator(ds.image_shape, ds.num_classes)
     if ev is None:
         log.info(
