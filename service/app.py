@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 import bentoml
+from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
 from service.generate import ClientError, Generator, Reply
@@ -27,6 +28,8 @@ from service.schemas import (
     request_models,
 )
 from service.settings import Settings
+from service.translate import ROUTE as TRANSLATE_ROUTE
+from service.translate import openapi_path, translate_routes
 
 log = logging.getLogger("gan_service")
 
@@ -45,7 +48,7 @@ _service_config: dict = {
     "logging": {"access": {"enabled": SETTINGS.access_log}},
 }
 if not SETTINGS.trace_requests:
-    _service_config["tracing"] = {"excluded_urls": list(API_ROUTES)}
+    _service_config["tracing"] = {"excluded_urls": [*API_ROUTES, TRANSLATE_ROUTE]}
 
 
 def _response(reply: Reply) -> Response:
@@ -58,6 +61,8 @@ def _client_error(e: ClientError, route: str) -> JSONResponse:
     return JSONResponse({"error": str(e)}, status_code=e.status, headers=headers)
 
 
+# POST /translate (images in: multipart, JSON or npz) is a Starlette route of its own (service.translate).
+@bentoml.asgi_app(Starlette(routes=translate_routes(lambda: bentoml.get_current_service().core)), path="/")
 @bentoml.service(name="gan_generator", **_service_config)
 class GeneratorService:
     """Generates digit images from the exported ONNX generators in GAN_MODELS_DIR."""
@@ -100,4 +105,9 @@ class GeneratorService:
         return JSONResponse(self.core.models_doc())
 
 
-GeneratorService.add_asgi_middleware(RequestGuard, schemas=API_ROUTES, max_body_bytes=SETTINGS.max_body_bytes)
+GeneratorService.add_asgi_middleware(
+    RequestGuard,
+    schemas=API_ROUTES,
+    max_body_bytes=SETTINGS.max_body_bytes,
+    extra_docs={TRANSLATE_ROUTE: openapi_path()},
+)

@@ -80,11 +80,13 @@ class RequestGuard:
         schemas: dict[str, type[BaseModel]],
         max_body_bytes: int,
         body_env: str = "GAN_MAX_BODY_BYTES",
+        extra_docs: dict | None = None,
     ):
         self.app = app
         self.schemas = schemas
         self.max_body_bytes = max_body_bytes
         self.body_env = body_env
+        self.extra_docs = extra_docs or {}  # path -> OpenAPI path item of routes outside BentoML's APIs
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -173,6 +175,7 @@ class RequestGuard:
                         **get,
                         "operationId": post.get("operationId", route) + "__get",
                     }
+            doc.setdefault("paths", {}).update(self.extra_docs)
             body = json.dumps(openapi30(doc)).encode()
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))

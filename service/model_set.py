@@ -66,7 +66,8 @@ def load_models(settings: Settings, executor: Executor) -> tuple[dict[str, Model
         batcher = Batcher(sess.run, executor, settings.max_batch, settings.max_queue, settings.inline_images)
         models[name] = Model(name, path, sess, sha256_file(path), batcher)
         warm_up(models[name])
-    default = settings.default_model or next(iter(models))
+    generative = [n for n, m in models.items() if m.card.input_of_kind("image") is None]
+    default = settings.default_model or (generative or list(models))[0]
     if default not in models:
         raise ModelFileError(f"GAN_DEFAULT_MODEL: unknown model {default!r}; known: {', '.join(models)}")
     log.info(
