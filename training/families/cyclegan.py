@@ -3,14 +3,14 @@
 Two generators, G: A -> B and F: B -> A (training/nets/cyclegan: ResNet generators), and two PatchGAN
 discriminators, D_A (real A vs F(b)) and D_B (real B vs G(a)). Per step, as in the paper's code:
 
-- generator phase: least-squares adversarial terms (D_B(G(a)) - 1)^2 + (D_A(F(b)) - 1)^2, plus
-  lambda_cycle x (|F(G(a)) - a|_1 + |G(F(b)) - b|_1), plus lambda_identity x lambda_cycle x
-  (|G(b) - b|_1 + |F(a) - a|_1) (the identity term only when both domains have the same shape);
-  one backward through both generators, both stepped;
+- generator phase: least-squares adversarial terms (D_B(G(a)) - 1)^2 + (D_A(F(b)) - 1)^2, plus the
+  cycle terms lambda_a x |F(G(a)) - a|_1 + lambda_b x |G(F(b)) - b|_1, plus the identity terms
+  lambda_identity x (lambda_b x |G(b) - b|_1 + lambda_a x |F(a) - a|_1) (only when both domains have
+  the same shape); one backward through both generators, both stepped;
 - discriminator phase: 0.5 x ((D(real) - 1)^2 + D(fake)^2) for each D, the fakes drawn through a
   replay buffer of the last `pool_size` generated images per discriminator (Shrivastava et al. 2017).
 
-Paper defaults: Adam 2e-4 (0.5, 0.999), lambda_cycle 10, lambda_identity 0.5, pool 50, learning rates
+Paper defaults: Adam 2e-4 (0.5, 0.999), lambda_a = lambda_b = 10, lambda_identity 0.5, pool 50, learning rates
 constant for the first half of the run, then linear to 0 (TrainConfig.lr_decay_from 0.5); batch 1,
 generator width 64 with 9 residual blocks, PatchGAN width 64 with 3 layers. Both generators keep an
 EMA copy ('g_ema', 'f_ema'); export writes one ONNX file per direction ('a2b' = G, 'b2a' = F) whose
@@ -37,7 +37,8 @@ from training.registry import register_family
 
 ARCH = "resnet-patchgan"
 ARCH_DEFAULTS = {"g_width": 64, "g_blocks": 9, "d_width": 64, "d_layers": 3}
-FAMILY_DEFAULTS = {"lambda_cycle": 10.0, "lambda_identity": 0.5, "pool_size": 50}
+# lambda_a / lambda_b weigh the cycles that start in A / B (the paper code's --lambda_A / --lambda_B)
+FAMILY_DEFAULTS = {"lambda_a": 10.0, "lambda_b": 10.0, "lambda_identity": 0.5, "pool_size": 50}
 NETS = {"a2b": "g", "b2a": "f"}
 
 
@@ -219,7 +220,8 @@ class CycleGANFamily(Family):
         G, Fn, DA, DB = (ctx.nets[k] for k in ("g", "f", "d_a", "d_b"))
         a, _ = ctx.next_batch()
         b, _ = ctx.next_batch_b()
-        lam, lam_idt = float(self.params["lambda_cycle"]), float(self.params["lambda_identity"])
+        lam_a, lam_b = float(self.params["lambda_a"]), float(self.params["lambda_b"])
+        lam_idt = float(self.params["lambda_identity"])
         # D gets no gradient from this phase; toggling requires_grad is only safe on unwrapped (non-DDP) nets
         frozen = [self.nets[k] for k in ("d_a", "d_b") if ctx.nets[k] is self.nets[k]]
         for d in frozen:
@@ -228,18 +230,20 @@ class CycleGANFamily(Family):
             with ctx.autocast():
                 fake_b, fake_a = G(a), Fn(b)
                 adv = lsgan_g(DB(fake_b).float()) + lsgan_g(DA(fake_a).float())
-                cyc = cycle_loss(a, Fn(fake_b).float()) + cycle_loss(b, G(fake_a).float())
-                loss = adv + lam * cyc
+                cyc_a, cyc_b = cycle_loss(a, Fn(fake_b).float()), cycle_loss(b, G(fake_a).float())
+                loss = adv + lam_a * cyc_a + lam_b * cyc_b
                 idt = torch.zeros(())
                 if lam_idt > 0 and self.same_shape:
-                    idt = identity_loss(b, G(b).float()) + identity_loss(a, Fn(a).float())
-                    loss = loss + lam * lam_idt * idt
+                    idt_b, idt_a = identity_loss(b, G(b).float()), identity_loss(a, Fn(a).float())
+                    loss = loss + lam_idt * (lam_b * idt_b + lam_a * idt_a)
+                    idt = idt_a + idt_b
             self._step(("g", "f"), loss)
         finally:
             for d in frozen:
                 d.requires_grad_(True)
         self._last = (a, b, fake_a.detach(), fake_b.detach())
-        return {"g_loss": loss.item(), "g_adv": adv.item(), "cycle": cyc.item(), "identity": idt.item()}
+        return {"g_loss": loss.item(), "g_adv": adv.item(), "cycle_a": cyc_a.item(), "cycle_b": cyc_b.item(),
+                "identity": idt.item()}  # fmt: skip
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         if self._last is None:

@@ -57,14 +57,17 @@ def test_generator_phase_sums_adversarial_cycle_and_identity_terms(tmp_path, dom
     G, F_, DA, DB = (copy.deepcopy(fam.nets[k]) for k in ("g", "f", "d_a", "d_b"))
     with torch.no_grad():
         adv = ((DB(G(a)) - 1) ** 2).mean() + ((DA(F_(b)) - 1) ** 2).mean()
-        cyc = (F_(G(a)) - a).abs().mean() + (G(F_(b)) - b).abs().mean()
-        idt = (G(b) - b).abs().mean() + (F_(a) - a).abs().mean()
+        cyc_a, cyc_b = (F_(G(a)) - a).abs().mean(), (G(F_(b)) - b).abs().mean()
+        idt_b, idt_a = (G(b) - b).abs().mean(), (F_(a) - a).abs().mean()
+    fam.params.update(lambda_a=10.0, lambda_b=4.0)
     got = fam.g_step(_ctx(fam, a, b))
-    assert got["g_adv"] == pytest.approx(adv.item(), rel=1e-5) and got["cycle"] == pytest.approx(
-        cyc.item(), rel=1e-5
+    assert got["g_adv"] == pytest.approx(adv.item(), rel=1e-5)
+    assert got["cycle_a"] == pytest.approx(cyc_a.item(), rel=1e-5) and got["cycle_b"] == pytest.approx(
+        cyc_b.item(), rel=1e-5
     )
-    assert got["identity"] == pytest.approx(idt.item(), rel=1e-5)
-    assert got["g_loss"] == pytest.approx(adv.item() + 10 * cyc.item() + 0.5 * 10 * idt.item(), rel=1e-5)
+    assert got["identity"] == pytest.approx((idt_a + idt_b).item(), rel=1e-5)
+    want = adv + 10 * cyc_a + 4 * cyc_b + 0.5 * (4 * idt_b + 10 * idt_a)  # the paper code's weighting
+    assert got["g_loss"] == pytest.approx(want.item(), rel=1e-5)
     assert all(p.requires_grad for k in ("d_a", "d_b") for p in fam.nets[k].parameters())  # thawed again
     assert not torch.equal(G.net[1].weight, fam.nets["g"].net[1].weight)  # both generators stepped
     assert not torch.equal(F_.net[1].weight, fam.nets["f"].net[1].weight)
@@ -113,7 +116,7 @@ def test_trains_from_two_datasets_and_resumes_exactly(tmp_path, domains):
     assert (t.model, t.direction, t.source.name, t.target.name) == ("mnist-cyclegan", "a2b", "a", "b")
     assert t.target.dataset["fingerprint"] == domains[1].fingerprint() and ck.extra["batches_b"] == 4
     rec = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[0])
-    assert {"g_loss", "cycle", "identity", "d_loss", "d_a", "d_b"} <= set(rec)
+    assert {"g_loss", "cycle_a", "cycle_b", "identity", "d_loss", "d_a", "d_b"} <= set(rec)
     Trainer(_cfg(tmp_path / "b", steps=2), domains[0], progress=False, ds_b=domains[1]).train()
     resumed = Trainer(_cfg(tmp_path / "b"), domains[0], resume=True, progress=False, ds_b=domains[1]).train()
     a, b = load_checkpoint(res.checkpoint).tensors, load_checkpoint(resumed.checkpoint).tensors
@@ -146,6 +149,10 @@ def test_grey_28_to_colour_32_domains(tmp_path, domains):
     from PIL import Image
 
     assert Image.open(tmp_path / "samples.png").size == (2 * (10 * 34 + 2), 2 * (6 * 34 + 2))  # 6 rows of 10
+    from export import export_checkpoint
+
+    card = export_checkpoint(res.checkpoint, tmp_path / "a2b.onnx", direction="a2b")  # the resize, in ONNX
+    assert card.image_shape == (3, 32, 32) and card.export.float_parity_max_abs_diff <= 1e-4
 
 
 def test_bad_settings_are_refused(tmp_path, domains):
