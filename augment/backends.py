@@ -2,7 +2,8 @@
 
 Both take a run of consecutive global indices with their labels and return uint8 [N, H, W, C];
 image i is always generator(latents(seed, [i]), label_i), so both give the same pixels for the
-same model file. A spec is a path to an .onnx file or `http://host:port#model`.
+same model file. A spec is a path to an .onnx file or `http://host:port#model`. Image-to-image
+models (translate mode) go through `translate(images)` instead: the session, or POST /translate.
 """
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ class LocalBackend:
             except FeedError as e:
                 raise AugmentError(str(e)) from None
             parts.append(self.session.run(feeds))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def translate(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W, C] source images -> the model's images, batch_size per run call."""
+        name = self.card.input_of_kind("image").name
+        parts = [
+            self.session.run({name: images[a : a + self.batch_size]})
+            for a in range(0, len(images), self.batch_size)
+        ]
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def close(self) -> None:
@@ -218,19 +228,8 @@ class HttpBackend:
         if codes:
             body["codes"] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in codes.items()}
         r = self._request("POST", "/generate", json=body)
-        if r.status_code != 200:
-            raise AugmentError(f"{self.base}/generate: HTTP {r.status_code} ({_detail(r)})")
-        try:
-            with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
-                images, got_idx = z["images"], z["indices"]
-                got_labels = z["labels"] if "labels" in z else None
-        except (OSError, ValueError, KeyError) as e:
-            raise AugmentError(f"{self.base}/generate: answer is not the expected npz ({e})") from None
-        c, h, w = self.card.image_shape
-        if images.dtype != np.uint8 or images.shape != (len(idx), h, w, c):
-            raise AugmentError(
-                f"{self.base}/generate: expected uint8 images {(len(idx), h, w, c)}, got {images.dtype} {images.shape}"
-            )
+        z = self._npz_answer(r, "/generate", len(idx), ("images", "indices"))
+        images, got_idx, got_labels = z["images"], z["indices"], z.get("labels")
         if not np.array_equal(got_idx, np.arange(idx.start, idx.stop)):
             raise AugmentError(
                 f"{self.base}/generate: answer holds indices {got_idx[:3].tolist()}..., asked {idx.start}..{idx.stop - 1}"
@@ -276,6 +275,46 @@ class HttpBackend:
                 f.cancel()
         ordered = [parts[a] for a in sorted(parts)]
         return np.concatenate(ordered) if len(ordered) > 1 else ordered[0]
+
+    def _npz_answer(self, r, route: str, n: int, need: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The arrays of an npz answer (`need` present), its images checked: n uint8 images of the card's shape."""
+        if r.status_code != 200:
+            raise AugmentError(f"{self.base}{route}: HTTP {r.status_code} ({_detail(r)})")
+        try:
+            with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise AugmentError(f"{self.base}{route}: answer is not the expected npz ({e})") from None
+        missing = [k for k in need if k not in arrays]
+        if missing:
+            raise AugmentError(
+                f"{self.base}{route}: answer is not the expected npz (no {missing[0]!r} array)"
+            )
+        images = arrays["images"]
+        c, h, w = self.card.image_shape
+        if images.dtype != np.uint8 or images.shape != (n, h, w, c):
+            raise AugmentError(
+                f"{self.base}{route}: expected uint8 images {(n, h, w, c)}, got {images.dtype} {images.shape}"
+            )
+        return arrays
+
+    def _translate_batch(self, images: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        np.savez(buf, images=images)
+        r = self._request(
+            "POST", "/translate", params={"model": self.name, "format": "npz"}, content=buf.getvalue(),
+            headers={"content-type": "application/x-npz"},
+        )  # fmt: skip
+        return self._npz_answer(r, "/translate", len(images), ("images",))["images"]
+
+    def translate(self, images: np.ndarray) -> np.ndarray:
+        """POST /translate (npz in, npz out) in batch_size pieces, concurrently."""
+        futures = [
+            self.pool.submit(self._translate_batch, images[a : a + self.batch_size])
+            for a in range(0, len(images), self.batch_size)
+        ]
+        parts = [f.result() for f in futures]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

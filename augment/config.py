@@ -22,6 +22,17 @@ FORMATS = ("folder", "npz", "idx")
 KIND = "gan-service-augment/1"
 
 
+class SourceData(BaseModel):
+    """Translate mode: the dataset split whose images are translated, and its fingerprint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    split: str = "train"
+    fingerprint: str
+    n: int = Field(ge=1)
+
+
 class JobConfig(BaseModel):
     """A fully resolved job: which images (index -> label plan), from which model, written how."""
 
@@ -51,15 +62,19 @@ class JobConfig(BaseModel):
     )
     format: Literal["folder", "npz", "idx"] = "folder"
     chunk_size: int = Field(1000, ge=1, le=1_000_000, description="images per resumable unit of work")
+    source: SourceData | None = Field(
+        None,
+        description="translate mode: image i is the translation of this split's image i (its label kept)",
+    )
 
     @property
     def total(self) -> int:
         return sum(self.counts)
 
     def fields(self) -> dict:
-        """The config as JSON values; codes / label_from left at None are left out, so jobs of models
-        without codes keep the job.json bytes and hashes they always had."""
-        unset = {k for k in ("codes", "label_from", "label_codes") if getattr(self, k) is None}
+        """The config as JSON values; codes / label_from / source left at None are left out, so jobs
+        without them keep the job.json bytes and hashes they always had."""
+        unset = {k for k in ("codes", "label_from", "label_codes", "source") if getattr(self, k) is None}
         return self.model_dump(mode="json", exclude=unset or None)
 
     @property

@@ -77,6 +77,19 @@ def dist_weights(card: ModelCard, spec: str | dict | list, data: str | None) -> 
     return out
 
 
+def check_format(card: ModelCard, format: str, num_classes: int) -> None:
+    if format not in FORMATS:
+        raise AugmentError(f"format: must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "idx" and card.image_shape[0] != 1:
+        raise AugmentError(
+            f"format: idx holds single-channel images; model {card.name!r} makes {card.image_shape[0]}-channel images (use folder or npz)"
+        )
+    if format == "idx" and num_classes > 256:
+        raise AugmentError(
+            f"format: idx stores labels as bytes (<= 256 classes); model {card.name!r} has {num_classes}"
+        )
+
+
 def resolve_job(
     card: ModelCard,
     model_sha256: str,
@@ -101,16 +114,7 @@ def resolve_job(
         raise AugmentError(f"total: must be >= 1, got {total}")
     if class_dist is not None and per_class is not None:
         raise AugmentError("class_dist: goes with --total N, not with --per-class")
-    if format not in FORMATS:
-        raise AugmentError(f"format: must be one of {', '.join(FORMATS)}, got {format!r}")
-    if format == "idx" and card.image_shape[0] != 1:
-        raise AugmentError(
-            f"format: idx holds single-channel images; model {card.name!r} makes {card.image_shape[0]}-channel images (use folder or npz)"
-        )
-    if format == "idx" and card.num_classes > 256:
-        raise AugmentError(
-            f"format: idx stores labels as bytes (<= 256 classes); model {card.name!r} has {card.num_classes}"
-        )
+    check_format(card, format, card.num_classes)
     label_codes = None
     if label_from is not None:
         label_codes = code_label_map(card, label_from, codes)

@@ -18,6 +18,7 @@ import logging
 import sys
 
 import bentoml
+from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
 from gan_core.errors import UserError, one_line
@@ -39,6 +40,8 @@ from service.schemas import (
     request_models,
 )
 from service.settings import Settings
+from service.translate import ROUTE as TRANSLATE_ROUTE
+from service.translate import openapi_path, translate_routes
 from service.traverse import encode_traversal, traverse_code
 from service.ui import RootPages, playground_app
 
@@ -74,7 +77,7 @@ _service_config: dict = {
     "metrics": {"enabled": False},  # labelled by raw path: unbounded; service.metrics replaces them
 }
 if not SETTINGS.trace_requests:
-    _service_config["tracing"] = {"excluded_urls": list(API_ROUTES)}
+    _service_config["tracing"] = {"excluded_urls": [*API_ROUTES, TRANSLATE_ROUTE]}
 connections.install(SETTINGS)
 
 
@@ -88,6 +91,8 @@ def _client_error(e: ClientError, route: str) -> JSONResponse:
 
 
 @bentoml.asgi_app(playground_app(), path="/ui", name="playground")
+# POST /translate (images in: multipart, JSON or npz) is a Starlette route of its own (service.translate).
+@bentoml.asgi_app(Starlette(routes=translate_routes(lambda: bentoml.get_current_service().core)), path="/")
 @bentoml.service(name="gan_generator", **_service_config)
 class GeneratorService:
     """Generates digit images from the exported ONNX generators in GAN_MODELS_DIR."""
@@ -150,8 +155,13 @@ class GeneratorService:
 
 # outermost first: every answer is counted, /docs.json is rebuilt, then requests are guarded
 GeneratorService.add_asgi_middleware(
-    RequestMetrics, routes=list(API_ROUTES), models=list(SCAN.usable), default=SCAN.default
+    RequestMetrics, routes=[*API_ROUTES, TRANSLATE_ROUTE], models=list(SCAN.usable), default=SCAN.default
 )
-GeneratorService.add_asgi_middleware(ApiDocs, requests=API_ROUTES, settings=SETTINGS, open_routes=OPEN_ROUTES)
+GeneratorService.add_asgi_middleware(
+    ApiDocs, requests=API_ROUTES, settings=SETTINGS, open_routes=OPEN_ROUTES,
+    extra_paths={TRANSLATE_ROUTE: openapi_path()},
+)  # fmt: skip
 GeneratorService.add_asgi_middleware(RootPages)  # / -> the playground (/ui/), /docs -> the API reference
-GeneratorService.add_asgi_middleware(RequestGuard, schemas=API_ROUTES, settings=SETTINGS)
+GeneratorService.add_asgi_middleware(
+    RequestGuard, schemas=API_ROUTES, settings=SETTINGS, raw_routes=(TRANSLATE_ROUTE,)
+)

@@ -47,9 +47,12 @@ class Generator:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def model(self, name: str | None) -> Model:
+        """A generative model by name; translation (image-input) models are served by POST /translate."""
         name = name or self.default
         if name not in self.models:
             raise ClientError(f"model: unknown model {name!r}; known: {', '.join(self.models)}", 404)
+        if self.models[name].card.input_of_kind("image") is not None:
+            raise ClientError(f"model: {name!r} translates images; use POST /translate")
         return self.models[name]
 
     def models_doc(self) -> dict:

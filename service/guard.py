@@ -12,6 +12,9 @@ Content-Type. This guard runs first, and for each API request, in order:
   finishes the request at once instead of pinning it until BentoML's own timeout;
 - the JSON against the route's pydantic schema (400, "field: message").
 
+Raw routes (POST /translate: multipart, JSON or npz bodies, parsed by the route itself) get the
+token, concurrency and body checks but neither the Content-Type check nor schema validation.
+
 Each refusal is one log line (throttled for the kinds a flood repeats). Valid bodies are replayed
 unchanged to BentoML. GET /models is mapped onto the BentoML API (BentoML APIs are POST-only).
 """
@@ -72,11 +75,14 @@ def is_json(content_type: bytes | None) -> bool:
 
 
 class RequestGuard:
-    """options: schemas {route: pydantic model}, settings (limits, timeouts, token)."""
+    """options: schemas {route: pydantic model}, settings (limits, timeouts, token), raw_routes."""
 
-    def __init__(self, app, schemas: dict[str, type[BaseModel]], settings: Settings):
+    def __init__(
+        self, app, schemas: dict[str, type[BaseModel]], settings: Settings, raw_routes: tuple[str, ...] = ()
+    ):
         self.app = app
         self.schemas = schemas
+        self.raw_routes = raw_routes
         self.settings = settings
         self.token = (settings.api_token or "").encode()
         self.in_progress = 0
@@ -86,7 +92,8 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
         bodyless = path in GET_ROUTES and method == "GET"
-        if path not in self.schemas or not (method == "POST" or bodyless):
+        raw = path in self.raw_routes and method == "POST"
+        if not raw and (path not in self.schemas or not (method == "POST" or bodyless)):
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         if self.token and path not in OPEN_ROUTES and not self._authorized(headers):
@@ -100,7 +107,7 @@ class RequestGuard:
             and b"transfer-encoding" not in headers
         ):
             bodyless = True  # a read-only route asked without a body (POST /models)
-        if not bodyless and not is_json(headers.get(b"content-type")):
+        if not bodyless and not raw and not is_json(headers.get(b"content-type")):
             got = headers.get(b"content-type", b"").decode("latin-1")[:80] or "none"
             return await self._reject(
                 scope, send, 415,
@@ -115,14 +122,16 @@ class RequestGuard:
             )  # fmt: skip
         self.in_progress += 1
         try:
-            await self._guarded(scope, receive, send, path, bodyless)
+            await self._guarded(scope, receive, send, path, bodyless, raw)
         finally:
             self.in_progress -= 1
 
-    async def _guarded(self, scope, receive, send, path: str, bodyless: bool) -> None:
+    async def _guarded(self, scope, receive, send, path: str, bodyless: bool, raw: bool = False) -> None:
         body = b"" if bodyless else await self._read_body(scope, receive, send)
         if body is None:
             return
+        if raw:  # the route parses its own body: replay it as it came
+            return await self.app(scope, self._replay(body, receive), send)
         body = body or b"{}"  # an empty body means all defaults (whitespace is invalid JSON)
         try:
             req = self.schemas[path].model_validate_json(body)
@@ -132,6 +141,11 @@ class RequestGuard:
         # BentoML must parse exactly what was validated here, as JSON.
         headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"content-type"]
         scope = {**scope, "method": "POST", "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, self._replay(body, receive), send)
+
+    @staticmethod
+    def _replay(body: bytes, receive):
+        """A receive() that gives the body read here, then waits for the disconnect as usual."""
         sent = False
 
         async def replay():
@@ -139,9 +153,9 @@ class RequestGuard:
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the disconnect as usual
+            return await receive()
 
-        await self.app(scope, replay, send)
+        return replay
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")

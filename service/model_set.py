@@ -96,7 +96,9 @@ def scan_models(settings: Settings, report: bool = True) -> ModelScan:
     if not usable:
         why = "; ".join(f.error for f in failed) or "the folder holds no .onnx file"
         raise ModelFileError(f"GAN_MODELS_DIR: no usable model in {folder} ({why})")
-    default = settings.default_model or next(iter(usable))
+    # an image-to-image model needs images in: the default is a generative model when there is one
+    generative = [n for n, (_, card) in usable.items() if card.input_of_kind("image") is None]
+    default = settings.default_model or (generative or list(usable))[0]
     if default not in usable:
         raise SettingsError(f"GAN_DEFAULT_MODEL: unknown model {default!r}; usable: {', '.join(usable)}")
     return ModelScan(usable, failed, default)

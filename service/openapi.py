@@ -113,9 +113,10 @@ def _responses(route: str, errors: list[int], secured: bool) -> dict:
 
 
 def api_document(
-    base: dict, requests: dict[str, type[BaseModel]], settings: Settings, open_routes=()
+    base: dict, requests: dict[str, type[BaseModel]], settings: Settings, open_routes=(), extra_paths=None
 ) -> dict:
-    """BentoML's document `base` with the API operations of `requests` {route: model} rebuilt."""
+    """BentoML's document `base` with the API operations of `requests` {route: model} rebuilt, plus
+    `extra_paths` {route: path item} of routes outside BentoML's APIs (POST /translate)."""
     entries = [
         (ErrorResponse, "serialization"),
         (ImagesResponse, "serialization"),
@@ -151,6 +152,16 @@ def api_document(
                 "operationId": "models_get",
                 "responses": _responses(route, list(BODYLESS_ERRORS), locked),
             }
+    for route, item in (extra_paths or {}).items():
+        item = json.loads(json.dumps(item))
+        if secured and route not in open_routes:
+            for op in item.values():
+                op["security"] = [{"bearer": []}]
+                op["responses"]["401"] = {
+                    "description": ERRORS[401],
+                    "content": {"application/json": {"schema": _ref("ErrorResponse")}},
+                }
+        paths[route] = item
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {}).update(schemas)
     if secured:
@@ -161,9 +172,12 @@ def api_document(
 class ApiDocs:
     """ASGI middleware: GET /docs.json answers api_document() of BentoML's own document."""
 
-    def __init__(self, app, requests: dict[str, type[BaseModel]], settings: Settings, open_routes=()):
+    def __init__(
+        self, app, requests: dict[str, type[BaseModel]], settings: Settings, open_routes=(), extra_paths=None
+    ):
         self.app = app
         self.requests, self.settings, self.open_routes = requests, settings, open_routes
+        self.extra_paths = extra_paths or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/docs.json" or scope["method"] != "GET":
@@ -181,7 +195,9 @@ class ApiDocs:
         await self.app(scope, receive, capture)
         body = b"".join(parts)
         if start.get("status") == 200:
-            doc = api_document(json.loads(body), self.requests, self.settings, self.open_routes)
+            doc = api_document(
+                json.loads(body), self.requests, self.settings, self.open_routes, self.extra_paths
+            )
             body = json.dumps(doc).encode()
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))

@@ -30,6 +30,8 @@ class Settings:
     max_latents: int = 1024
     max_steps: int = 64
     max_body_bytes: int = 4 * 1024 * 1024
+    max_translate_images: int = 256
+    max_image_bytes: int = 256 * 1024
     max_batch: int = 64
     max_queue: int = 8192
     max_connections: int = 1024  # open HTTP connections per worker
@@ -53,6 +55,8 @@ class Settings:
         "max_latents": "GAN_MAX_LATENTS",
         "max_steps": "GAN_MAX_STEPS",
         "max_body_bytes": "GAN_MAX_BODY_BYTES",
+        "max_translate_images": "GAN_MAX_TRANSLATE_IMAGES",
+        "max_image_bytes": "GAN_MAX_IMAGE_BYTES",
         "max_batch": "GAN_MAX_BATCH",
         "max_queue": "GAN_MAX_QUEUE",
         "max_connections": "GAN_MAX_CONNECTIONS",

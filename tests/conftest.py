@@ -163,3 +163,53 @@ def models_dir(tmp_path_factory, cond_onnx, uncond_onnx):
     shutil.copy(cond_onnx, d / "mnist-cdcgan.onnx")
     shutil.copy(uncond_onnx, d / "mnist-dcgan.onnx")
     return d
+
+
+# ---- image-to-image (CycleGAN) ---------------------------------------------------------------
+TINY_CYCLEGAN = {"g_width": 4, "g_blocks": 1, "d_width": 4, "d_layers": 1}
+
+
+@pytest.fixture(scope="session")
+def domain_pair(mnist_train, mnist_dir, tmp_path_factory):
+    """A tiny MNIST <-> thick-MNIST pair (gan make-domain-pair on 2,000 train / 400 test digits): PAIR/a, PAIR/b."""
+    import numpy as np
+
+    from gan_core.datasets import load_dataset
+    from gan_core.domain_pair import make_domain_pair
+
+    root = tmp_path_factory.mktemp("pair")
+    test = load_dataset(mnist_dir, "test")
+    np.savez(root / "train.npz", images=mnist_train.images[:2000, 0], labels=mnist_train.labels[:2000])
+    np.savez(root / "test.npz", images=test.images[:400, 0], labels=test.labels[:400])
+    make_domain_pair(root, root / "pair")
+    return root / "pair"
+
+
+@pytest.fixture(scope="session")
+def cyclegan_checkpoint(domain_pair, tmp_path_factory):
+    """The mnist-cyclegan preset at tiny widths, trained 3 steps on the tiny pair: its checkpoint."""
+    from gan_core.datasets import load_dataset
+    from training.config import preset
+    from training.trainer import Trainer
+
+    cfg = preset("mnist-cyclegan", out=str(tmp_path_factory.mktemp("cyclegan")), steps=3, batch_size=4,
+                 arch_params=TINY_CYCLEGAN, threads=1, log_every=1, data=str(domain_pair / "a"),
+                 data_b=str(domain_pair / "b"))  # fmt: skip
+    ds_a, ds_b = load_dataset(domain_pair / "a"), load_dataset(domain_pair / "b")
+    return Trainer(cfg, ds_a, progress=False, ds_b=ds_b).train().checkpoint
+
+
+@pytest.fixture(scope="session")
+def cyclegan_onnx(cyclegan_checkpoint, tmp_path_factory):
+    """direction -> (.onnx, card) of the tiny CycleGAN, as `gan export CKPT --out D/mnist-cyclegan.onnx` writes them."""
+    from gan.cli import main
+    from gan_core.card_files import read_card
+
+    d = tmp_path_factory.mktemp("cyclegan-onnx")
+    assert (
+        main(["export", str(cyclegan_checkpoint), "--out", str(d / "mnist-cyclegan.onnx"), "--threads", "1"])
+        == 0
+    )
+    return {
+        k: (d / f"mnist-cyclegan-{k}.onnx", read_card(d / f"mnist-cyclegan-{k}.onnx")) for k in ("a2b", "b2a")
+    }

@@ -179,12 +179,10 @@ def restore_optimizer(ckpt: Checkpoint, name: str, opt: torch.optim.Optimizer) -
 
 def checkpoint_family(ckpt: Checkpoint):
     """The checkpoint's GAN family, set up from its config and card (no networks built yet)."""
-    from training.families.base import DataInfo
     from training.registry import get_family
 
-    card = ckpt.card
-    data = DataInfo(tuple(card.image_shape), card.num_classes, tuple(card.class_names))
-    return get_family(ckpt.config.family)(ckpt.config.resolved(), data)
+    family = get_family(ckpt.config.family)
+    return family(ckpt.config.resolved(), family.data_from_card(ckpt.card))
 
 
 def build_generator(ckpt: Checkpoint, which: str = "g_ema") -> torch.nn.Module:

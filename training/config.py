@@ -22,7 +22,12 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="run / model name, goes into the card")
-    data: str | None = Field(None, description="dataset path; None = MNIST")
+    data: str | None = Field(
+        None, description="dataset path; None = MNIST (domain A of a two-dataset family)"
+    )
+    data_b: str | None = Field(
+        None, description="second dataset (domain B), for families that translate between two"
+    )
     out: str = "runs/default"
     family: str = Field("gan", description="GAN family (training/families): networks, losses, step phases")
     family_params: dict[str, Any] = Field(default_factory=dict, description="the family's own settings")
@@ -169,6 +174,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=1000,
         family_params={"stable_steps": [500, 500, 1000], "fade_steps": [500, 500, 500]},
     ),  # fmt: skip
+    # Unpaired translation MNIST <-> bold MNIST (`gan make-domain-pair`; README, GAN families: CycleGAN).
+    "mnist-cyclegan": dict(
+        family="cyclegan",
+        arch="resnet-patchgan",
+        arch_params={"g_width": 16, "g_blocks": 3, "d_width": 16, "d_layers": 2},
+        batch_size=16,
+        steps=2_000,
+        ema_decay=0.995,
+        sample_every=250,
+        ckpt_every=500,
+    ),
 }
 
 

@@ -18,9 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="named run config (default: %(default)s)",
     )
     p.add_argument(
-        "--data",
+        "--data", "--data-a", dest="data",
         help="IDX folder, image folder (class subfolders = labelled, flat = unlabelled; PNG/JPEG, grayscale or "
-        "RGB; optionally train/ + test/) or .npz; default: MNIST",
+        "RGB; optionally train/ + test/) or .npz; default: MNIST (--data-a: domain A of a translation)",
+    )  # fmt: skip
+    p.add_argument(
+        "--data-b", help="second dataset (domain B) of a two-dataset family such as mnist-cyclegan"
     )
     p.add_argument("--out", help="run folder for checkpoints, card, metrics and grids (default: runs/PRESET)")
     p.add_argument(
@@ -63,7 +66,7 @@ def config_from_args(args: argparse.Namespace):
     from training.config import preset
 
     overrides = {
-        "data": args.data, "out": args.out, "steps": args.steps, "max_minutes": args.max_minutes, "seed": args.seed,
+        "data": args.data, "data_b": args.data_b, "out": args.out, "steps": args.steps, "max_minutes": args.max_minutes, "seed": args.seed,
         "batch_size": args.batch_size, "loss": args.loss, "n_critic": args.n_critic, "device": args.device,
         "sample_every": args.sample_every, "ckpt_every": args.ckpt_every, "eval_every": args.eval_every, "threads": args.threads,
         "image_size": args.image_size, "fit": args.fit, "channels": args.channels, "evaluator": args.evaluator,
@@ -95,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     prep = Preprocess(cfg.image_size, cfg.fit, cfg.channels)
     ds = load_dataset(cfg.data, "train", download=args.download, prep=prep)
     cfg = fit_to_data(cfg, ds.image_shape, ds.labelled, ds.source)
-    trainer = Trainer(cfg, ds, resume=args.resume, progress=not args.no_progress)
+    ds_b = load_dataset(cfg.data_b, "train") if cfg.data_b is not None else None
+    trainer = Trainer(cfg, ds, resume=args.resume, progress=not args.no_progress, ds_b=ds_b)
     try:
         if trainer.cfg.eval_every:
             attach_quick_eval(trainer)

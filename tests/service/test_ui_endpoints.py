@@ -64,12 +64,13 @@ SCHEMAS = {
                         "default": "seeded", "description": "per-pixel noise"}, format=FORMAT),
     "/interpolate": schema(seeds=SEEDS, label=INT, steps=INT, method={"type": "string", "enum": ["slerp", "lerp"]},
                            codes={"type": "object"}, format={"type": "string", "enum": ["grid", "frames", "npz"]}),
-    "/mix": schema(seeds=SEEDS, crossover={"type": "integer", "minimum": 0, "maximum": 5}, label=INT,
-                   truncation={"type": "number"}, format={"type": "string", "enum": ["grid", "npz"]}),
-    "/traverse": schema(code={"type": "string"}, seeds=SEEDS, steps=INT, label=INT, codes={"type": "object"},
+    # the fields of the real routes (service.mixing.MixRequest, schemas.TraverseRequest, translate.TranslateJSON)
+    "/mix": schema(row_seeds=SEEDS, col_seeds=SEEDS, crossover={"type": "integer", "minimum": 0, "maximum": 5},
+                   labels=INT, truncation_psi={"type": "number"}, format={"type": "string", "enum": ["grid", "npz"]}),
+    "/traverse": schema(code={"type": "string"}, seeds=SEEDS, steps=INT, labels=INT, codes={"type": "object"},
                         format={"type": "string", "enum": ["grid", "npz"]}),
-    "/translate": schema(image={"type": "string", "description": "base64 PNG"},
-                         direction={"type": "string", "enum": ["AtoB", "BtoA"], "default": "AtoB"},
+    "/translate": schema(images={"type": "array", "items": {"type": "string"}, "description": "base64 PNG or JPEG images"},
+                         direction={"type": "string", "enum": ["a2b", "b2a"]},
                          format={"type": "string", "enum": ["png", "grid", "npz"]}),
 }  # fmt: skip
 CORE = ("/generate", "/interpolate")
@@ -203,7 +204,8 @@ def test_mix_traverse_and_translate_send_the_documented_shapes(page, stand_in, t
     page.run()
     assert last_request(stand_in, "/mix") == {
         "model": "style-toy",
-        "seeds": [11, 12],
+        "row_seeds": [11],
+        "col_seeds": [12],
         "crossover": 4,
         "format": "grid",
     }
@@ -237,11 +239,11 @@ def test_mix_traverse_and_translate_send_the_documented_shapes(page, stand_in, t
     upload = tmp_path / "in.png"
     upload.write_bytes(image_png(5))
     page.control("image").send_keys(str(upload))
-    page.select("x-direction", '"BtoA"')
+    page.select("x-direction", '"b2a"')
     time.sleep(0.1)
     page.run()
     assert last_request(stand_in, "/translate") == {
-        "model": "cycle-toy", "image": base64.b64encode(upload.read_bytes()).decode(), "direction": "BtoA", "format": "png",
+        "model": "cycle-toy", "images": [base64.b64encode(upload.read_bytes()).decode()], "direction": "b2a", "format": "png",
     }  # fmt: skip
     assert len(page.pngs()) == 3
     screenshot(page.driver, tmp_path / "playground-translate.png")

@@ -155,6 +155,9 @@ def attach_quick_eval(trainer, evaluator: str | None = None) -> QuickEval | None
     choice = evaluator or getattr(cfg, "evaluator", None) or "bound"
     if not trainer.dist.is_main:  # only rank 0 evaluates (and would train the evaluator)
         return None
+    if any(i.kind == "image" for i in trainer.family.card_inputs()):
+        note("quick evaluation off: image-to-image models are measured with gan evaluate-translation")
+        return None
     if choice == "off":
         note("quick evaluation off (--evaluator off)")
         return None

@@ -97,6 +97,13 @@ def sample_generator(
     return generate_batches(torch_sampler(g, card), card, n, seed)
 
 
+def refuse_translation(card: ModelCard, path: Path) -> None:
+    if card.input_of_kind("image") is not None:
+        raise EvaluationError(
+            f"{path}: {card.name!r} translates images; measure it with `gan evaluate-translation`"
+        )
+
+
 def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, split: str = "train") -> Samples:
     """Images of any evaluation target (see module doc); data targets give a seeded subset of n."""
     p = Path(target)
@@ -107,6 +114,7 @@ def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, spl
         from training.checkpoint import build_generator, load_checkpoint
 
         ckpt = load_checkpoint(p)
+        refuse_translation(ckpt.card, p)
         images, labels, codes = sample_generator(build_generator(ckpt, "g_ema"), ckpt.card, n, seed)
         return Samples(images, labels, kind, ckpt.path, ckpt.card, codes)
     if kind == "onnx":
@@ -117,6 +125,7 @@ def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, spl
         except ModelFileError as e:
             raise EvaluationError(str(e)) from None
         card = sess.card
+        refuse_translation(card, p)
         run = lambda feeds: sess.run(feeds).transpose(0, 3, 1, 2)  # noqa: E731
         images, labels, codes = generate_batches(run, card, n, seed)
         return Samples(np.ascontiguousarray(images), labels, kind, p, card, codes)

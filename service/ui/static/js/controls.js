@@ -170,7 +170,9 @@ export class Controls {
   }
 
   buildCrossover(group) {
-    const spec = mixingInput(this.card);
+    // the range comes from the card's crossover input (e.g. mix_layer: 0..style layers) when it has one
+    const layer = this.card.inputs.find((i) => i.kind !== "latent" && /mix|crossover|layer/i.test(i.name) && (i.range || i.num_choices));
+    const spec = layer || mixingInput(this.card);
     const props = Object.keys(this.spec.properties("/mix"));
     this.crossoverName = props.find((p) => !KNOWN.has(p) && /crossover|layer|mix/i.test(p)) || "crossover";
     const schema = this.spec.property("/mix", this.crossoverName) || {};
@@ -323,12 +325,17 @@ export class Controls {
         labels: klass,
       });
     } else if (mode === "interpolate" || mode === "mix") {
-      Object.assign(b, { seeds: [numberValue(this.seedA.value), numberValue(this.seedB.value)], label: klass });
+      const [a, z] = [numberValue(this.seedA.value), numberValue(this.seedB.value)];
+      // /interpolate goes from seed A to seed B; /mix gives seed A's coarse styles B's fine ones
+      Object.assign(b, { seeds: [a, z], row_seeds: [a], col_seeds: [z], label: klass, labels: klass });
       if (mode === "interpolate") Object.assign(b, { steps: numberValue(this.steps.value), method: this.method.value });
       else b[this.crossoverName] = numberValue(this.crossover.value);
     } else if (mode === "traverse") {
       const seeds = this.seedList();
-      Object.assign(b, { code: this.sweep.value, seeds, seed: seeds[0], steps: this.steps && numberValue(this.steps.value), label: klass });
+      const swept = this.card.inputs.find((i) => i.name === this.sweep.value);
+      // a categorical code takes all its values; steps only spread a continuous range
+      const steps = this.steps && swept && swept.kind !== "categorical" ? numberValue(this.steps.value) : undefined;
+      Object.assign(b, { code: this.sweep.value, seeds, seed: seeds[0], steps, label: klass, labels: klass });
     } else if (mode === "translate") {
       const data = this.imageData ? await this.imageData : undefined;
       b[this.imageName] = this.imageName === "images" && data ? [data] : data;
