@@ -12,10 +12,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "target", help="checkpoint or run folder, or one direction's .onnx (its partner beside it)"
     )
     p.add_argument(
-        "--data-a", help="domain A data (its test split); default: the card's training data folder"
+        "--data-a",
+        help="domain A data (its test split); default: where a checkpoint's run read it (needed for an .onnx)",
     )
     p.add_argument(
-        "--data-b", help="domain B data (its test split); default: the card's training data folder"
+        "--data-b",
+        help="domain B data (its test split); default: where a checkpoint's run read it (needed for an .onnx)",
     )
     p.add_argument("--evaluator-a", default="mnist", help="evaluator of domain A (default: %(default)s)")
     p.add_argument(
