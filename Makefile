@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 export BENTOML_DO_NOT_TRACK := true
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: serve test lint build clean
+.PHONY: serve test lint build clean browser
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -28,8 +28,15 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 serve: $(VENV)/.serve-installed
 	$(VENV)/bin/bentoml serve service.app:GeneratorService --host $(HOST) --port $(PORT)
 
+# The playground's browser tests drive Debian's headless Chromium (they fail, never skip, without it)
+# and run the page's "copy as curl" command: installed here when missing (apt, as root or via sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v curl >/dev/null || \
+	  { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver curl; }
+
 # One thread per process: two busy thread pools on two cores slow each other down badly.
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

@@ -2,7 +2,8 @@
 
 Both take a run of consecutive global indices with their labels and return uint8 [N, H, W, C];
 image i is always generator(latents(seed, [i]), label_i), so both give the same pixels for the
-same model file. A spec is a path to an .onnx file or `http://host:port#model`.
+same model file. A spec is a path to an .onnx file or `http://host:port#model`. Image-to-image
+models (translate mode) go through `translate(images)` instead: the session, or POST /translate.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,14 @@ def check_output_spec(card: ModelCard, where: str) -> None:
         raise AugmentError(
             f"{where}: model output is {out.dtype} {out.layout}; the job needs uint8 NHWC images (export with the default output)"
         )
+
+
+def batch_codes(codes: dict | None, a: int, b: int, n: int) -> dict:
+    """Codes of images a..b-1 of a run of n: per-image arrays (length n) sliced, single values kept."""
+    return {
+        k: v[a:b] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v
+        for k, v in (codes or {}).items()
+    }
 
 
 class LocalBackend:
@@ -64,7 +74,7 @@ class LocalBackend:
         class_input = self.card.input_of_kind("class")
         for a in range(0, len(indices), self.batch_size):
             idx = indices[a : a + self.batch_size]
-            values = dict(codes or {})
+            values = batch_codes(codes, a, a + len(idx), len(indices))
             if labels is not None:
                 values[class_input.name] = labels[a : a + len(idx)]
             try:
@@ -72,6 +82,15 @@ class LocalBackend:
             except FeedError as e:
                 raise AugmentError(str(e)) from None
             parts.append(self.session.run(feeds))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def translate(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W, C] source images -> the model's images, batch_size per run call."""
+        name = self.card.input_of_kind("image").name
+        parts = [
+            self.session.run({name: images[a : a + self.batch_size]})
+            for a in range(0, len(images), self.batch_size)
+        ]
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def close(self) -> None:
@@ -127,10 +146,13 @@ class HttpBackend:
         self.base, name = parse_url(spec)
         self.batch_size = batch_size
         self.retry = retry or RetryPolicy()
+        token = os.environ.get("GAN_API_TOKEN", "").strip()  # a service that asks for one (README, Serving)
         self.client = httpx.Client(
             base_url=self.base, timeout=timeout_s, transport=transport,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            headers={"Authorization": f"Bearer {token}"} if token else None,
         )  # fmt: skip
+        self.concurrency = concurrency
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="augment-http")
         self.retries = 0
         self._lock = threading.Lock()
@@ -204,21 +226,10 @@ class HttpBackend:
         if truncation is not None:
             body["truncation"] = truncation
         if codes:
-            body["codes"] = codes
+            body["codes"] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in codes.items()}
         r = self._request("POST", "/generate", json=body)
-        if r.status_code != 200:
-            raise AugmentError(f"{self.base}/generate: HTTP {r.status_code} ({_detail(r)})")
-        try:
-            with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
-                images, got_idx = z["images"], z["indices"]
-                got_labels = z["labels"] if "labels" in z else None
-        except (OSError, ValueError, KeyError) as e:
-            raise AugmentError(f"{self.base}/generate: answer is not the expected npz ({e})") from None
-        c, h, w = self.card.image_shape
-        if images.dtype != np.uint8 or images.shape != (len(idx), h, w, c):
-            raise AugmentError(
-                f"{self.base}/generate: expected uint8 images {(len(idx), h, w, c)}, got {images.dtype} {images.shape}"
-            )
+        z = self._npz_answer(r, "/generate", len(idx), ("images", "indices"))
+        images, got_idx, got_labels = z["images"], z["indices"], z.get("labels")
         if not np.array_equal(got_idx, np.arange(idx.start, idx.stop)):
             raise AugmentError(
                 f"{self.base}/generate: answer holds indices {got_idx[:3].tolist()}..., asked {idx.start}..{idx.stop - 1}"
@@ -237,11 +248,71 @@ class HttpBackend:
         truncation: float | None,
         codes: dict | None = None,
     ) -> np.ndarray:
-        futures = []
-        for a in range(0, len(indices), self.batch_size):
-            idx = indices[a : a + self.batch_size]
-            lab = None if labels is None else labels[a : a + len(idx)]
-            futures.append(self.pool.submit(self._batch, seed, idx, lab, truncation, codes))
+        # A sliding window of `concurrency` requests: the next batch is sent only when one has
+        # come back, so a batch that gives up stops the chunk without more requests behind it.
+        starts = iter(range(0, len(indices), self.batch_size))
+        parts: dict[int, np.ndarray] = {}
+        pending: dict = {}
+
+        def send_next() -> None:
+            a = next(starts, None)
+            if a is not None:
+                idx = indices[a : a + self.batch_size]
+                lab = None if labels is None else labels[a : a + len(idx)]
+                part = batch_codes(codes, a, a + len(idx), len(indices))
+                pending[self.pool.submit(self._batch, seed, idx, lab, truncation, part)] = a
+
+        for _ in range(self.concurrency):
+            send_next()
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    parts[pending.pop(f)] = f.result()
+                    send_next()
+        finally:
+            for f in pending:
+                f.cancel()
+        ordered = [parts[a] for a in sorted(parts)]
+        return np.concatenate(ordered) if len(ordered) > 1 else ordered[0]
+
+    def _npz_answer(self, r, route: str, n: int, need: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The arrays of an npz answer (`need` present), its images checked: n uint8 images of the card's shape."""
+        if r.status_code != 200:
+            raise AugmentError(f"{self.base}{route}: HTTP {r.status_code} ({_detail(r)})")
+        try:
+            with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise AugmentError(f"{self.base}{route}: answer is not the expected npz ({e})") from None
+        missing = [k for k in need if k not in arrays]
+        if missing:
+            raise AugmentError(
+                f"{self.base}{route}: answer is not the expected npz (no {missing[0]!r} array)"
+            )
+        images = arrays["images"]
+        c, h, w = self.card.image_shape
+        if images.dtype != np.uint8 or images.shape != (n, h, w, c):
+            raise AugmentError(
+                f"{self.base}{route}: expected uint8 images {(n, h, w, c)}, got {images.dtype} {images.shape}"
+            )
+        return arrays
+
+    def _translate_batch(self, images: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        np.savez(buf, images=images)
+        r = self._request(
+            "POST", "/translate", params={"model": self.name, "format": "npz"}, content=buf.getvalue(),
+            headers={"content-type": "application/x-npz"},
+        )  # fmt: skip
+        return self._npz_answer(r, "/translate", len(images), ("images",))["images"]
+
+    def translate(self, images: np.ndarray) -> np.ndarray:
+        """POST /translate (npz in, npz out) in batch_size pieces, concurrently."""
+        futures = [
+            self.pool.submit(self._translate_batch, images[a : a + self.batch_size])
+            for a in range(0, len(images), self.batch_size)
+        ]
         parts = [f.result() for f in futures]
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 

@@ -19,6 +19,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help='with --total: JSON {"class": weight} or [w0, w1, ...], a .json file, or "data" (class frequencies of --data)',
     )
     p.add_argument("--data", help="dataset for --class-dist data and --report (default: MNIST)")
+    p.add_argument(
+        "--translate",
+        metavar="DATASET",
+        help="translate mode (image-to-image models, e.g. cyclegan-a2b.onnx): image i of the output is the "
+        "translation of DATASET's image i, its label kept",
+    )
+    p.add_argument(
+        "--split",
+        default="train",
+        choices=["train", "test"],
+        help="split of --translate (default: %(default)s)",
+    )
     p.add_argument("--classes", help="comma-separated class names or ids to generate (default: all)")
     p.add_argument(
         "--format",
@@ -39,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="fix one of the model's code / scalar inputs for every image (see its card's inputs); repeatable",
+    )
+    p.add_argument(
+        "--label-from",
+        metavar="code:NAME",
+        help="label an unconditional model's images by its categorical code NAME (InfoGAN), using the value -> "
+        "class map `gan evaluate` stored in its card; then --per-class / --classes / --class-dist apply",
     )
     p.add_argument(
         "--batch-size",
@@ -83,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, truncation=args.truncation, format=args.format, chunk_size=args.chunk_size,
         batch_size=args.batch_size, shard=args.shard, num_shards=args.num_shards, threads=args.threads,
         workers=args.workers, concurrency=args.concurrency, progress=not args.no_progress,
-        codes=parse_code_args(args.code) or None,
+        codes=parse_code_args(args.code) or None, label_from=args.label_from, translate=args.translate,
+        split=args.split,
     )  # fmt: skip
     cfg = result.config
     print(

@@ -12,13 +12,25 @@ import hashlib
 import json
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from gan_core.image_folder import UNLABELED  # noqa: F401  (the class name of unlabelled images, as datasets load them)
 from gan_core.latents import MAX_SEED
 
 FORMATS = ("folder", "npz", "idx")
 KIND = "gan-service-augment/1"
-UNLABELED = "unlabeled"
+
+
+class SourceData(BaseModel):
+    """Translate mode: the dataset split whose images are translated, and its fingerprint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    split: str = "train"
+    fingerprint: str
+    n: int = Field(ge=1)
 
 
 class JobConfig(BaseModel):
@@ -41,17 +53,42 @@ class JobConfig(BaseModel):
     codes: dict[str, float] | None = Field(
         None, description="fixed values of the model's code / scalar inputs (others drawn from the seed)"
     )
+    label_from: str | None = Field(
+        None,
+        description="'code:NAME': an unconditional model's categorical code gives the labels (--label-from)",
+    )
+    label_codes: dict[int, int] | None = Field(
+        None, description="label id -> value of the label_from code (the card's measured code_classes map)"
+    )
     format: Literal["folder", "npz", "idx"] = "folder"
     chunk_size: int = Field(1000, ge=1, le=1_000_000, description="images per resumable unit of work")
+    source: SourceData | None = Field(
+        None,
+        description="translate mode: image i is the translation of this split's image i (its label kept)",
+    )
 
     @property
     def total(self) -> int:
         return sum(self.counts)
 
     def fields(self) -> dict:
-        """The config as JSON values; codes=None is left out, so jobs of models without codes keep
-        the job.json bytes and hashes they always had."""
-        return self.model_dump(mode="json", exclude={"codes"} if self.codes is None else None)
+        """The config as JSON values; codes / label_from / source left at None are left out, so jobs
+        without them keep the job.json bytes and hashes they always had."""
+        unset = {k for k in ("codes", "label_from", "label_codes", "source") if getattr(self, k) is None}
+        return self.model_dump(mode="json", exclude=unset or None)
+
+    @property
+    def labelled(self) -> bool:
+        """Images carry real labels: the model's classes, or the classes of its label_from code."""
+        return self.conditional or self.label_from is not None
+
+    def image_codes(self, labels: np.ndarray) -> dict | None:
+        """The fixed codes plus, for label_from jobs, the code value of each image's label."""
+        if self.label_from is None:
+            return self.codes
+        lut = np.zeros(max(self.label_codes) + 1, np.int64)
+        lut[list(self.label_codes)] = list(self.label_codes.values())
+        return {**(self.codes or {}), self.label_from.removeprefix("code:"): lut[labels]}
 
     def canonical_json(self) -> str:
         return json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))

@@ -21,8 +21,9 @@ from augment.backends import open_backend
 from augment.config import JobConfig
 from augment.errors import AugmentError
 from augment.manifest import manifest_lines
-from augment.plan import chunk_range, num_chunks, plan_labels, shard_chunks
+from augment.plan import chunk_range, num_chunks, shard_chunks
 from augment.request import resolve_job
+from augment.source import TranslateBackend, job_labels, open_source, resolve_translate_job
 from augment.state import complete_path, done_chunks, done_path, os_error, prepare_output
 from augment.writers import Writer, make_writer
 from gan_core.fileio import atomic_open, atomic_write_bytes
@@ -103,7 +104,10 @@ def execute(
     todo = [c for c in mine if c not in done]
     planned = sum(len(chunk_range(c, cfg.total, cfg.chunk_size)) for c in mine)
     remaining = sum(len(chunk_range(c, cfg.total, cfg.chunk_size)) for c in todo)
-    labels_all = plan_labels(cfg.classes, cfg.counts)
+    source = open_source(cfg.source) if cfg.source is not None else None
+    labels_all = job_labels(cfg, source)
+    if source is not None:
+        backend = TranslateBackend(backend, source)
     writer = make_writer(cfg, out)
     desc = "augment" if num_shards == 1 else f"augment {shard}/{num_shards}"
     bar = _progress(planned, planned - remaining, progress and bool(todo), desc)
@@ -136,7 +140,7 @@ def execute(
             idx = chunk_range(c, cfg.total, cfg.chunk_size)
             lab = labels_all[idx.start : idx.stop]
             images = backend.generate(
-                cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation, cfg.codes
+                cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation, cfg.image_codes(lab)
             )
             ch, h, w = cfg.image_shape
             if images.dtype != np.uint8 or images.shape != (len(idx), h, w, ch):
@@ -194,18 +198,46 @@ def run_job(
     progress: bool = False,
     transport=None,
     codes: dict | None = None,
+    label_from: str | None = None,
+    translate: str | None = None,
+    split: str = "train",
 ) -> JobResult:
-    """Open the model (`.onnx` path or `http://host:port#name`), resolve the job, run this shard of it."""
+    """Open the model (`.onnx` path or `http://host:port#name`), resolve the job, run this shard of it.
+
+    translate: a dataset whose `split` is translated image by image (an image-to-image model), labels kept.
+    """
     if chunk_size < 1:
         raise AugmentError(f"chunk_size: must be >= 1, got {chunk_size}")
     backend = open_backend(
         str(model), batch_size=batch_size, threads=threads, concurrency=concurrency, transport=transport
     )
     try:
-        cfg = resolve_job(
-            backend.card, backend.model_sha256, per_class=per_class, total=total, class_dist=class_dist, classes=classes,
-            data=data, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size, codes=codes,
-        )  # fmt: skip
+        if translate is not None:
+            asked = {"per_class": per_class, "total": total, "class_dist": class_dist, "classes": classes,
+                     "truncation": truncation, "codes": codes, "label_from": label_from}  # fmt: skip
+            extra = [k for k, v in asked.items() if v is not None] + (["seed"] if seed else [])
+            if extra:
+                raise AugmentError(
+                    f"{extra[0]}: translate mode translates every image of the dataset; omit it"
+                )
+            cfg = resolve_translate_job(
+                backend.card,
+                backend.model_sha256,
+                translate,
+                split=split,
+                format=format,
+                chunk_size=chunk_size,
+            )
+        else:
+            if backend.card.input_of_kind("image") is not None:
+                raise AugmentError(
+                    f"model {backend.card.name!r} translates images: give --translate DATASET (images to translate)"
+                )
+            cfg = resolve_job(
+                backend.card, backend.model_sha256, per_class=per_class, total=total, class_dist=class_dist, classes=classes,
+                data=data, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size, codes=codes,
+                label_from=label_from,
+            )  # fmt: skip
         return execute(cfg, Path(out), backend, shard, num_shards, workers, progress)
     finally:
         backend.close()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from augment.errors import AugmentError
 from augment.job import JobResult, finalize
-from augment.plan import chunk_range, num_chunks, plan_labels
+from augment.plan import chunk_range, num_chunks
+from augment.source import job_labels
 from augment.state import complete_path, done_chunks, done_path, os_error, prepare_output, read_job
 from augment.writers import make_writer
 from gan_core.fileio import atomic_open
@@ -72,7 +73,7 @@ def merge_outputs(sources: list[str | Path], out: str | Path | None = None) -> J
         )
     prepare_output(out, cfg)
     writer = make_writer(cfg, out)
-    labels_all = plan_labels(cfg.classes, cfg.counts)
+    labels_all = job_labels(cfg)
     copied = 0
     out_done = done_chunks(out)
     try:

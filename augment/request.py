@@ -77,6 +77,19 @@ def dist_weights(card: ModelCard, spec: str | dict | list, data: str | None) -> 
     return out
 
 
+def check_format(card: ModelCard, format: str, num_classes: int) -> None:
+    if format not in FORMATS:
+        raise AugmentError(f"format: must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "idx" and card.image_shape[0] != 1:
+        raise AugmentError(
+            f"format: idx holds single-channel images; model {card.name!r} makes {card.image_shape[0]}-channel images (use folder or npz)"
+        )
+    if format == "idx" and num_classes > 256:
+        raise AugmentError(
+            f"format: idx stores labels as bytes (<= 256 classes); model {card.name!r} has {num_classes}"
+        )
+
+
 def resolve_job(
     card: ModelCard,
     model_sha256: str,
@@ -91,6 +104,7 @@ def resolve_job(
     format: str = "folder",
     chunk_size: int = 1000,
     codes: dict | None = None,
+    label_from: str | None = None,
 ) -> JobConfig:
     if (per_class is None) == (total is None):
         raise AugmentError("give exactly one of per_class (--per-class N) or total (--total N)")
@@ -100,17 +114,11 @@ def resolve_job(
         raise AugmentError(f"total: must be >= 1, got {total}")
     if class_dist is not None and per_class is not None:
         raise AugmentError("class_dist: goes with --total N, not with --per-class")
-    if format not in FORMATS:
-        raise AugmentError(f"format: must be one of {', '.join(FORMATS)}, got {format!r}")
-    if format == "idx" and card.image_shape[0] != 1:
-        raise AugmentError(
-            f"format: idx holds single-channel images; model {card.name!r} makes {card.image_shape[0]}-channel images (use folder or npz)"
-        )
-    if format == "idx" and card.num_classes > 256:
-        raise AugmentError(
-            f"format: idx stores labels as bytes (<= 256 classes); model {card.name!r} has {card.num_classes}"
-        )
-    if not card.conditional:
+    check_format(card, format, card.num_classes)
+    label_codes = None
+    if label_from is not None:
+        label_codes = code_label_map(card, label_from, codes)
+    if not card.conditional and label_codes is None:
         if per_class is not None or classes is not None or class_dist is not None:
             raise AugmentError(
                 f"model {card.name!r} is unconditional: its card has no classes to ask for; use --total N without --per-class, --classes or --class-dist"
@@ -118,7 +126,15 @@ def resolve_job(
         ids, counts, names = [0], [total], [UNLABELED]
     else:
         names = list(card.class_names)
-        ids = parse_classes(card, classes)
+        ids = parse_classes(
+            card, classes if classes is not None or label_codes is None else sorted(label_codes)
+        )
+        unmapped = [card.class_names[k] for k in ids if label_codes is not None and k not in label_codes]
+        if unmapped:
+            raise AugmentError(
+                f"classes: no value of code {label_from.removeprefix('code:')!r} draws class {unmapped[0]!r} "
+                f"(mapped: {', '.join(card.class_names[k] for k in sorted(label_codes))})"
+            )
         if per_class is not None:
             counts = [per_class] * len(ids)
         else:
@@ -137,8 +153,42 @@ def resolve_job(
     return JobConfig(
         model_name=card.name, model_sha256=model_sha256, image_shape=tuple(card.image_shape), conditional=card.conditional,
         class_names=names, classes=ids, counts=counts, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size,
-        codes=dict(codes) if codes else None,
+        codes=dict(codes) if codes else None, label_from=label_from, label_codes=label_codes,
     )  # fmt: skip
+
+
+def code_label_map(card: ModelCard, label_from: str, codes: dict | None) -> dict[int, int]:
+    """--label-from code:NAME -> {label id: code value}, from the map `gan evaluate` measured into the card."""
+    kind, _, name = label_from.partition(":")
+    categorical = [i.name for i in card.inputs if i.kind == "categorical"]
+    if kind != "code" or not name:
+        raise AugmentError(
+            f"label_from: expected code:NAME (a categorical code of the model), got {label_from!r}"
+        )
+    if name not in categorical:
+        raise AugmentError(
+            f"label_from: model {card.name!r} has no categorical code {name!r} (categorical codes: {', '.join(categorical) or 'none'})"
+        )
+    if card.conditional:
+        raise AugmentError(
+            f"label_from: model {card.name!r} is conditional; its images are labelled by their classes"
+        )
+    if codes and name in codes:
+        raise AugmentError(f"code {name}: is the label_from code; its value comes from each image's label")
+    measured = ((card.metrics or {}).get("code_classes") or {}).get(name)
+    if not measured:
+        raise AugmentError(
+            f"label_from: the card of model {card.name!r} has no measured value -> class map for code {name!r}; "
+            "run `gan evaluate MODEL.onnx` first (it stores metrics.code_classes in the card)"
+        )
+    out: dict[int, int] = {}
+    for value, class_name in measured["classes"].items():
+        if class_name not in card.class_names:
+            raise AugmentError(
+                f"label_from: the card maps code {name}={value} to class {class_name!r}, which is not one of its classes"
+            )
+        out[card.class_names.index(class_name)] = int(value)
+    return out
 
 
 def check_codes(card: ModelCard, codes: dict) -> None:

@@ -144,10 +144,10 @@ class NpzWriter(Writer):
         cfg = self.cfg
         c, h, w = cfg.image_shape
         shape = (cfg.total, h, w) if c == 1 else (cfg.total, h, w, c)
-        from augment.plan import plan_labels
+        from augment.source import job_labels
 
         small = {
-            "labels": plan_labels(cfg.classes, cfg.counts),
+            "labels": job_labels(cfg),
             "indices": np.arange(cfg.total, dtype=np.int64),
             "class_names": np.array(cfg.class_names),
         }
@@ -172,7 +172,7 @@ class IdxWriter(Writer):
     """OUT/train-images-idx3-ubyte.gz + train-labels-idx1-ubyte.gz, as gan_core.idx.read_idx loads them."""
 
     def finalize(self, n_chunks: int) -> list[Path]:
-        from augment.plan import plan_labels
+        from augment.source import job_labels
 
         cfg = self.cfg
         _, h, w = cfg.image_shape
@@ -184,7 +184,7 @@ class IdxWriter(Writer):
             gz.write(idx_header(IMAGE_MAGIC, (cfg.total, h, w)))
             for arr in self._chunks(n_chunks):
                 gz.write(np.ascontiguousarray(arr).tobytes())
-        labels = plan_labels(cfg.classes, cfg.counts).astype(np.uint8)
+        labels = job_labels(cfg).astype(np.uint8)
         with (
             atomic_open(lbl_path) as raw,
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,

@@ -12,6 +12,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "checkpoint", help="checkpoint file (ckpt-*.safetensors) or run folder (its newest checkpoint)"
     )
     p.add_argument("--out", required=True, help="output .onnx file (written only after it verified)")
+    p.add_argument(
+        "--direction",
+        help="translation models (cyclegan): a2b or b2a writes that direction to --out; default: both, "
+        "as OUT-a2b.onnx and OUT-b2a.onnx",
+    )
     # Not argparse `choices`: an unknown variant gets the same one-line error as any other bad input.
     p.add_argument("--variant", default="fp32", help=f"{' | '.join(PRECISIONS)} (default: %(default)s)")
     p.add_argument(
@@ -36,21 +41,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.onnx_export import export_checkpoint
+    from export.onnx_export import checkpoint_directions, direction_paths, export_checkpoint
 
-    card = export_checkpoint(
-        args.checkpoint,
-        args.out,
-        args.variant,
-        fid_budget=args.fid_budget,
-        fid_n=args.fid_n,
-        threads=args.threads,
-        rewrite=not args.plain_graph,
-    )
-    e = card.export
-    fid = f"; fid {e.fid:.2f} vs fp32 {e.fid_fp32:.2f} (n={e.fid_n})" if e.fid is not None else ""
-    print(
-        f"wrote {args.out}: {card.name} step {card.steps}, {e.precision}, opset {e.opset}, "
-        f"parity {e.parity_max_abs_diff:g} levels / {e.float_parity_max_abs_diff:.2g} float on batches {e.parity_batches}{fid}"
-    )
+    if args.direction in (None, "both"):
+        directions = checkpoint_directions(args.checkpoint)
+        paths = direction_paths(args.out, directions) if directions else {None: args.out}
+    else:
+        paths = {args.direction: args.out}
+    for direction, out in paths.items():
+        card = export_checkpoint(
+            args.checkpoint,
+            out,
+            args.variant,
+            fid_budget=args.fid_budget,
+            fid_n=args.fid_n,
+            threads=args.threads,
+            rewrite=not args.plain_graph,
+            direction=direction,
+        )
+        e = card.export
+        fid = f"; fid {e.fid:.2f} vs fp32 {e.fid_fp32:.2f} (n={e.fid_n})" if e.fid is not None else ""
+        print(
+            f"wrote {out}: {card.name} step {card.steps}, {e.precision}, opset {e.opset}, "
+            f"parity {e.parity_max_abs_diff:g} levels / {e.float_parity_max_abs_diff:.2g} float on batches {e.parity_batches}{fid}"
+        )
     return 0

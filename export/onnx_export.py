@@ -42,7 +42,7 @@ from export.verify import (
 )
 from gan_core.card import ExportInfo, ModelCard, OutputSpec
 from gan_core.runtime import ModelFileError, open_generator
-from training.checkpoint import build_generator, load_checkpoint, sha256_file
+from training.checkpoint import build_generator, checkpoint_family, load_checkpoint, sha256_file
 
 EXPORTER = "torch.onnx.export(dynamo=True)"
 # Appended to the card's exporter when export.phase_generator rewrote the generator.
@@ -210,6 +210,19 @@ def _check_request(out: Path, precision: str, fid_budget: float, fid_n: int) -> 
         raise ExportError(f"{out}: is a folder, expected an .onnx file path")
 
 
+def direction_paths(out: str | os.PathLike, directions: list[str]) -> dict[str, Path]:
+    """One file per direction: OUT itself for one, OUT-<direction>.onnx beside it for several."""
+    out = Path(out)
+    if len(directions) == 1:
+        return {directions[0]: out}
+    return {d: out.with_name(f"{out.stem}-{d}{out.suffix}") for d in directions}
+
+
+def checkpoint_directions(checkpoint: str | os.PathLike) -> list[str]:
+    """The export directions of a checkpoint's family ([] for one-generator families)."""
+    return list(checkpoint_family(load_checkpoint(checkpoint)).directions())
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
@@ -219,6 +232,7 @@ def export_checkpoint(
     fid_n: int = DEFAULT_FID_N,
     threads: int | None = None,
     rewrite: bool = True,
+    direction: str | None = None,
 ) -> ModelCard:
     """Export a checkpoint file or run folder (its EMA generator) to `out`; returns the card written.
 
@@ -226,12 +240,29 @@ def export_checkpoint(
     FID on `fid_n` images exceeds the fp32 export's by more than `fid_budget` (relative); fid_n=0 skips
     the FID check (the card then says fid=None). rewrite=False exports ORT's own ConvTranspose instead of
     the phase-Conv form (about half as fast; benchmarks/bench_inference.py times both).
+    direction: for families with several generators (CycleGAN: 'a2b' = G, 'b2a' = F), which one; the
+    file's card then names that direction and its source and target domains.
     """
     out = Path(out)
     _check_request(out, precision, fid_budget, fid_n)
     ckpt = load_checkpoint(checkpoint)
+    family = checkpoint_family(ckpt)
+    directions = family.directions()
+    if direction is not None and direction not in directions:
+        known = (
+            f"one of {', '.join(directions)}"
+            if directions
+            else f"omitted: the {family.name!r} family exports one generator"
+        )
+        raise ExportError(f"direction: must be {known}, got {direction!r}")
+    if direction is None and directions:
+        raise ExportError(
+            f"direction: {ckpt.path} is a {family.name!r} model with one file per direction ({', '.join(directions)}); name one"
+        )
+    net = directions[direction] if direction else family.generator
+    card = family.direction_card(ckpt.card, direction) if direction else ckpt.card
     try:
-        generator = build_generator(ckpt, "g_ema")
+        generator = build_generator(ckpt, f"{net}_ema")
     except (
         KeyError,
         RuntimeError,
@@ -241,7 +272,7 @@ def export_checkpoint(
         msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip().splitlines()[0]
         raise ExportError(f"{ckpt.path}: cannot rebuild its generator with this code: {msg}") from None
     return export_generator(
-        generator, ckpt.card, sha256_file(ckpt.path), out, precision,
+        generator, card, sha256_file(ckpt.path), out, precision,
         fid_budget=fid_budget, fid_n=fid_n, threads=threads, rewrite=rewrite,
     )  # fmt: skip
 
@@ -264,6 +295,10 @@ def export_generator(
     """
     out = Path(out)
     _check_request(out, precision, fid_budget, fid_n)
+    if precision != "fp32" and card.input_of_kind("image") is not None:
+        raise ExportError(
+            f"variant: {precision} variants are judged by the FID of generated samples; image-to-image models export fp32"
+        )
     generator = generator.eval()
     rewrite = rewrite and rewritten(generator, True) is not None
     graph = to_onnx(generator, card, rewrite)

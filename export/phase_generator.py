@@ -12,9 +12,14 @@ is a sum of 2x2 taps per output phase, so:
   one pixel_shuffle(4) on the small output lays the pixels out. No interleave of the wide hidden
   tensor is ever materialised: ORT's DepthToSpace on it cost as much as the convolutions.
 
-Exact arithmetic, same multiply-adds as the ConvTranspose form for layer 1 (4x for the small output
-layer, whose Conv is cheap). Generators of another shape return None and export unchanged; the
-exporter's parity check compares the result against the ORIGINAL module either way.
+Deeper generators (64 px: three up-samplings) put the extra layers first: each is the same four
+2x2 phase Convs, interleaved back into a full map with one pixel_shuffle(2) of the stacked phases
+(that map is 4x smaller than the last hidden one, so its interleave is cheap), and the last two
+layers are the pair above.
+
+Exact arithmetic, same multiply-adds as the ConvTranspose form for the hidden layers (4x for the
+small output layer, whose Conv is cheap). Generators of another shape return None and export
+unchanged; the exporter's parity check compares the result against the ORIGINAL module either way.
 """
 
 from __future__ import annotations
@@ -88,12 +93,12 @@ def phase2_weights(w: torch.Tensor) -> list[tuple[torch.Tensor, tuple[int, int, 
 
 
 class PhaseConvDCGAN(nn.Module):
-    """Same function as a DCGANGenerator in eval mode, as Linear + stride-1 Convs + one pixel_shuffle."""
+    """Same function as a DCGANGenerator in eval mode, as Linear + stride-1 Convs + pixel_shuffles."""
 
     def __init__(self, g: nn.Module):
         super().__init__()
         self.latent_dim, self.num_classes, self.conditional = g.latent_dim, g.num_classes, g.conditional
-        self.image_shape, self.embed, self.c4, self.s = g.image_shape, g.embed, g.c4, g.s
+        self.image_shape, self.embed, self.c0, self.s = g.image_shape, g.embed, g.c0, g.s
         lin, bn0 = g.fc[0], g.fc[1]
         scale, shift = _bn_scale_shift(bn0, lin.out_features)
         bias = _bias(lin, lin.out_features)
@@ -101,10 +106,17 @@ class PhaseConvDCGAN(nn.Module):
         self.fc.weight.data.copy_(lin.weight.detach() * scale[:, None])
         self.fc.bias.data.copy_(bias * scale + shift)
 
-        up1, bn1, up2 = g.up[0], g.up[1], g.up[3]
-        scale, shift = _bn_scale_shift(bn1, up1.out_channels)
-        bias1 = _bias(up1, up1.out_channels)
-        w1 = up1.weight.detach() * scale[None, :, None, None]
+        ups = list(g.up)
+        hidden = [(ups[i], ups[i + 1]) for i in range(0, len(ups) - 2, 3)]  # (ConvTranspose, BatchNorm)
+        (up1, bn1), up2 = hidden[-1], ups[-2]
+        self.n_early = len(hidden) - 1  # layers interleaved back to a full map (64 px generators)
+        for j, (up, bn) in enumerate(hidden[:-1]):
+            w, b = _folded_convtranspose(up, bn)
+            for k, (wk, _) in enumerate(phase1_weights(w)):
+                self.register_buffer(f"w0_{j}_{k}", wk)
+            self.register_buffer(f"b0_{j}", b)
+
+        w1, b1 = _folded_convtranspose(up1, bn1)
         bias2 = _bias(up2, up2.out_channels)
         layers1, layers2 = phase1_weights(w1), phase2_weights(up2.weight.detach())
         for k, (w, _) in enumerate(layers1):
@@ -112,13 +124,19 @@ class PhaseConvDCGAN(nn.Module):
         for k, (w, _) in enumerate(layers2):
             self.register_buffer(f"w2_{k}", w)
         self.pads1, self.pads2 = [p for _, p in layers1], [p for _, p in layers2]
-        self.register_buffer("b1", bias1 * scale + shift)
+        self.register_buffer("b1", b1)
         self.register_buffer("b2", bias2.repeat_interleave(16))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             z = torch.cat([z, self.embed(labels)], 1)
-        x = torch.relu(self.fc(z)).view(-1, self.c4, self.s, self.s)
+        x = torch.relu(self.fc(z)).view(-1, self.c0, self.s, self.s)
+        for j in range(self.n_early):
+            w, b = [getattr(self, f"w0_{j}_{k}") for k in range(4)], getattr(self, f"b0_{j}")
+            phases = [
+                torch.relu(F.conv2d(F.pad(x, pad), wk, b)) for wk, pad in zip(w, self.pads1, strict=True)
+            ]
+            x = F.pixel_shuffle(torch.stack(phases, 2).flatten(1, 2), 2)  # channel c*4 + py*2 + px
         y = None
         for k, (pad1, pad2) in enumerate(zip(self.pads1, self.pads2, strict=True)):
             phase = torch.relu(F.conv2d(F.pad(x, pad1), getattr(self, f"w1_{k}"), self.b1))
@@ -127,19 +145,34 @@ class PhaseConvDCGAN(nn.Module):
         return torch.tanh(F.pixel_shuffle(y, 4))
 
 
+def _folded_convtranspose(up: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """ConvTranspose weight and bias with the BatchNorm after it folded in."""
+    scale, shift = _bn_scale_shift(bn, up.out_channels)
+    return up.weight.detach() * scale[None, :, None, None], _bias(up, up.out_channels) * scale + shift
+
+
 def phase_rewrite(g: nn.Module) -> nn.Module | None:
-    """The stride-1 Conv form of `g` when it is a DCGAN generator of the expected shape, else None."""
+    """The stride-1 Conv form of `g` when it is a DCGAN generator of the expected shape, else None.
+
+    A family's inference module that wraps a generator (e.g. InfoGAN's code inputs) offers
+    `with_rewritten(rewrite)`: itself around the rewritten generator, or None.
+    """
+    if hasattr(g, "with_rewritten"):
+        return g.with_rewritten(phase_rewrite)
     if type(g).__name__ != "DCGANGenerator" or g.training:
         return None
-    if not all(hasattr(g, a) for a in ("fc", "up", "c4", "s", "embed")):
+    if not all(hasattr(g, a) for a in ("fc", "up", "c0", "s", "embed")):
         return None
     fc, up = list(g.fc), list(g.up)
     if [type(m) for m in fc] != [nn.Linear, nn.BatchNorm1d, nn.ReLU] or not _folded_bn(fc[1]):
         return None
-    if [type(m) for m in up] != [nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.ConvTranspose2d, nn.Tanh]:
+    n_hidden = (len(up) - 2) // 3
+    hidden_types = [nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU] * n_hidden
+    if n_hidden < 1 or [type(m) for m in up] != [*hidden_types, nn.ConvTranspose2d, nn.Tanh]:
         return None
-    if not (_is_upsampler(up[0]) and _is_upsampler(up[3]) and _folded_bn(up[1])):
+    convs, bns = up[0:-2:3] + [up[-2]], up[1:-2:3]
+    if not all(_is_upsampler(c) for c in convs) or not all(_folded_bn(b) for b in bns):
         return None
-    if fc[0].out_features != g.c4 * g.s * g.s or up[0].in_channels != g.c4:
+    if fc[0].out_features != g.c0 * g.s * g.s or up[0].in_channels != g.c0:
         return None
     return PhaseConvDCGAN(g).eval()

@@ -17,7 +17,7 @@ import torch
 from export.errors import ExportError
 from export.graph_head import FLOAT_OUTPUT, IMAGES
 from gan_core.card import ModelCard
-from gan_core.feeds import build_feeds
+from gan_core.feeds import build_feeds, stream_tag
 from gan_core.imaging import float_to_uint8
 from gan_core.runtime import session_options
 
@@ -49,9 +49,27 @@ def check_model(model: onnx.ModelProto) -> None:
         raise ExportError(f"exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
 
 
+def parity_images(card: ModelCard, indices: range) -> dict[str, np.ndarray]:
+    """Seeded uint8 noise for each image input (image i from default_rng([seed, i, crc32(name)]))."""
+    return {
+        spec.name: np.stack(
+            [
+                np.random.default_rng([PARITY_SEED, i, stream_tag(spec.name)]).integers(
+                    0, 256, spec.shape, np.uint8
+                )
+                for i in indices
+            ]
+        )
+        for spec in card.inputs
+        if spec.kind == "image"
+    }
+
+
 def parity_feeds(card: ModelCard, batch: int, offset: int) -> dict[str, np.ndarray]:
-    """Feeds of images offset..offset+batch-1 of the parity seed (gan_core.feeds, like every consumer)."""
-    return build_feeds(card, PARITY_SEED, range(offset, offset + batch))
+    """Feeds of images offset..offset+batch-1 of the parity seed (gan_core.feeds, like every consumer);
+    image inputs (translation models) get seeded uint8 noise images."""
+    indices = range(offset, offset + batch)
+    return build_feeds(card, PARITY_SEED, indices, parity_images(card, indices))
 
 
 def torch_inputs(card: ModelCard, feeds: dict[str, np.ndarray]) -> list[torch.Tensor]:

@@ -20,7 +20,10 @@ SUBCOMMANDS = {
     "augment-report": "training.augment_report",
     "train-evaluator": "training.train_evaluator_cmd",
     "evaluate": "training.eval_cmd",
+    "evaluate-translation": "training.translation_eval_cmd",
     "export": "export.export_cmd",
+    "make-demo-data": "gan.demo_data_cmd",
+    "make-domain-pair": "gan.domain_pair_cmd",
 }
 
 

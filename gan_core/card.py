@@ -96,6 +96,31 @@ class ExportInfo(BaseModel):
     fid_n: int | None = Field(None, description="images behind fid / fid_fp32")
 
 
+DIRECTIONS = ("a2b", "b2a")
+
+
+class Domain(BaseModel):
+    """One side of an image-to-image model: its images and the data they came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="'a' or 'b'")
+    image_shape: tuple[int, int, int] = Field(description="C, H, W")
+    class_names: list[str] = Field(default_factory=list)
+    dataset: dict[str, Any] = Field(default_factory=dict, description="name, source, n, fingerprint")
+
+
+class Translation(BaseModel):
+    """What an image-to-image file does: one direction of a translation model between two domains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="the translation model's name, shared by its directions (POST /translate)")
+    direction: Literal["a2b", "b2a"]
+    source: Domain = Field(description="the domain of the input images")
+    target: Domain = Field(description="the domain of the output images")
+
+
 def latent_input(dim: int, name: str = "z") -> InputSpec:
     return InputSpec(name=name, kind="latent", dtype="float32", shape=[dim], distribution="normal",
                      description="N(0, 1) noise vector drawn from the seed")  # fmt: skip
@@ -103,6 +128,13 @@ def latent_input(dim: int, name: str = "z") -> InputSpec:
 
 def class_input(name: str = "labels") -> InputSpec:
     return InputSpec(name=name, kind="class", dtype="int64", description="class index (card.class_names)")
+
+
+def image_input(shape: tuple[int, int, int], name: str = "image") -> InputSpec:
+    """uint8 images of shape (C, H, W), fed as [N, H, W, C] like the graph's output."""
+    c, h, w = shape
+    return InputSpec(name=name, kind="image", dtype="uint8", shape=[h, w, c],
+                     description="uint8 pixels [H, W, C] of the source domain")  # fmt: skip
 
 
 def _upgrade_v1(data: dict) -> dict:
@@ -143,6 +175,7 @@ class ModelCard(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, Any] | None = None
     export: ExportInfo | None = None
+    translation: Translation | None = Field(None, description="image-to-image models: direction and domains")
 
     @model_validator(mode="before")
     @classmethod

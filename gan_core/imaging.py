@@ -61,3 +61,16 @@ def png_bytes(image: np.ndarray, scale: int = 1, compress_level: int = 1) -> byt
 def float_to_uint8(x: np.ndarray) -> np.ndarray:
     """[-1, 1] floats [N, C, H, W] -> uint8 [N, H, W, C], rounding like the exported graph does."""
     return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def uniform_cells(sets: list[np.ndarray]) -> np.ndarray:
+    """uint8 [N_k, H_k, W_k, C_k] image sets of different shapes -> one [sum N_k, H, W, C] set for a grid:
+    grey is repeated to RGB when any set has 3 channels, smaller images are zero-padded bottom right."""
+    c = max(x.shape[-1] for x in sets)
+    h = max(x.shape[1] for x in sets)
+    w = max(x.shape[2] for x in sets)
+    out = []
+    for x in sets:
+        x = np.repeat(x, c // x.shape[-1], axis=-1)
+        out.append(np.pad(x, ((0, 0), (0, h - x.shape[1]), (0, w - x.shape[2]), (0, 0))))
+    return np.concatenate(out)

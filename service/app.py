@@ -4,19 +4,31 @@ Thin HTTP layer over service.generate.Generator; no torch is imported anywhere o
 Async APIs: the event loop only parses, queues and encodes small answers, while ORT calls run
 in worker threads via the batcher. The access log and per-request tracing spans are off by
 default (GAN_ACCESS_LOG / GAN_TRACE_REQUESTS turn them on): on a 2-core box they cost more
-than generating a digit. /livez, /readyz and /metrics are BentoML's own.
+than generating a digit. /livez and /readyz are BentoML's own; /metrics is service.metrics';
+/ui is the playground page (service.ui), where / redirects, and /docs the API reference.
+
+Settings and the models folder are checked when this module is imported, which `bentoml serve`
+does before it starts any worker: a bad setting, or a folder without one usable model, ends the
+command with one line and exit status 2 instead of workers restarting forever.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
 import bentoml
+from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
+from gan_core.errors import UserError, one_line
+from service import connections, mixing
 from service.generate import ClientError, Generator, Reply
-from service.guard import RequestGuard
-from service.model_set import served_cards
+from service.guard import OPEN_ROUTES, RequestGuard
+from service.metrics import RequestMetrics
+from service.mixing import MixRequest, MixResponse
+from service.model_set import ModelScan, scan_models
+from service.openapi import ApiDocs
 from service.schemas import (
     GenerateRequest,
     ImagesResponse,
@@ -24,28 +36,49 @@ from service.schemas import (
     LatentsRequest,
     ModelsRequest,
     ModelsResponse,
+    TraverseRequest,
     request_models,
 )
 from service.settings import Settings
+from service.translate import ROUTE as TRANSLATE_ROUTE
+from service.translate import openapi_path, translate_routes
+from service.traverse import encode_traversal, traverse_code
+from service.ui import RootPages, playground_app
 
 log = logging.getLogger("gan_service")
 
-SETTINGS = Settings.from_env()
+
+def _checked_start() -> tuple[Settings, ModelScan]:
+    """Settings and usable models, or one line on stderr and exit 2."""
+    try:
+        settings = Settings.from_env()
+        return settings, scan_models(settings, report=bentoml.server_context.worker_index is None)
+    except UserError as e:
+        print(f"gan_service: cannot start: {one_line(e)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+SETTINGS, SCAN = _checked_start()
 # Request schemas come from the cards of the models being served (their code inputs become fields).
-REQUESTS = request_models(served_cards(SETTINGS.models_dir))
+REQUESTS = request_models(SCAN.cards)
 API_ROUTES = {
     "/generate": REQUESTS["generate"],
     "/generate_from_latents": REQUESTS["latents"],
     "/interpolate": REQUESTS["interpolate"],
+    "/traverse": REQUESTS["traverse"],
+    "/mix": MixRequest,
     "/models": ModelsRequest,
 }
 _service_config: dict = {
     "workers": SETTINGS.workers,
-    "traffic": {"timeout": 300},
+    # BentoML's own deadline is only a backstop behind the body and request deadlines
+    "traffic": {"timeout": SETTINGS.body_timeout_s + SETTINGS.request_timeout_s + 30},
     "logging": {"access": {"enabled": SETTINGS.access_log}},
+    "metrics": {"enabled": False},  # labelled by raw path: unbounded; service.metrics replaces them
 }
 if not SETTINGS.trace_requests:
-    _service_config["tracing"] = {"excluded_urls": list(API_ROUTES)}
+    _service_config["tracing"] = {"excluded_urls": [*API_ROUTES, TRANSLATE_ROUTE]}
+connections.install(SETTINGS)
 
 
 def _response(reply: Reply) -> Response:
@@ -54,16 +87,18 @@ def _response(reply: Reply) -> Response:
 
 def _client_error(e: ClientError, route: str) -> JSONResponse:
     log.warning("POST %s -> %d: %s", route, e.status, e)
-    headers = {"Retry-After": "1"} if e.status == 503 else None
-    return JSONResponse({"error": str(e)}, status_code=e.status, headers=headers)
+    return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers or None)
 
 
+@bentoml.asgi_app(playground_app(), path="/ui", name="playground")
+# POST /translate (images in: multipart, JSON or npz) is a Starlette route of its own (service.translate).
+@bentoml.asgi_app(Starlette(routes=translate_routes(lambda: bentoml.get_current_service().core)), path="/")
 @bentoml.service(name="gan_generator", **_service_config)
 class GeneratorService:
     """Generates digit images from the exported ONNX generators in GAN_MODELS_DIR."""
 
     def __init__(self) -> None:
-        self.core = Generator(Settings.from_env())
+        self.core = Generator(SETTINGS, SCAN)
 
     @bentoml.api(route="/generate", input_spec=REQUESTS["generate"], output_spec=ImagesResponse)
     async def generate(self, **fields) -> Response:
@@ -94,10 +129,39 @@ class GeneratorService:
         except ClientError as e:
             return _client_error(e, "/interpolate")
 
+    @bentoml.api(route="/traverse", input_spec=REQUESTS["traverse"], output_spec=ImagesResponse)
+    async def traverse(self, **fields) -> Response:
+        """One code swept across its range at fixed seeds: a grid PNG (rows = seeds, columns = values) or npz."""
+        req = TraverseRequest.model_construct(**fields)
+        try:
+            return _response(await encode_traversal(await traverse_code(self.core, req), req.format))
+        except ClientError as e:
+            return _client_error(e, "/traverse")
+
+    @bentoml.api(route="/mix", input_spec=MixRequest, output_spec=MixResponse)
+    async def mix(self, **fields) -> Response:
+        """Style mixing grid (StyleGAN models): row seeds' coarse styles x column seeds' fine styles."""
+        try:
+            return _response(await mixing.mix(self.core, MixRequest.model_construct(**fields)))
+        except ClientError as e:
+            return _client_error(e, "/mix")
+
     @bentoml.api(route="/models", input_spec=ModelsRequest, output_spec=ModelsResponse)
     async def models(self) -> Response:
-        """Every served model: its card exactly as exported, file digest and execution provider (also GET)."""
+        """Every served model: its card as exported (without the training data's location), file
+        digest and execution provider, and the files that are not served (also GET)."""
         return JSONResponse(self.core.models_doc())
 
 
-GeneratorService.add_asgi_middleware(RequestGuard, schemas=API_ROUTES, max_body_bytes=SETTINGS.max_body_bytes)
+# outermost first: every answer is counted, /docs.json is rebuilt, then requests are guarded
+GeneratorService.add_asgi_middleware(
+    RequestMetrics, routes=[*API_ROUTES, TRANSLATE_ROUTE], models=list(SCAN.usable), default=SCAN.default
+)
+GeneratorService.add_asgi_middleware(
+    ApiDocs, requests=API_ROUTES, settings=SETTINGS, open_routes=OPEN_ROUTES,
+    extra_paths={TRANSLATE_ROUTE: openapi_path()},
+)  # fmt: skip
+GeneratorService.add_asgi_middleware(RootPages)  # / -> the playground (/ui/), /docs -> the API reference
+GeneratorService.add_asgi_middleware(
+    RequestGuard, schemas=API_ROUTES, settings=SETTINGS, raw_routes=(TRANSLATE_ROUTE,)
+)

@@ -1,19 +1,32 @@
-"""Merge concurrent requests into shared ONNX Runtime calls, with a bounded queue.
+"""Merge concurrent requests into shared ONNX Runtime calls, fairly, with a bounded queue.
 
 Opportunistic batching: while one ORT call runs (in a worker thread; ORT releases the GIL), new
-requests queue up; when it returns, everything queued (up to max_batch images) goes into the next
-call. An idle service therefore adds no waiting time, and a busy one amortizes per-call overhead.
-Exported generators are row-independent (image i does not depend on its batch neighbours; checked
-by tests), so merging never changes bytes. Past max_queue queued images, requests are refused.
+requests queue up; when it returns, the next call is filled from everything queued (up to
+max_batch images). An idle service therefore adds no waiting time, and a busy one amortizes
+per-call overhead.
+
+Fair share instead of first come, first served: each call is filled round-robin, `quantum`
+images per request per turn, so a one-image request waits for at most one call behind any number
+of bulk requests instead of behind all of their images (head-of-line blocking). Exported
+generators are row-independent (image i does not depend on its batch neighbours; checked by
+tests), so slicing and merging never change bytes.
+
+Admission is bounded in images: past max_queue queued images a request is refused (503 with a
+Retry-After estimated from the measured speed); requests of at most max_batch images may use a
+further quarter, so small ones still get in while bulk clients keep the queue full.
+Each request has a deadline: past it the caller gets DeadlineExceeded (504) and its images not
+yet computed are dropped from the queue, as they are when the caller goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,16 +34,25 @@ from gan_core.feeds import concat_feeds, feeds_len, slice_feeds
 
 
 class Overloaded(RuntimeError):
-    """The queue is full; the client should retry later (HTTP 503 + Retry-After)."""
+    """The queue is full; the client should retry after `retry_after` seconds (HTTP 503)."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
-@dataclass
-class _Job:
+class DeadlineExceeded(RuntimeError):
+    """The request was not done within its deadline; its remaining work was dropped (HTTP 504)."""
+
+
+@dataclass(eq=False)
+class _Request:
     feeds: dict[str, np.ndarray]
+    n: int
     future: asyncio.Future
-
-    def __len__(self) -> int:
-        return feeds_len(self.feeds)
+    taken: int = 0  # images handed to ORT calls so far
+    parts: list[np.ndarray] = field(default_factory=list)
+    delivered: int = 0
 
 
 class Batcher:
@@ -41,71 +63,118 @@ class Batcher:
         max_batch: int,
         max_queue: int,
         inline_max: int = 0,
+        timeout_s: float = 30.0,
+        quantum: int | None = None,
     ):
         self._run = run
         self._executor = executor
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.inline_max = inline_max
-        self._jobs: deque[_Job] = deque()
+        self.timeout_s = timeout_s
+        self.quantum = quantum or max(1, max_batch // 8)
+        self.reserve = max_queue // 4  # on top of max_queue, for requests of <= max_batch images
+        self._pending: deque[_Request] = deque()
         self.queued = 0  # images waiting, not yet in an ORT call
         self._busy = False
         self.calls = 0  # ORT calls made (for tests and metrics)
         self.largest_batch = 0
+        self.dropped = 0  # images never computed because their request was cancelled or timed out
+        self.images_per_s: float | None = None  # moving average of the measured speed
+
+    def retry_after(self, n: int = 0) -> int:
+        """Seconds until the queue (plus n more images) has likely drained: 1 .. 60."""
+        if not self.images_per_s:
+            return 1
+        return max(1, min(60, math.ceil((self.queued + n) / self.images_per_s)))
+
+    def admit(self, n: int) -> None:
+        """Raise Overloaded unless n more images fit in the queue (checked again on entry).
+
+        Requests of at most max_batch images may also use a reserve of max_queue / 4 on top, so
+        bulk clients that fill the queue cannot lock small ones out."""
+        reserve = self.reserve if n <= self.max_batch else 0
+        if n <= self.max_queue and self.queued + n <= self.max_queue + reserve:
+            return
+        limit = f"limit {self.max_queue} (GAN_MAX_QUEUE)"
+        if reserve and n <= self.max_queue:
+            limit += f" + {reserve} for requests of <= {self.max_batch} images (GAN_MAX_BATCH)"
+        raise Overloaded(
+            f"server busy: {self.queued} images queued, {limit}; retry later", self.retry_after(n)
+        )
 
     async def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """uint8 images for feeds {input: [N, ...]}; large N is cut into max_batch calls."""
+        """uint8 images for feeds {input: [N, ...]}, computed in shared calls of <= max_batch images."""
         n = feeds_len(feeds)
-        if self.queued + n > self.max_queue:
-            raise Overloaded(
-                f"server busy: {self.queued} images queued, limit {self.max_queue} (GAN_MAX_QUEUE); retry later"
-            )
+        self.admit(n)
         if n <= self.inline_max and not self._busy:
             # Idle and tiny: a thread hop costs more than the call itself, so run it right here.
             self.calls += 1
             return self._run(feeds)
         loop = asyncio.get_running_loop()
-        futures = []
-        for a in range(0, n, self.max_batch):
-            job = _Job(slice_feeds(feeds, a, a + self.max_batch), loop.create_future())
-            self._jobs.append(job)
-            futures.append(job.future)
+        req = _Request(feeds, n, loop.create_future())
+        self._pending.append(req)
         self.queued += n
         if not self._busy:
             self._busy = True
             loop.create_task(self._drain())
-        parts = await asyncio.gather(*futures)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        try:
+            return await asyncio.wait_for(req.future, self.timeout_s)
+        except asyncio.TimeoutError:  # wait_for cancelled the future: the drain drops what is left
+            raise DeadlineExceeded(
+                f"server busy: not done within {self.timeout_s:g} s (GAN_REQUEST_TIMEOUT_S); work dropped"
+            ) from None
 
-    def _take(self) -> list[_Job]:
-        """Jobs for one call: queue order, up to max_batch images (a lone bigger job goes alone)."""
-        jobs, size = [], 0
-        while self._jobs and (not jobs or size + len(self._jobs[0]) <= self.max_batch):
-            job = self._jobs.popleft()
-            jobs.append(job)
-            size += len(job)
-        self.queued -= size
-        return jobs
+    def _take(self) -> list[tuple[_Request, int, int]]:
+        """One call's slices (request, start, end): round-robin, `quantum` images per turn."""
+        for req in [r for r in self._pending if r.future.done()]:  # cancelled, timed out or failed
+            self._pending.remove(req)
+            self.queued -= req.n - req.taken
+            self.dropped += req.n - req.taken
+        spans: dict[_Request, list[int]] = {}
+        room = self.max_batch
+        while room and self._pending:
+            req = self._pending.popleft()
+            k = min(self.quantum, req.n - req.taken, room)
+            span = spans.setdefault(req, [req.taken, req.taken])
+            span[1] += k
+            req.taken += k
+            room -= k
+            self.queued -= k
+            if req.taken < req.n:
+                self._pending.append(req)  # to the back of the line
+        return [(req, a, b) for req, (a, b) in spans.items()]
+
+    def _deliver(self, slices: list[tuple[_Request, int, int]], images: np.ndarray) -> None:
+        off = 0
+        for req, a, b in slices:
+            if not req.future.done():
+                req.parts.append(images[off : off + b - a])
+                req.delivered += b - a
+                if req.delivered == req.n:
+                    parts = req.parts
+                    req.future.set_result(parts[0] if len(parts) == 1 else np.concatenate(parts))
+            off += b - a
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while self._jobs:
-                jobs = self._take()
-                feeds = concat_feeds([j.feeds for j in jobs])
+            while slices := self._take():
+                feeds = concat_feeds([slice_feeds(r.feeds, a, b) for r, a, b in slices])
+                t0 = time.perf_counter()
                 try:
                     images = await loop.run_in_executor(self._executor, self._run, feeds)
                 except Exception as e:  # one failed call fails its own requests, not the batcher
-                    for j in jobs:
-                        if not j.future.done():
-                            j.future.set_exception(e)
+                    for req, _, _ in slices:
+                        if not req.future.done():
+                            req.future.set_exception(e)
                     continue
+                rate = len(images) / max(time.perf_counter() - t0, 1e-6)
+                self.images_per_s = (
+                    rate if self.images_per_s is None else 0.8 * self.images_per_s + 0.2 * rate
+                )
                 self.calls += 1
                 self.largest_batch = max(self.largest_batch, len(images))
-                a = 0
-                for j in jobs:
-                    if not j.future.done():  # a cancelled client leaves a done future behind
-                        j.future.set_result(images[a : a + len(j)])
-                    a += len(j)
+                self._deliver(slices, images)
         finally:
             self._busy = False

@@ -61,33 +61,41 @@ def npz_bytes(result: Images) -> bytes:
     return buf.getvalue()
 
 
-async def encode(result: Images, fmt: str) -> Reply:
-    headers = {"X-Model": result.model.name}
-    if result.seed is not None:
-        headers["X-Seed"] = str(result.seed)
-    if fmt == "npz":
-        return Reply(npz_bytes(result), "application/octet-stream", headers)
-    if fmt == "grid":
-        return Reply(png_bytes(grid_image(result)), "image/png", headers)
-    if len(result.images) <= ENCODE_INLINE:
-        pngs = [png_bytes(im) for im in result.images]
-    else:
-        pngs = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: [png_bytes(im) for im in result.images]
-        )
+def _png_doc(result: Images) -> bytes:
     doc = {
         "model": result.model.name,
         "seed": result.seed,
         "start_index": int(result.indices[0]),
-        "count": len(pngs),
+        "count": len(result.images),
         "truncation": result.truncation,
         "images": [
             {
                 "index": int(i),
                 "label": None if result.labels is None else int(result.labels[k]),
-                "png": base64.b64encode(p).decode(),
+                "png": base64.b64encode(png_bytes(im)).decode(),
             }
-            for k, (i, p) in enumerate(zip(result.indices, pngs, strict=True))
+            for k, (i, im) in enumerate(zip(result.indices, result.images, strict=True))
         ],
     }
-    return Reply(json.dumps(doc).encode(), "application/json", headers)
+    return json.dumps(doc).encode()
+
+
+FORMATS = {
+    "npz": (npz_bytes, "application/octet-stream"),
+    "grid": (lambda result: png_bytes(grid_image(result)), "image/png"),
+    "png": (_png_doc, "application/json"),
+}
+
+
+async def encode(result: Images, fmt: str) -> Reply:
+    """The answer's bytes; past ENCODE_INLINE images they are made in a thread, so the event loop
+    keeps serving small requests while a bulk answer is encoded."""
+    headers = {"X-Model": result.model.name}
+    if result.seed is not None:
+        headers["X-Seed"] = str(result.seed)
+    make, media_type = FORMATS[fmt]
+    if len(result.images) <= ENCODE_INLINE:
+        body = make(result)
+    else:
+        body = await asyncio.get_running_loop().run_in_executor(None, make, result)
+    return Reply(body, media_type, headers)

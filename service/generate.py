@@ -14,87 +14,109 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from gan_core.latents import MAX_SEED, latents
-from service.batcher import Overloaded
+from gan_core.latents import MAX_SEED
+from service.batcher import DeadlineExceeded, Overloaded
 from service.encoding import ENCODE_INLINE, Images, Reply, encode, grid_image, npz_bytes
 from service.inputs import ClientError, feeds_for, labels_for, latent_matrix
 from service.interpolation import path
-from service.model_set import Model, load_models, models_doc
+from service.model_set import Model, ModelScan, load_models, models_doc, scan_models
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import Settings
 
 __all__ = ["ClientError", "Generator", "Images", "Reply", "grid_image", "npz_bytes", "path"]
 
 
-class Generator:
-    """Every *.onnx in settings.models_dir, opened, warmed up and ready to answer requests."""
+def _busy(e: Overloaded | DeadlineExceeded) -> ClientError:
+    """A full queue is a 503 with the batcher's Retry-After estimate; a missed deadline a 504."""
+    if isinstance(e, Overloaded):
+        return ClientError(str(e), 503, {"Retry-After": str(e.retry_after)})
+    return ClientError(str(e), 504)
 
-    def __init__(self, settings: Settings):
+
+class Generator:
+    """Every usable *.onnx in settings.models_dir, opened, warmed up and ready to answer requests."""
+
+    def __init__(self, settings: Settings, scan: ModelScan | None = None):
         self.settings = settings
+        self.scan = scan or scan_models(settings)
+        self.default = self.scan.default
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gan-ort")
-        self.models, self.default = load_models(settings, self.executor)
+        self.models = load_models(settings, self.executor, self.scan)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def model(self, name: str | None) -> Model:
+        """A generative model by name; translation (image-input) models are served by POST /translate."""
         name = name or self.default
         if name not in self.models:
             raise ClientError(f"model: unknown model {name!r}; known: {', '.join(self.models)}", 404)
+        if self.models[name].card.input_of_kind("image") is not None:
+            raise ClientError(f"model: {name!r} translates images; use POST /translate")
         return self.models[name]
 
     def models_doc(self) -> dict:
-        return models_doc(self.models, self.default)
+        return models_doc(self.models, self.default, self.scan.failed)
 
     def _limit(self, field_name: str, value: int, limit_field: str) -> None:
         limit = getattr(self.settings, limit_field)
         if value > limit:
             raise ClientError(f"{field_name}: must be <= {limit} ({Settings.ENV[limit_field]}), got {value}")
 
-    async def _run(self, model: Model, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def admit(self, model: Model, n: int) -> None:
+        """Refuse early, before any work, when the model's queue has no room for n images."""
+        try:
+            model.batcher.admit(n)
+        except Overloaded as e:
+            raise _busy(e) from None
+
+    async def run(self, model: Model, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """uint8 images of `feeds` through the model's batcher (every endpoint, e.g. service.mixing)."""
         try:
             return await model.batcher(feeds)
-        except Overloaded as e:
-            raise ClientError(str(e), 503) from None
+        except (Overloaded, DeadlineExceeded) as e:
+            raise _busy(e) from None
 
     async def generate(self, req: GenerateRequest) -> Images:
         model = self.model(req.model)
         self._limit("count", req.count, "max_count")
+        self.admit(model, req.count)
         seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
         indices = np.arange(req.start_index, req.start_index + req.count, dtype=np.int64)
         labels = labels_for(model, req.labels, indices)
         idx = range(req.start_index, req.start_index + req.count)
-        args = (model, seed, idx, labels, req.codes, req.truncation)
+        args = (model, seed, idx, labels, req.codes, req.truncation, None, req.noise_mode)
         if req.count <= ENCODE_INLINE:
             feeds = feeds_for(*args)
         else:  # a few ms of numpy per 256 images: keep the event loop free meanwhile
             feeds = await asyncio.get_running_loop().run_in_executor(None, feeds_for, *args)
-        images = await self._run(model, feeds)
+        images = await self.run(model, feeds)
         return Images(model, images, labels, indices, seed, req.truncation)
 
     async def from_latents(self, req: LatentsRequest) -> Images:
         model = self.model(req.model)
         self._limit("latents", len(req.latents), "max_latents")
+        self.admit(model, len(req.latents))
         z = latent_matrix(model, req.latents, "latents")
         indices = np.arange(len(z), dtype=np.int64)
         labels = labels_for(model, req.labels, indices)
         feeds = feeds_for(model, 0, indices, labels, req.codes, latents=z)
-        return Images(model, await self._run(model, feeds), labels, indices, None)
+        return Images(model, await self.run(model, feeds), labels, indices, None)
 
     async def interpolate(self, req: InterpolateRequest) -> Images:
         model = self.model(req.model)
         self._limit("steps", req.steps, "max_steps")
+        self.admit(model, req.steps)
         if (req.seeds is None) == (req.latents is None):
             raise ClientError("seeds: give either seeds [a, b] or latents [z_a, z_b], not both or neither")
         if req.seeds is not None:
             for name, pair in (("seeds", req.seeds), ("indices", req.indices)):
                 if len(pair) != 2:
                     raise ClientError(f"{name}: must hold exactly 2 values, got {len(pair)}")
-                if any(not 0 <= v <= MAX_SEED for v in pair):
-                    raise ClientError(f"{name}: values must be in 0..{MAX_SEED}")
+            z_name = model.card.input_of_kind("latent").name
             ends = np.stack(
                 [
-                    latents(s, [i], model.card.latent_dim, req.truncation)[0]
+                    feeds_for(model, s, [i], None, truncation=req.truncation)[z_name][0]
                     for s, i in zip(req.seeds, req.indices, strict=True)
                 ]
             )
@@ -111,7 +133,7 @@ class Generator:
         z = path(ends[0], ends[1], req.steps, req.method)
         # every frame shares endpoint A's other inputs (codes, noise), so only the latent moves
         feeds = feeds_for(model, seed, [index] * req.steps, labels, req.codes, latents=z)
-        return Images(model, await self._run(model, feeds), labels, indices, None, req.truncation)
+        return Images(model, await self.run(model, feeds), labels, indices, None, req.truncation)
 
     async def encode(self, result: Images, fmt: str) -> Reply:
         return await encode(result, fmt)

@@ -1,22 +1,44 @@
-"""ASGI middleware in front of the BentoML APIs: client mistakes become one clean 4xx line.
+"""ASGI middleware in front of the BentoML APIs: what a request must satisfy before BentoML sees it.
 
-BentoML validates bodies itself but answers with its own error shape and logs a traceback for
-every bad request, and reads bodies of any size. This guard runs first: it caps the body size
-(413), validates the JSON against the route's pydantic schema (400, "field: message"), and logs
-one line per rejected request. Valid bodies are replayed unchanged to BentoML. It also maps
-GET /models onto the BentoML API (BentoML APIs are POST-only) and lists that GET in /docs.json.
+BentoML validates bodies itself but answers with its own error shape, logs a traceback for every
+bad request, reads bodies of any size at any pace and parses them as JSON whatever their
+Content-Type. This guard runs first, and for each API request, in order:
+
+- the bearer token, when GAN_API_TOKEN is set (generation routes; 401);
+- Content-Type: application/json on a POST (415), so a web page cannot make a browser post a
+  `text/plain` "simple request" that runs;
+- requests in progress per worker (503 + Retry-After past GAN_MAX_CONCURRENCY);
+- the body: size (413), a deadline for all of it (408), and a client that hangs up mid-body
+  finishes the request at once instead of pinning it until BentoML's own timeout;
+- the JSON against the route's pydantic schema (400, "field: message").
+
+Raw routes (POST /translate: multipart, JSON or npz bodies, parsed by the route itself) get the
+token, concurrency and body checks but neither the Content-Type check nor schema validation.
+
+Each refusal is one log line (throttled for the kinds a flood repeats). Valid bodies are replayed
+unchanged to BentoML. GET /models is mapped onto the BentoML API (BentoML APIs are POST-only).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
 import logging
 
 from pydantic import BaseModel, ValidationError
 
-log = logging.getLogger("gan_service")
+from service.settings import Settings
+from service.throttled_log import ThrottledLog
 
-GET_ROUTES = ("/models",)
+log = logging.getLogger("gan_service")
+flood_log = ThrottledLog(log)
+
+GET_ROUTES = ("/models",)  # answered for GET too, without a body
+OPEN_ROUTES = ("/models",)  # read-only: not behind GAN_API_TOKEN, and a POST may come without a body
+_timeout = getattr(asyncio, "timeout", None)
+STATE_MODEL = "gan.model"  # scope["state"] key: the model a request asked for (read by service.metrics)
+DISCONNECTED = 499  # never reaches the client (it is gone); completes the request for the middlewares
 
 
 def error_line(e: ValidationError) -> str:
@@ -36,32 +58,8 @@ def error_line(e: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def openapi30(node):
-    """Pydantic writes Optional[X] as anyOf [X, {type: null}] (JSON Schema / OpenAPI 3.1), but
-    BentoML labels the document OpenAPI 3.0.2, where that is invalid: use `nullable` instead."""
-    if isinstance(node, list):
-        return [openapi30(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: openapi30(v) for k, v in node.items()}
-    options = node.get("anyOf")
-    if isinstance(options, list) and {"type": "null"} in options:
-        rest = [o for o in options if o != {"type": "null"}]
-        node.pop("anyOf")
-        node.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
-        node["nullable"] = True
-    if "prefixItems" in node:  # tuple[...] (3.1) -> array of the union of its item types (3.0)
-        items = []
-        for item in node.pop("prefixItems"):
-            if item not in items:
-                items.append(item)
-        node["items"] = items[0] if len(items) == 1 else {"anyOf": items}
-    if "const" in node:
-        node["enum"] = [node.pop("const")]
-    return node
-
-
 def json_error(status: int, message: str, headers: dict[str, str] | None = None):
+    """The two ASGI messages of an {"error": message} answer."""
     body = json.dumps({"error": message}).encode()
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -71,43 +69,83 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None)
     }
 
 
+def is_json(content_type: bytes | None) -> bool:
+    """application/json, with or without parameters (charset=utf-8)."""
+    return content_type is not None and content_type.split(b";")[0].strip().lower() == b"application/json"
+
+
 class RequestGuard:
-    """options: schemas {route: pydantic model}, max_body_bytes, prefix (the service's path prefix)."""
+    """options: schemas {route: pydantic model}, settings (limits, timeouts, token), raw_routes."""
 
     def __init__(
-        self,
-        app,
-        schemas: dict[str, type[BaseModel]],
-        max_body_bytes: int,
-        body_env: str = "GAN_MAX_BODY_BYTES",
+        self, app, schemas: dict[str, type[BaseModel]], settings: Settings, raw_routes: tuple[str, ...] = ()
     ):
         self.app = app
         self.schemas = schemas
-        self.max_body_bytes = max_body_bytes
-        self.body_env = body_env
+        self.raw_routes = raw_routes
+        self.settings = settings
+        self.token = (settings.api_token or "").encode()
+        self.in_progress = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
-        if path == "/docs.json" and method == "GET":
-            return await self._patched_docs(scope, receive, send)
-        if path in GET_ROUTES and method == "GET":
-            method = "POST"
-        elif path not in self.schemas or method != "POST":
+        bodyless = path in GET_ROUTES and method == "GET"
+        raw = path in self.raw_routes and method == "POST"
+        if not raw and (path not in self.schemas or not (method == "POST" or bodyless)):
             return await self.app(scope, receive, send)
-        # Bodies are JSON whatever the client labels them (curl -d says form-urlencoded), so
-        # BentoML must parse exactly what was validated here.
-        headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"content-type"]
-        scope = {**scope, "method": method, "headers": [*headers, (b"content-type", b"application/json")]}
-        body = await self._read_body(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if self.token and path not in OPEN_ROUTES and not self._authorized(headers):
+            return await self._reject(
+                scope, send, 401, "authorization: send the header Authorization: Bearer <GAN_API_TOKEN>",
+                {"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+        if (
+            path in OPEN_ROUTES
+            and headers.get(b"content-length", b"0") == b"0"
+            and b"transfer-encoding" not in headers
+        ):
+            bodyless = True  # a read-only route asked without a body (POST /models)
+        if not bodyless and not raw and not is_json(headers.get(b"content-type")):
+            got = headers.get(b"content-type", b"").decode("latin-1")[:80] or "none"
+            return await self._reject(
+                scope, send, 415,
+                f"content-type: must be application/json (send the header Content-Type: application/json), got {got!r}",
+            )  # fmt: skip
+        limit = self.settings.max_concurrency
+        if self.in_progress >= limit:
+            return await self._reject(
+                scope, send, 503,
+                f"server busy: {self.in_progress} requests in progress, limit {limit} (GAN_MAX_CONCURRENCY); retry later",
+                {"Retry-After": "1"}, kind="concurrency",
+            )  # fmt: skip
+        self.in_progress += 1
+        try:
+            await self._guarded(scope, receive, send, path, bodyless, raw)
+        finally:
+            self.in_progress -= 1
+
+    async def _guarded(self, scope, receive, send, path: str, bodyless: bool, raw: bool = False) -> None:
+        body = b"" if bodyless else await self._read_body(scope, receive, send)
         if body is None:
             return
-        body = body if body.strip() else b"{}"  # an empty body means all defaults
+        if raw:  # the route parses its own body: replay it as it came
+            return await self.app(scope, self._replay(body, receive), send)
+        body = body or b"{}"  # an empty body means all defaults (whitespace is invalid JSON)
         try:
-            self.schemas[path].model_validate_json(body)
+            req = self.schemas[path].model_validate_json(body)
         except ValidationError as e:
             return await self._reject(scope, send, 400, error_line(e))
+        scope.setdefault("state", {})[STATE_MODEL] = getattr(req, "model", None)
+        # BentoML must parse exactly what was validated here, as JSON.
+        headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"content-type"]
+        scope = {**scope, "method": "POST", "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, self._replay(body, receive), send)
+
+    @staticmethod
+    def _replay(body: bytes, receive):
+        """A receive() that gives the body read here, then waits for the disconnect as usual."""
         sent = False
 
         async def replay():
@@ -115,66 +153,67 @@ class RequestGuard:
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the disconnect as usual
+            return await receive()
 
-        await self.app(scope, replay, send)
+        return replay
+
+    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.token)
 
     async def _read_body(self, scope, receive, send) -> bytes | None:
-        headers = dict(scope.get("headers") or [])
-        too_big = f"body: must be <= {self.max_body_bytes} bytes ({self.body_env})"
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await self._reject(scope, send, 413, too_big)
+        """The whole body, or None after answering 413 / 408 or finding the client gone."""
+        limit, timeout = self.settings.max_body_bytes, self.settings.body_timeout_s
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._too_big(scope, send)
             return None
+        try:
+            if _timeout is not None:  # Python 3.11+: a deadline without an extra task
+                async with _timeout(timeout):
+                    return await self._read_chunks(scope, receive, send)
+            return await asyncio.wait_for(self._read_chunks(scope, receive, send), timeout)
+        except asyncio.TimeoutError:
+            await self._reject(
+                scope, send, 408, f"body: not complete within {timeout:g} s (GAN_BODY_TIMEOUT_S)",
+                {"Connection": "close"}, kind="body_timeout",
+            )  # fmt: skip
+            return None
+
+    async def _read_chunks(self, scope, receive, send) -> bytes | None:
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                # Answer anyway: the bytes go nowhere, but the request is finished for the
+                # middlewares around this one (BentoML's timeout waits for a response otherwise).
+                await self._reject(
+                    scope, send, DISCONNECTED, "body: client hung up mid-body", kind="disconnect"
+                )
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._reject(scope, send, 413, too_big)
+            if size > self.settings.max_body_bytes:
+                await self._too_big(scope, send)
                 return None
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
 
+    async def _too_big(self, scope, send) -> None:
+        message = f"body: must be <= {self.settings.max_body_bytes} bytes (GAN_MAX_BODY_BYTES)"
+        await self._reject(scope, send, 413, message, {"Connection": "close"})
+
     async def _reject(
-        self, scope, send, status: int, message: str, headers: dict[str, str] | None = None
+        self, scope, send, status: int, message: str, headers: dict[str, str] | None = None, kind: str = ""
     ) -> None:
-        client = scope.get("client") or ("-", 0)
-        log.warning("%s %s %s -> %d: %s", client[0], scope["method"], scope["path"], status, message)
+        client = (scope.get("client") or ("-", 0))[0]
+        line = "%s %s %s -> %d: %s"
+        args = (client, scope["method"], scope["path"], status, message)
+        if kind:
+            flood_log.warning(kind, line, *args)
+        else:
+            log.warning(line, *args)
         start, body = json_error(status, message, headers)
         await send(start)
         await send(body)
-
-    async def _patched_docs(self, scope, receive, send) -> None:
-        """/docs.json as BentoML writes it, made valid OpenAPI 3.0, plus a GET operation for each GET route."""
-        parts: list[bytes] = []
-        start: dict = {}
-
-        async def capture(message):
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-            else:
-                parts.append(message.get("body", b""))
-
-        await self.app(scope, receive, capture)
-        body = b"".join(parts)
-        if start.get("status") == 200:
-            doc = json.loads(body)
-            for route in GET_ROUTES:
-                post = doc.get("paths", {}).get(route, {}).get("post")
-                if post:
-                    get = {k: v for k, v in post.items() if k != "requestBody"}
-                    doc["paths"][route]["get"] = {
-                        **get,
-                        "operationId": post.get("operationId", route) + "__get",
-                    }
-            body = json.dumps(openapi30(doc)).encode()
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({**start, "headers": headers})
-        await send({"type": "http.response.body", "body": body})

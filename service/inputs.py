@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 
 
 class ClientError(Exception):
-    """A client mistake: HTTP `status` with a one-line message naming the field and the limit."""
+    """A request the service refuses: HTTP `status` (+ headers) with a one-line message naming the
+    field and the limit (4xx for client mistakes, 503/504 when the service is too busy)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 def class_index(model: Model, value, where: str) -> int:

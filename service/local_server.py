@@ -1,7 +1,10 @@
 """Run a real `bentoml serve` of a models folder on a free loopback port, for tests and benchmarks.
 
 Loopback only, a process group of its own (so the workers die with it), and readiness taken from
-`/readyz`, which the service answers only after every model is loaded and warmed up.
+`/readyz`, which the service answers only after every model is loaded and warmed up. Each server
+gets its own BENTOML_HOME (BentoML keeps the workers' Prometheus files there and wipes them when
+a server starts, so two servers sharing one would mix and erase each other's metrics), and its
+output goes to a file (a pipe nobody reads blocks a server that logs a lot).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,36 +39,35 @@ def local_serve(
     ready_timeout: float = 120,
     cwd: str | os.PathLike = REPO,
     env: dict[str, str] | None = None,
+    log_path: str | os.PathLike | None = None,
 ) -> Iterator[str]:
     """Yield the base URL of a ready server; stop it (SIGTERM, then SIGKILL) on exit.
 
-    cwd: the folder holding the service's packages (the repo, or a built bento's src/); env: extra variables.
+    cwd: the folder holding the service's packages (the repo, or a built bento's src/); env: extra
+    variables; log_path: where the server's output goes (default: a temporary file).
     """
+    with tempfile.TemporaryDirectory(prefix="gan-serve-") as home:
+        log_path = Path(log_path or Path(home) / "serve.log")
+        with open(log_path, "wb") as out:
+            yield from _serve(models_dir, threads, workers, ready_timeout, cwd, env, home, out, log_path)
+
+
+def _serve(models_dir, threads, workers, ready_timeout, cwd, env, home, out, log_path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "GAN_MODELS_DIR": str(models_dir), "GAN_ORT_THREADS": str(threads), "GAN_WORKERS": str(workers),
-           "BENTOML_DO_NOT_TRACK": "true", "ORT_DISABLE_TELEMETRY": "1", **(env or {})}  # fmt: skip
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "service.app:GeneratorService",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+           "BENTOML_DO_NOT_TRACK": "true", "ORT_DISABLE_TELEMETRY": "1", "BENTOML_HOME": home, **(env or {})}  # fmt: skip
+    cmd = [sys.executable, "-m", "bentoml", "serve", "service.app:GeneratorService"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"bentoml serve exited with {proc.returncode}: {proc.stdout.read().decode(errors='replace')[-2000:]}"
-                )
+                tail = Path(log_path).read_bytes().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"bentoml serve exited with {proc.returncode}: {tail}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{url}: service not ready after {ready_timeout:.0f} s")
             try:

@@ -1,19 +1,27 @@
-"""The served models: every *.onnx of the models folder, opened, warmed up, each with its batcher."""
+"""The served models: every usable *.onnx of the models folder, opened, warmed up, each with its batcher.
+
+One bad file must not take the good ones down: a file that cannot be served (empty, truncated,
+not ONNX, no card, a model name already taken) is skipped with one log line naming it and the
+reason, and listed in /models as failed. Only when no model is usable, or the settings name a
+default that is not there, does the service refuse to start (`scan_models` raises a UserError,
+which service.app turns into one line and a non-zero exit, before any worker starts).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
 from gan_core.card import ModelCard
-from gan_core.card_files import CardFileError, read_card
+from gan_core.errors import one_line
 from gan_core.feeds import build_feeds
 from gan_core.fileio import sha256_file
-from gan_core.runtime import GeneratorSession, ModelFileError, open_generator
+from gan_core.runtime import GeneratorSession, ModelFileError, cuda_device_present, open_generator
 from service.batcher import Batcher
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 
 log = logging.getLogger("gan_service")
 
@@ -33,6 +41,69 @@ class Model:
         return self.session.card
 
 
+@dataclass(frozen=True)
+class FailedModel:
+    """A file of the models folder that is not served, and why (shown by /models)."""
+
+    file: str
+    error: str
+
+
+@dataclass
+class ModelScan:
+    """The models folder checked: the usable files with their cards, the skipped ones, the default."""
+
+    usable: dict[str, tuple[Path, ModelCard]]
+    failed: list[FailedModel]
+    default: str
+
+    @property
+    def cards(self) -> list[ModelCard]:
+        return [card for _, card in self.usable.values()]
+
+
+def _skip(failed: list[FailedModel], path: Path, message: str, report: bool = True) -> None:
+    """Record a skipped file; `message` ("PATH: why") is logged unless `report` is off, and kept
+    for /models with the file name in place of its path."""
+    if report:
+        log.warning("not serving %s", message)
+    failed.append(FailedModel(path.name, message.replace(str(path), path.name)))
+
+
+def scan_models(settings: Settings, report: bool = True) -> ModelScan:
+    """Open every *.onnx once on the CPU (card + graph), skip the unusable ones; raise when none is left.
+
+    report: log one line per skipped file (off in BentoML's workers: the serving process already did).
+    """
+    if settings.device == "cuda" and not cuda_device_present():
+        raise SettingsError("GAN_DEVICE: 'cuda' asked for, but no CUDA GPU is present (use auto or cpu)")
+    folder = Path(settings.models_dir)
+    if not folder.is_dir():
+        raise ModelFileError(f"GAN_MODELS_DIR: {folder} is not a folder")
+    usable: dict[str, tuple[Path, ModelCard]] = {}
+    failed: list[FailedModel] = []
+    for path in sorted(folder.glob("*.onnx")):
+        try:
+            card = open_generator(path, threads=1, device="cpu").card
+        except ModelFileError as e:
+            _skip(failed, path, one_line(e), report)
+            continue
+        if card.name in usable:
+            other = usable[card.name][0].name
+            _skip(failed, path, f"{path}: model name {card.name!r} is also used by {other}", report)
+            continue
+        usable[card.name] = (path, card)
+    if not usable:
+        why = "; ".join(f.error for f in failed) or "the folder holds no .onnx file"
+        raise ModelFileError(f"GAN_MODELS_DIR: no usable model in {folder} ({why})")
+    # an image-to-image model needs images in: the default is a generative model when there is one
+    generative = [n for n, (_, card) in usable.items() if card.input_of_kind("image") is None]
+    default = settings.default_model or (generative or list(usable))[0]
+    if default not in usable:
+        raise SettingsError(f"GAN_DEFAULT_MODEL: unknown model {default!r}; usable: {', '.join(usable)}")
+    return ModelScan(usable, failed, default)
+
+
 def warm_up(model: Model) -> None:
     """First runs allocate ORT's buffers; do them before /readyz says yes."""
     if model.card.input_of_kind("image") is not None:
@@ -41,44 +112,52 @@ def warm_up(model: Model) -> None:
         model.session.run(build_feeds(model.card, 0, range(n)))
 
 
-def served_cards(models_dir: Path) -> list[ModelCard]:
-    """The cards of the models folder's files, read without opening sessions (for the API schemas)."""
-    cards = []
-    for path in sorted(Path(models_dir).glob("*.onnx")):
-        try:
-            cards.append(read_card(path))
-        except CardFileError:
-            continue  # load_models reports unusable files
-    return cards
-
-
-def load_models(settings: Settings, executor: Executor) -> tuple[dict[str, Model], str]:
-    """(models by name, default name) for every *.onnx in settings.models_dir."""
+def load_models(settings: Settings, executor: Executor, scan: ModelScan) -> dict[str, Model]:
+    """The scanned usable models, opened with the configured threads and device, warmed up."""
     models: dict[str, Model] = {}
-    paths = sorted(Path(settings.models_dir).glob("*.onnx"))
-    if not paths:
-        raise ModelFileError(f"{settings.models_dir}: no .onnx models to serve (GAN_MODELS_DIR)")
-    for path in paths:
-        sess = open_generator(path, threads=settings.ort_threads, device=settings.device)
-        name = sess.card.name
-        if name in models:
-            raise ModelFileError(f"{path}: model name {name!r} is also used by {models[name].path}")
-        batcher = Batcher(sess.run, executor, settings.max_batch, settings.max_queue, settings.inline_images)
+    for name, (path, _) in scan.usable.items():
+        try:
+            sess = open_generator(path, threads=settings.ort_threads, device=settings.device)
+        except ModelFileError as e:  # e.g. the file changed since the scan
+            _skip(scan.failed, path, one_line(e))
+            continue
+        batcher = Batcher(
+            sess.run, executor, settings.max_batch, settings.max_queue, settings.inline_images,
+            timeout_s=settings.request_timeout_s,
+        )  # fmt: skip
         models[name] = Model(name, path, sess, sha256_file(path), batcher)
         warm_up(models[name])
-    default = settings.default_model or next(iter(models))
-    if default not in models:
-        raise ModelFileError(f"GAN_DEFAULT_MODEL: unknown model {default!r}; known: {', '.join(models)}")
+    if scan.default not in models:
+        raise ModelFileError(f"{scan.usable[scan.default][0]}: default model {scan.default!r} failed to open")
     log.info(
-        "serving %s (default %s)",
+        "serving %s (default %s)%s",
         ", ".join(f"{m.name} [{m.session.provider}, {m.session.threads} threads]" for m in models.values()),
-        default,
+        scan.default,
+        f"; not serving {', '.join(f.file for f in scan.failed)}" if scan.failed else "",
     )
-    return models, default
+    return models
 
 
-def models_doc(models: dict[str, Model], default: str) -> dict:
-    """GET /models: every card exactly as exported, plus where and how it runs."""
+def _no_paths(node):
+    """Absolute file paths inside a card (where it was trained, on whose machine) become file names."""
+    if isinstance(node, dict):
+        return {k: _no_paths(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_no_paths(v) for v in node]
+    if isinstance(node, str) and (os.path.isabs(node) or node[1:3] in (":\\", ":/")):
+        return Path(node.replace("\\", "/")).name
+    return node
+
+
+def public_card(card: ModelCard) -> dict:
+    """The card as /models shows it: the dataset keeps its name and fingerprint, not its location."""
+    doc = card.model_dump(mode="json")
+    doc["dataset"] = {k: v for k, v in (doc.get("dataset") or {}).items() if k != "source"}
+    return _no_paths(doc)
+
+
+def models_doc(models: dict[str, Model], default: str, failed: list[FailedModel] = ()) -> dict:
+    """GET /models: every served card (without file paths), where and how it runs; skipped files."""
     return {
         "default": default,
         "models": [
@@ -89,8 +168,9 @@ def models_doc(models: dict[str, Model], default: str) -> dict:
                 "provider": m.session.provider,
                 "threads": m.session.threads,
                 "default": m.name == default,
-                "card": m.card.model_dump(mode="json"),
+                "card": public_card(m.card),
             }
             for m in models.values()
         ],
+        "failed": [{"file": f.file, "error": f.error} for f in failed],
     }

@@ -15,9 +15,12 @@ from gan_core.latents import MAX_SEED
 
 MAX_INDEX = 2**62  # start_index + count stays far inside int64
 MIN_TRUNCATION = 0.1  # below this, redrawing |z| > t (gan_core.latents) takes unboundedly long
+MAX_TRUNCATION = 10.0  # above ~6 no N(0, 1) draw is ever redrawn; larger values only hide typos
+MAX_NAME = 128  # model and class names; longer strings are echoed in errors, so they are cut here
 
-Label = int | str
+Label = int | Annotated[str, Field(max_length=MAX_NAME)]
 Labels = Label | list[Label] | None
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Latent = list[float]
 CodeValue = int | float | list[int | float]
 CODES_DESCRIPTION = (
@@ -28,10 +31,14 @@ CODES_DESCRIPTION = (
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+    # strict: "3", 2.0 and true are not integers, true is not a class
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True, protected_namespaces=())
 
     model: str | None = Field(
-        None, description="model name (GET /models); default: the service's default model"
+        None,
+        min_length=1,
+        max_length=MAX_NAME,
+        description="model name (GET /models); default: the service's default model",
     )
 
 
@@ -47,9 +54,17 @@ class GenerateRequest(_Body):
         "'balanced' (image i gets class i % num_classes, the default)",
     )
     truncation: float | None = Field(
-        None, ge=MIN_TRUNCATION, description="redraw latent entries with |z| > truncation"
+        None,
+        ge=MIN_TRUNCATION,
+        le=MAX_TRUNCATION,
+        description="redraw latent entries with |z| > truncation (0.1 .. 10)",
     )
     codes: dict[str, CodeValue] | None = Field(None, description=CODES_DESCRIPTION)
+    noise_mode: Literal["seeded", "const", "none"] = Field(
+        "seeded",
+        description="models with noise inputs (StyleGAN): maps drawn from the seed per image, the same "
+        "maps for every image (const), or zeros (none)",
+    )
     format: Literal["png", "grid", "npz"] = Field(
         "png", description="png: JSON with base64 PNGs; grid: one PNG; npz: images/labels/indices/seed arrays"
     )
@@ -65,13 +80,21 @@ class LatentsRequest(_Body):
 
 
 class InterpolateRequest(_Body):
-    seeds: list[int] | None = Field(
-        None, description="[seed_a, seed_b]; endpoints are image `indices` of each seed"
+    seeds: list[Seed] | None = Field(
+        None,
+        description="[seed_a, seed_b]; endpoints are image `indices` of each seed",
+        json_schema_extra={"minItems": 2, "maxItems": 2},
     )
-    indices: list[int] = Field([0, 0], description="image index within each seed")
-    latents: list[Latent] | None = Field(None, description="[z_a, z_b] instead of seeds")
+    indices: list[Seed] = Field(
+        [0, 0], description="image index within each seed", json_schema_extra={"minItems": 2, "maxItems": 2}
+    )
+    latents: list[Latent] | None = Field(
+        None, description="[z_a, z_b] instead of seeds", json_schema_extra={"minItems": 2, "maxItems": 2}
+    )
     label: Label | None = Field(None, description="class of every frame (conditional models; required there)")
-    truncation: float | None = Field(None, ge=MIN_TRUNCATION, description="for seed endpoints")
+    truncation: float | None = Field(
+        None, ge=MIN_TRUNCATION, le=MAX_TRUNCATION, description="for seed endpoints (0.1 .. 10)"
+    )
     steps: int = Field(8, ge=2, description="frames including both ends (at most GAN_MAX_STEPS)")
     method: Literal["slerp", "lerp"] = "slerp"
     codes: dict[str, CodeValue] | None = Field(None, description=CODES_DESCRIPTION)
@@ -80,10 +103,54 @@ class InterpolateRequest(_Body):
     )
 
 
-class ModelsRequest(BaseModel):
-    """GET /models takes no body."""
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
-    model_config = ConfigDict(extra="forbid")
+
+class TraverseRequest(_Body):
+    code: str = Field(
+        description="the code to sweep: one of the model's categorical / continuous / scalar inputs (its card)"
+    )
+    seeds: list[Seed] = Field(
+        [0],
+        min_length=1,
+        description="one row per seed: image `index` of each seed (rows x columns at most GAN_MAX_COUNT)",
+    )
+    index: int = Field(0, ge=0, le=MAX_INDEX, description="image index within each seed")
+    steps: int | None = Field(
+        None,
+        ge=2,
+        description="continuous / scalar codes: columns evenly spaced over the code's range, both ends "
+        "included (default 8; at most GAN_MAX_STEPS); a categorical code takes all its values",
+    )
+    values: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="the code's values, one per column, instead of `steps` (at most GAN_MAX_STEPS)",
+    )
+    labels: Labels = Field(
+        None,
+        description="conditional models: one class for every row, a list of one per seed, or 'balanced' "
+        "(default: the class /generate gives image `index`)",
+    )
+    truncation: float | None = Field(
+        None, ge=MIN_TRUNCATION, description="redraw latent entries with |z| > truncation"
+    )
+    codes: dict[str, CodeValue] | None = Field(
+        None,
+        description="fixed values of the model's other codes (one value for all images); the rest are "
+        "drawn from each row's seed, so a row shares its noise and codes and only the swept code changes",
+    )
+    format: Literal["grid", "npz"] = Field(
+        "grid",
+        description="grid: one PNG, rows = seeds, columns = code values; npz: images (row-major), "
+        "seeds, values, labels, code",
+    )
+
+
+class ModelsRequest(BaseModel):
+    """GET /models takes no body (POST: an empty object)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ImageOut(BaseModel):
@@ -112,12 +179,18 @@ class ModelEntry(BaseModel):
     provider: str
     threads: int
     default: bool
-    card: ModelCard
+    card: ModelCard = Field(description="the card as exported, without the training data's location")
+
+
+class FailedEntry(BaseModel):
+    file: str = Field(description="file name in GAN_MODELS_DIR")
+    error: str = Field(description="why it is not served")
 
 
 class ModelsResponse(BaseModel):
     default: str
     models: list[ModelEntry]
+    failed: list[FailedEntry] = Field(description="files of the models folder that are not served")
 
 
 class ErrorResponse(BaseModel):
@@ -170,11 +243,9 @@ def codes_model(cards: list[ModelCard]) -> type[BaseModel] | None:
 def request_models(cards: list[ModelCard]) -> dict[str, type[BaseModel]]:
     """The request bodies with `codes` typed from the cards (what /docs.json shows and the guard checks)."""
     codes = codes_model(cards)
+    bases = {"generate": GenerateRequest, "latents": LatentsRequest, "interpolate": InterpolateRequest,
+             "traverse": TraverseRequest}  # fmt: skip
     if codes is None:
-        return {"generate": GenerateRequest, "latents": LatentsRequest, "interpolate": InterpolateRequest}
+        return bases
     field = (codes | None, Field(None, description=CODES_DESCRIPTION))
-    return {
-        "generate": create_model("GenerateRequest", __base__=GenerateRequest, codes=field),
-        "latents": create_model("LatentsRequest", __base__=LatentsRequest, codes=field),
-        "interpolate": create_model("InterpolateRequest", __base__=InterpolateRequest, codes=field),
-    }
+    return {key: create_model(base.__name__, __base__=base, codes=field) for key, base in bases.items()}

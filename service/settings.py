@@ -30,8 +30,16 @@ class Settings:
     max_latents: int = 1024
     max_steps: int = 64
     max_body_bytes: int = 4 * 1024 * 1024
+    max_translate_images: int = 256
+    max_image_bytes: int = 256 * 1024
     max_batch: int = 64
     max_queue: int = 8192
+    max_connections: int = 1024  # open HTTP connections per worker
+    max_concurrency: int = 256  # API requests in progress per worker (body read, queued or running)
+    header_timeout_s: float = 10.0  # a connection's request line + headers must arrive within this
+    body_timeout_s: float = 10.0  # a request's whole body must arrive within this once its headers did
+    request_timeout_s: float = 30.0  # queue + generation deadline of one request (504 past it)
+    api_token: str | None = None
     inline_images: int = 1
     access_log: bool = False
     trace_requests: bool = False
@@ -47,8 +55,16 @@ class Settings:
         "max_latents": "GAN_MAX_LATENTS",
         "max_steps": "GAN_MAX_STEPS",
         "max_body_bytes": "GAN_MAX_BODY_BYTES",
+        "max_translate_images": "GAN_MAX_TRANSLATE_IMAGES",
+        "max_image_bytes": "GAN_MAX_IMAGE_BYTES",
         "max_batch": "GAN_MAX_BATCH",
         "max_queue": "GAN_MAX_QUEUE",
+        "max_connections": "GAN_MAX_CONNECTIONS",
+        "max_concurrency": "GAN_MAX_CONCURRENCY",
+        "header_timeout_s": "GAN_HEADER_TIMEOUT_S",
+        "body_timeout_s": "GAN_BODY_TIMEOUT_S",
+        "request_timeout_s": "GAN_REQUEST_TIMEOUT_S",
+        "api_token": "GAN_API_TOKEN",
         "inline_images": "GAN_INLINE_IMAGES",
         "access_log": "GAN_ACCESS_LOG",
         "trace_requests": "GAN_TRACE_REQUESTS",
@@ -71,7 +87,7 @@ class Settings:
 def _parse(name: str, var: str, raw: str):
     if name == "models_dir":
         return Path(raw)
-    if name == "default_model":
+    if name in ("default_model", "api_token"):
         return raw
     if name == "device":
         if raw not in ("auto", "cpu", "cuda"):
@@ -81,6 +97,14 @@ def _parse(name: str, var: str, raw: str):
         if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
             raise SettingsError(f"{var}: must be 0/1/true/false, got {raw!r}")
         return raw.lower() in ("1", "true", "yes")
+    if name.endswith("_s"):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{var}: must be a number of seconds > 0, got {raw!r}") from None
+        if not 0 < value < float("inf"):
+            raise SettingsError(f"{var}: must be a number of seconds > 0, got {raw!r}")
+        return value
     low = 0 if name == "inline_images" else 1
     try:
         value = int(raw)

@@ -24,6 +24,13 @@ def pytest_configure(config):
         pass
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_stores(tmp_path_factory):
+    """Decoded image folders and trained evaluators go to this session's temp folder, never ~/.cache."""
+    os.environ["GAN_DATA_CACHE"] = str(tmp_path_factory.mktemp("data-cache"))
+    os.environ["GAN_EVALUATOR_DIR"] = str(tmp_path_factory.mktemp("evaluators"))
+
+
 def zl_feeds(z, labels=None) -> dict:
     """Feeds of a z (+ labels) generator: the inputs of every DCGAN / MLP export."""
     return {"z": z} if labels is None else {"z": z, "labels": labels}
@@ -52,6 +59,16 @@ def mnist_small(mnist_train, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def mnist_small_evaluator(mnist_small):
+    """A tiny evaluator bound to the 2k-digit set (1,800 train / 200 held out), in the session's store:
+    what evaluation of the tiny models trained on it uses (never MNIST's evaluator, which is other data)."""
+    from training.evaluator_store import train_for_data
+
+    card, stem = train_for_data(mnist_small, evaluator_id="mnist2k-tiny", epochs=2, width=8, threads=1)
+    return stem
+
+
 # One tiny model per preset architecture, trained a few steps on 2k real digits, once per session:
 # every test package (export, service, augment, evaluation) uses these.
 TINY_ARCH = {
@@ -59,11 +76,24 @@ TINY_ARCH = {
     "mnist-dcgan": {"g_width": 8, "d_width": 8},
     "mnist-cdcgan": {"g_width": 8, "d_width": 8},
     "mnist-wgan-gp": {"g_width": 8, "d_width": 8},
+    "mnist-infogan": {"g_width": 8, "d_width": 8},
+    "mnist-acgan": {"g_width": 8, "d_width": 8},
+    "mnist-stylegan": {
+        "g_width": 4,
+        "g_max_width": 8,
+        "d_width": 4,
+        "d_max_width": 8,
+        "w_dim": 8,
+        "mapping_layers": 2,
+    },
+    "mnist-progan": {"g_width": 4, "g_max_width": 8, "d_width": 4, "d_max_width": 8},
     "mnist-sagan": {"g_width": 8, "d_width": 8},
     "mnist-biggan": {"g_width": 8, "d_width": 8, "shared_dim": 8},
     "mnist-ebgan": {"g_width": 8, "d_width": 8, "code_dim": 8},
     "mnist-began": {"g_width": 8, "d_width": 8, "code_dim": 8},
 }
+# Further overrides of a tiny run: the progan model trains step 0 at 4 px and step 1 at its final 32 px.
+TINY_OVERRIDES = {"mnist-progan": {"family_params": {"stable_steps": [1, 0, 0], "fade_steps": [0, 0, 0]}}}
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +117,7 @@ def tiny_checkpoint(mnist_small, tmp_path_factory):
                 arch_params=TINY_ARCH[name],
                 threads=1,
                 eval_every=0,
+                **TINY_OVERRIDES.get(name, {}),
             )
             made[name] = Trainer(cfg, ds, progress=False).train().checkpoint
         return made[name]
@@ -136,3 +167,53 @@ def models_dir(tmp_path_factory, cond_onnx, uncond_onnx):
     shutil.copy(cond_onnx, d / "mnist-cdcgan.onnx")
     shutil.copy(uncond_onnx, d / "mnist-dcgan.onnx")
     return d
+
+
+# ---- image-to-image (CycleGAN) ---------------------------------------------------------------
+TINY_CYCLEGAN = {"g_width": 4, "g_blocks": 1, "d_width": 4, "d_layers": 1}
+
+
+@pytest.fixture(scope="session")
+def domain_pair(mnist_train, mnist_dir, tmp_path_factory):
+    """A tiny MNIST <-> thick-MNIST pair (gan make-domain-pair on 2,000 train / 400 test digits): PAIR/a, PAIR/b."""
+    import numpy as np
+
+    from gan_core.datasets import load_dataset
+    from gan_core.domain_pair import make_domain_pair
+
+    root = tmp_path_factory.mktemp("pair")
+    test = load_dataset(mnist_dir, "test")
+    np.savez(root / "train.npz", images=mnist_train.images[:2000, 0], labels=mnist_train.labels[:2000])
+    np.savez(root / "test.npz", images=test.images[:400, 0], labels=test.labels[:400])
+    make_domain_pair(root, root / "pair")
+    return root / "pair"
+
+
+@pytest.fixture(scope="session")
+def cyclegan_checkpoint(domain_pair, tmp_path_factory):
+    """The mnist-cyclegan preset at tiny widths, trained 3 steps on the tiny pair: its checkpoint."""
+    from gan_core.datasets import load_dataset
+    from training.config import preset
+    from training.trainer import Trainer
+
+    cfg = preset("mnist-cyclegan", out=str(tmp_path_factory.mktemp("cyclegan")), steps=3, batch_size=4,
+                 arch_params=TINY_CYCLEGAN, threads=1, log_every=1, data=str(domain_pair / "a"),
+                 data_b=str(domain_pair / "b"))  # fmt: skip
+    ds_a, ds_b = load_dataset(domain_pair / "a"), load_dataset(domain_pair / "b")
+    return Trainer(cfg, ds_a, progress=False, ds_b=ds_b).train().checkpoint
+
+
+@pytest.fixture(scope="session")
+def cyclegan_onnx(cyclegan_checkpoint, tmp_path_factory):
+    """direction -> (.onnx, card) of the tiny CycleGAN, as `gan export CKPT --out D/mnist-cyclegan.onnx` writes them."""
+    from gan.cli import main
+    from gan_core.card_files import read_card
+
+    d = tmp_path_factory.mktemp("cyclegan-onnx")
+    assert (
+        main(["export", str(cyclegan_checkpoint), "--out", str(d / "mnist-cyclegan.onnx"), "--threads", "1"])
+        == 0
+    )
+    return {
+        k: (d / f"mnist-cyclegan-{k}.onnx", read_card(d / f"mnist-cyclegan-{k}.onnx")) for k in ("a2b", "b2a")
+    }

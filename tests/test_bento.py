@@ -65,6 +65,10 @@ def test_bento_holds_whole_packages_and_no_training_side(bento_src):
         }
         assert want <= files, sorted(want - files)
     assert "service/models/mnist-cdcgan.onnx" in files
+    static = {
+        p.relative_to(REPO).as_posix() for p in (REPO / "service" / "ui" / "static").rglob("*") if p.is_file()
+    }
+    assert static <= files, sorted(static - files)  # the playground page travels with the service
     assert not any(f.startswith(("training/", "export/", "tests/", "gan/")) for f in files)
 
 
@@ -94,3 +98,5 @@ def test_service_serves_from_the_bento_without_torch(bento_src, no_torch_env):
         doc = r.json()
         assert [img["label"] for img in doc["images"]] == [7, 7] and doc["seed"] == 3
         assert httpx.get(url + "/models", timeout=30).json()["default"] == "mnist-cdcgan"
+        page = httpx.get(url + "/", follow_redirects=True, timeout=30)
+        assert page.url.path == "/ui/" and "<title>GAN playground</title>" in page.text

@@ -44,9 +44,9 @@ def synthetic_dataset(path: str | Path):
             raise UserError(
                 f"{p}: the augmentation job is not complete (no manifest.jsonl); rerun or merge it first"
             )
-        if not job.get("conditional"):
+        if not job.get("conditional") and not job.get("label_from"):
             raise UserError(
-                f"{p}: images of an unconditional model carry no labels; the report needs a conditional generator"
+                f"{p}: images of an unconditional model carry no labels; the report needs a conditional generator (or --label-from code:NAME)"
             )
     return load_dataset(p, "train")
 

@@ -7,9 +7,11 @@ half file), and loading it never unpickles anything. `card.json` beside it is fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from gan_core.card import ModelCard
-from gan_core.errors import UserError
+from gan_core.errors import UserError, one_line
 from gan_core.fileio import atomic_write_bytes, sha256_file  # noqa: F401  (re-exported)
 from training.config import TrainConfig
 
@@ -153,18 +155,34 @@ def load_checkpoint(target: str | os.PathLike) -> Checkpoint:
     return Checkpoint(path, int(meta["step"]), card, config, tensors, extra)
 
 
+def load_resumable(out: str | os.PathLike) -> Checkpoint:
+    """The newest checkpoint of a run folder that loads. Newer ones that do not (truncated, not
+    safetensors) are renamed to NAME.corrupt, out of the rotation, each named on stderr."""
+    skipped = []
+    for path in reversed(list_checkpoints(out)):
+        try:
+            return load_checkpoint(path)
+        except CheckpointError as e:
+            aside = path.with_name(path.name + ".corrupt")
+            with contextlib.suppress(OSError):  # another DDP rank may have moved it already
+                path.replace(aside)
+            skipped.append(one_line(e))
+            print(f"--resume: skipping {one_line(e)}; kept as {aside.name}", file=sys.stderr)
+    raise CheckpointError(
+        f"{out}: no readable checkpoint to resume from ({'; '.join(skipped) or 'none found'})"
+    )
+
+
 def restore_optimizer(ckpt: Checkpoint, name: str, opt: torch.optim.Optimizer) -> None:
     opt.load_state_dict(_unflatten_optimizer(f"opt_{name}", ckpt.extra["optimizers"][name], ckpt.tensors))
 
 
 def checkpoint_family(ckpt: Checkpoint):
     """The checkpoint's GAN family, set up from its config and card (no networks built yet)."""
-    from training.families.base import DataInfo
     from training.registry import get_family
 
-    card = ckpt.card
-    data = DataInfo(tuple(card.image_shape), card.num_classes, tuple(card.class_names))
-    return get_family(ckpt.config.family)(ckpt.config.resolved(), data)
+    family = get_family(ckpt.config.family)
+    return family(ckpt.config.resolved(), family.data_from_card(ckpt.card))
 
 
 def build_generator(ckpt: Checkpoint, which: str = "g_ema") -> torch.nn.Module:

@@ -22,7 +22,12 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="run / model name, goes into the card")
-    data: str | None = Field(None, description="dataset path; None = MNIST")
+    data: str | None = Field(
+        None, description="dataset path; None = MNIST (domain A of a two-dataset family)"
+    )
+    data_b: str | None = Field(
+        None, description="second dataset (domain B), for families that translate between two"
+    )
     out: str = "runs/default"
     family: str = Field("gan", description="GAN family (training/families): networks, losses, step phases")
     family_params: dict[str, Any] = Field(default_factory=dict, description="the family's own settings")
@@ -66,6 +71,27 @@ class TrainConfig(BaseModel):
     device: str = "auto"
     amp: bool = True
     threads: int | None = Field(None, ge=1)
+    # ---- data preparation, evaluation and sizing (any image dataset) ----
+    image_size: int | None = Field(
+        None,
+        ge=4,
+        le=4096,
+        description="resize every image to N x N when loading (None = take them as they are)",
+    )
+    fit: Literal["crop", "stretch"] = Field("crop", description="with image_size: centre crop or stretch")
+    channels: Literal[1, 3] | None = Field(
+        None, description="convert every image to grayscale (1) or RGB (3)"
+    )
+    evaluator: str | None = Field(
+        None,
+        description="quick evaluation: None = the evaluator bound to the data if any, 'auto' = train one "
+        "first when there is none, 'off', or an evaluator name / path stem bound to this data",
+    )
+    evaluator_epochs: int | None = Field(None, ge=1, description="epochs of an evaluator trained by 'auto'")
+    size_from_data: bool = Field(
+        False,
+        description="fill arch_params / latent_dim from the data's image size (the data-agnostic presets)",
+    )
 
     def resolved(self) -> TrainConfig:
         """Fill None fields from the family's (paper) defaults."""
@@ -111,6 +137,60 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=1000,
     ),  # fmt: skip
     "mnist-wgan-gp": dict(**_DCGAN32, loss="wgan-gp", steps=4_000),
+    # InfoGAN (training/families/infogan.py): 62-d noise, a 10-way code and two continuous codes, no labels.
+    "mnist-infogan": dict(
+        **{**_DCGAN32, "latent_dim": 62},
+        family="infogan",
+        loss="hinge",
+        steps=10_000,
+        ema_decay=0.999,
+        eval_every=1000,
+    ),
+    # ACGAN (training/families/acgan.py): the default preset's G and hinge + SN, D with a class head.
+    "mnist-acgan": dict(
+        **_DCGAN32,
+        family="acgan",
+        loss="hinge",
+        conditional=True,
+        diversity_weight=0.25,
+        steps=10_000,
+        ema_decay=0.999,
+        eval_every=1000,
+    ),
+    # StyleGAN2-style (training/families/stylegan.py): class-conditional, 28 px synthesised natively.
+    "mnist-stylegan": dict(
+        family="stylegan",
+        arch="stylegan",
+        conditional=True,
+        latent_dim=64,
+        batch_size=64,
+        steps=5_000,
+        ema_decay=0.999,
+        eval_every=1000,
+    ),  # fmt: skip
+    # Progressive growing (training/families/progan.py): 4 -> 32 px, WGAN-GP + drift, class-conditional.
+    "mnist-progan": dict(
+        family="progan",
+        arch="progan",
+        conditional=True,
+        latent_dim=64,
+        batch_size=64,
+        steps=5_000,
+        ema_decay=0.999,
+        eval_every=1000,
+        family_params={"stable_steps": [500, 500, 1000], "fade_steps": [500, 500, 500]},
+    ),  # fmt: skip
+    # Unpaired translation MNIST <-> bold MNIST (`gan make-domain-pair`; README, GAN families: CycleGAN).
+    "mnist-cyclegan": dict(
+        family="cyclegan",
+        arch="resnet-patchgan",
+        arch_params={"g_width": 16, "g_blocks": 3, "d_width": 16, "d_layers": 2},
+        batch_size=16,
+        steps=2_000,
+        ema_decay=0.995,
+        sample_every=250,
+        ckpt_every=500,
+    ),
     # SAGAN (Zhang et al. 2019): attention at 14 px in G and D, spectral norm in both, hinge, D faster than G
     # (TTUR, D 4e-4). G at 2e-4, not the paper's 1e-4: after ~900 steps (2,000 samples) G 1e-4 had FID 771 and
     # class acc. 19 %, G 2e-4 FID 358 and 66 % (README, GAN families).
@@ -156,6 +236,63 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=1000,
     ),
 }
+
+
+# The data-agnostic presets: `gan train --preset cdcgan --data DIR` sizes the network from the data
+# (SIZE_RULES) and keeps the recipe of the matching mnist-* preset. Their names carry no dataset.
+def _sized_from_data(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A preset's recipe with the network size (arch_params, latent_dim) left to SIZE_RULES."""
+    return {
+        **{k: v for k, v in recipe.items() if k not in ("arch_params", "latent_dim")},
+        "size_from_data": True,
+    }
+
+
+PRESETS.update(
+    {
+        "cdcgan": _sized_from_data(PRESETS["mnist-cdcgan"]),
+        "dcgan": _sized_from_data(PRESETS["mnist-dcgan"]),
+        "wgan-gp": _sized_from_data(PRESETS["mnist-wgan-gp"]),
+        "gan": {**PRESETS["mnist-gan"], "size_from_data": True},  # the MLP takes any image size as it is
+    }
+)
+
+# Image side -> what a data-sized DCGAN uses. 28/32 px: the mnist-cdcgan widths (32 trains ~2.5x more
+# steps per minute than 64 on 2 CPU cores); 64 px: one more up/down-sampling layer (dcgan.SIZES) at the
+# same width, a bigger latent for the 4x more pixels.
+SIZE_RULES: dict[int, dict[str, Any]] = {
+    28: {"latent_dim": 64, "arch_params": {"g_width": 32, "d_width": 32}},
+    32: {"latent_dim": 64, "arch_params": {"g_width": 32, "d_width": 32}},
+    64: {"latent_dim": 128, "arch_params": {"g_width": 32, "d_width": 32}},
+}
+
+
+def fit_to_data(cfg: TrainConfig, image_shape, labelled: bool, source: str = "the data") -> TrainConfig:
+    """The config for this data: network size from the image size (size_from_data), checks that say what to do.
+
+    Explicit arch_params keys (--set) win over the rule; the result records every value, so a
+    resumed run and the checkpoint's config need nothing else.
+    """
+    from gan_core.errors import UserError
+
+    c, h, w = image_shape
+    if cfg.conditional and not labelled:
+        raise UserError(
+            f"{source}: has no class labels (a flat folder or an .npz without labels), but preset {cfg.name!r} is "
+            "conditional; use an unconditional preset (dcgan, gan, wgan-gp) or class subfolders"
+        )
+    if cfg.arch == "dcgan" and (h != w or h not in SIZE_RULES):
+        raise UserError(
+            f"{source}: images are {h}x{w}, dcgan builds square 28, 32 or 64 px images; "
+            "pass --image-size 28, 32 or 64 (--fit crop or stretch)"
+        )
+    if not cfg.size_from_data or cfg.arch != "dcgan":
+        return cfg
+    rule = SIZE_RULES[h]
+    update: dict[str, Any] = {"arch_params": {**rule["arch_params"], **cfg.arch_params}}
+    if "latent_dim" not in cfg.model_fields_set:  # not asked for with --set latent_dim=N
+        update["latent_dim"] = rule["latent_dim"]
+    return cfg.model_copy(update=update)
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:

@@ -11,7 +11,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "target", help="checkpoint, run folder, .onnx, .npz (images[, labels]) or image / IDX folder"
     )
-    p.add_argument("--data", help="reference data (its test split); default: MNIST")
+    p.add_argument(
+        "--data",
+        help="reference data (its test split, else a held-out 10%%); default: the generator's training data "
+        "(its card's dataset, prepared as recorded), MNIST for image-set targets",
+    )
     p.add_argument(
         "--n",
         type=int,
@@ -26,7 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="split of a data target (default: %(default)s)",
     )
     p.add_argument(
-        "--evaluator", default="mnist", help="shipped evaluator name or path stem (default: %(default)s)"
+        "--evaluator",
+        default="auto",
+        help="auto = the evaluator bound to the reference data (train one with `gan train-evaluator --data D`); "
+        "or a shipped name or path stem, for any target (default: %(default)s)",
     )
     p.add_argument("--out", help="write the JSON report here, and a sample grid PNG beside it")
     p.add_argument(

@@ -1,9 +1,13 @@
-"""The evaluator: a small digit classifier whose penultimate layer is the feature space for metrics.
+"""The evaluator: a small CNN classifier whose penultimate layer is the feature space for metrics.
 
-Generated images are measured in the features of one fixed, shipped network (an FID-style
-"Inception" for 28x28 digits). Its card names an evaluator id; numbers from different evaluators
-are not comparable, so every report carries that id. Weights are safetensors, checked against
-the sha256 in the card when loaded.
+Generated images are measured in the features of one fixed network trained on the generator's
+own dataset (an FID-style "Inception" per dataset; `mnist-cnn-v1` ships for MNIST). Its card names
+an evaluator id and the dataset it is bound to (`dataset`: fingerprint, test split, classes);
+numbers from different evaluators are not comparable, so every report carries that id. Labelled
+data trains it on the classes (task `classes`); unlabelled data on predicting which of four 90
+degree rotations an image was given (task `rotation`, Gidaris et al. 2018), a self-supervised
+feature space in which FID and precision/recall work but class metrics do not. Weights are
+safetensors, checked against the sha256 in the card when loaded.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -25,18 +29,40 @@ from training.checkpoint import atomic_write_bytes, sha256_file
 
 EVALUATOR_DIR = Path(__file__).resolve().parent / "evaluators"
 DEFAULT_EVALUATOR = "mnist"
+ROTATIONS = ["rot0", "rot90", "rot180", "rot270"]  # the classes of a `rotation` evaluator
+CLASS_METRICS = ("classifier_score", "modes", "class_accuracy", "cas")  # what needs a `classes` evaluator
 
 
 class EvaluationError(UserError):
     """A missing or damaged evaluator, target or data it cannot measure; one line for the user."""
 
 
+class DataBinding(BaseModel):
+    """The dataset an evaluator was trained on; only that data's generators are measured with it by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    source: str | None = None
+    fingerprint: str = Field(
+        description="of the training split as loaded: a generator card's dataset.fingerprint"
+    )
+    test: dict[str, Any] = Field(
+        description='{"kind": "split", "fingerprint"} or {"kind": "holdout", "fraction", "seed", "fingerprint"}'
+    )
+    classes: list[str]
+    labelled: bool = True
+    preprocess: dict[str, Any] | None = None
+
+
 class EvaluatorCard(BaseModel):
-    """What the evaluator is, how it was trained and how good it is."""
+    """What the evaluator is, the data it is bound to, how it was trained and how good it is."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
+    task: Literal["classes", "rotation"] = "classes"
+    dataset: DataBinding | None = None
     architecture: str
     arch_params: dict[str, Any]
     image_shape: tuple[int, int, int]
@@ -50,9 +76,35 @@ class EvaluatorCard(BaseModel):
     weights_file: str
     weights_sha256: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bind_older(cls, data: Any) -> Any:
+        """Cards written before `dataset` existed: the binding from what `training.data` recorded."""
+        if not isinstance(data, dict) or data.get("dataset") is not None:
+            return data
+        recorded = (data.get("training") or {}).get("data") or {}
+        if "fingerprint" not in recorded:
+            return data
+        source = recorded.get("source")
+        binding = {"name": Path(source).name if source else data.get("id", "?"), "source": source,
+                   "fingerprint": recorded["fingerprint"], "classes": list(data.get("class_names", [])),
+                   "test": {"kind": "split", "fingerprint": recorded.get("test_fingerprint")}}  # fmt: skip
+        return {**data, "dataset": binding}
+
+
+def default_blocks(size: int) -> int:
+    """Conv blocks (each halves the map) so that the last map is at most 8 px: 2 for 28/32 px, 3 for 64 px."""
+    blocks = 2
+    while size // 2**blocks > 8:
+        blocks += 1
+    return blocks
+
 
 class EvaluatorNet(nn.Module):
-    """Two conv blocks (conv-BN-ReLU-maxpool) -> `feature_dim` ReLU features -> class logits."""
+    """`blocks` conv blocks (conv-BN-ReLU-maxpool, width doubling) -> `feature_dim` ReLU features -> logits.
+
+    Two blocks for 28 and 32 px images (the shipped MNIST evaluator), three for 64 px.
+    """
 
     def __init__(
         self,
@@ -60,21 +112,25 @@ class EvaluatorNet(nn.Module):
         num_classes: int = 10,
         width: int = 32,
         feature_dim: int = 128,
-        size: int = 28,
+        size: int | tuple[int, int] = 28,
+        blocks: int | None = None,
     ):
         super().__init__()
-        self.blocks = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(2 * width),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-        )
-        self.features = nn.Sequential(nn.Linear(2 * width * (size // 4) ** 2, feature_dim), nn.ReLU())
+        h, w = (size, size) if isinstance(size, int) else size
+        blocks = blocks or default_blocks(max(h, w))
+        layers: list[nn.Module] = []
+        ch_in, ch = in_channels, width
+        for _ in range(blocks):
+            layers += [
+                nn.Conv2d(ch_in, ch, 3, padding=1, bias=False),
+                nn.BatchNorm2d(ch),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            ch_in, ch = ch, ch * 2
+            h, w = h // 2, w // 2
+        self.blocks = nn.Sequential(*layers, nn.Flatten())
+        self.features = nn.Sequential(nn.Linear(ch_in * h * w, feature_dim), nn.ReLU())
         self.dropout = nn.Dropout(0.3)
         self.classifier = nn.Linear(feature_dim, num_classes)
 
@@ -102,6 +158,11 @@ class Evaluator:
     def id(self) -> str:
         return self.card.id
 
+    @property
+    def measures_classes(self) -> bool:
+        """False for a self-supervised (rotation) evaluator: no class metrics in its space."""
+        return self.card.task == "classes"
+
     def check_images(self, images: np.ndarray, what: str) -> None:
         if images.ndim != 4 or images.dtype != np.uint8:
             raise EvaluationError(
@@ -110,7 +171,8 @@ class Evaluator:
         if tuple(images.shape[1:]) != tuple(self.card.image_shape):
             raise EvaluationError(
                 f"{what}: image shape {tuple(images.shape[1:])} (C, H, W) does not match evaluator "
-                f"{self.id!r}, which measures {tuple(self.card.image_shape)}"
+                f"{self.id!r}, which measures {tuple(self.card.image_shape)} (compare with the images' own "
+                "data: --data DIR)"
             )
 
     @torch.no_grad()
@@ -163,23 +225,34 @@ def load_evaluator(name_or_path: str | Path = DEFAULT_EVALUATOR) -> Evaluator:
         raise EvaluationError(
             f"{weights}: weights sha256 {digest[:12]}... does not match the card's {card.weights_sha256[:12]}..."
         )
-    net = EvaluatorNet(card.image_shape[0], card.num_classes, size=card.image_shape[1], **card.arch_params)
+    net = EvaluatorNet(
+        card.image_shape[0], card.num_classes, size=tuple(card.image_shape[1:]), **card.arch_params
+    )
     net.load_state_dict(load_file(weights))
     ev = Evaluator(net.eval(), card)
     _LOADED[key] = ev
     return ev
 
 
-def find_evaluator(image_shape, num_classes: int) -> Evaluator | None:
-    """The shipped evaluator that measures this kind of data (image shape and class count), if any."""
-    for card_path in sorted(EVALUATOR_DIR.glob("*.json")):
-        try:
-            ev = load_evaluator(card_path)
-        except EvaluationError:
-            continue
-        if tuple(ev.card.image_shape) == tuple(image_shape) and ev.card.num_classes == num_classes:
-            return ev
-    return None
+def rotated(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Each image x[i] rotated by k[i] quarter turns (the `rotation` task's inputs)."""
+    out = x.clone()
+    for q in range(1, 4):
+        sel = k == q
+        if sel.any():
+            out[sel] = torch.rot90(x[sel], q, (2, 3))
+    return out
+
+
+def rotation_accuracy(net: EvaluatorNet, images: np.ndarray, batch_size: int = 500) -> float:
+    """Share of the four rotations of every image that the net tells apart."""
+    hits = 0
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = to_input(images[i : i + batch_size])
+            for q in range(4):
+                hits += int((net(torch.rot90(x, q, (2, 3))).argmax(1) == q).sum())
+    return hits / (4 * len(images))
 
 
 def train_evaluator(
@@ -195,14 +268,23 @@ def train_evaluator(
     width: int = 32,
     feature_dim: int = 128,
     progress: bool = False,
+    task: str = "classes",
 ) -> tuple[EvaluatorNet, dict[str, Any]]:
     """Train the evaluator architecture (Adam, one-cycle LR, no augmentation); returns (net, stats).
 
+    task 'classes' learns `train_labels`; 'rotation' ignores the labels and learns which of four
+    quarter turns each image was given (square images only), a seeded turn per image and epoch.
     Also used by the Classification Accuracy Score, which trains it on generated images.
     """
+    if task not in ("classes", "rotation"):
+        raise EvaluationError(f"task: must be classes or rotation, got {task!r}")
     torch.manual_seed(seed)
     c, h, w = train_images.shape[1:]
-    net = EvaluatorNet(c, len(class_names), width, feature_dim, size=h)
+    if task == "rotation":
+        if h != w:
+            raise EvaluationError(f"a rotation evaluator needs square images, got {h}x{w}")
+        class_names = ROTATIONS
+    net = EvaluatorNet(c, len(class_names), width, feature_dim, size=(h, w))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     steps_per_epoch = max(1, -(-len(train_images) // batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
@@ -218,9 +300,13 @@ def train_evaluator(
     for _ in range(epochs):
         net.train()
         perm = torch.randperm(len(x_all), generator=gen)
+        turns = torch.randint(0, 4, (len(x_all),), generator=gen) if task == "rotation" else None
         for i in range(0, len(perm), batch_size):
             idx = perm[i : i + batch_size]
-            loss = loss_fn(net(x_all[idx]), y_all[idx])
+            if turns is None:
+                loss = loss_fn(net(x_all[idx]), y_all[idx])
+            else:
+                loss = loss_fn(net(rotated(x_all[idx], turns[idx])), turns[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -230,18 +316,26 @@ def train_evaluator(
     if bar is not None:
         bar.close()
     net.eval()
-    ev = Evaluator(net, _draft_card(net, (c, h, w), class_names, width, feature_dim))
-    acc = ev.accuracy(test_images, np.asarray(test_labels))
+    if task == "rotation":
+        acc = rotation_accuracy(net, test_images)
+    else:
+        acc = Evaluator(net, _draft_card(net, (c, h, w), class_names, width, feature_dim)).accuracy(
+            test_images, np.asarray(test_labels)
+        )
     stats = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "adam + one-cycle",
              "augmentation": "none", "train_n": len(train_images), "seconds": round(time.perf_counter() - t0, 1),
-             "test_accuracy": acc, "test_n": len(test_images)}  # fmt: skip
+             "test_accuracy": acc, "test_n": len(test_images), "task": task}  # fmt: skip
     return net, stats
 
 
 def _draft_card(net: EvaluatorNet, shape, class_names, width, feature_dim, **kw) -> EvaluatorCard:
+    blocks = sum(isinstance(m, nn.Conv2d) for m in net.blocks)
+    arch = {"width": width, "feature_dim": feature_dim}
+    if blocks != default_blocks(max(shape[1:])):
+        arch["blocks"] = blocks
     fields = dict(
-        id="draft", architecture="EvaluatorNet: 2x(conv3x3-BN-ReLU-maxpool) -> linear-ReLU features -> linear",
-        arch_params={"width": width, "feature_dim": feature_dim}, image_shape=tuple(shape),
+        id="draft", architecture=f"EvaluatorNet: {blocks}x(conv3x3-BN-ReLU-maxpool) -> linear-ReLU features -> linear",
+        arch_params=arch, image_shape=tuple(shape),
         num_classes=len(class_names), class_names=list(class_names), feature_dim=feature_dim,
         parameters=sum(p.numel() for p in net.parameters()), test_accuracy=0.0, test_n=0, training={},
         weights_file="", weights_sha256="",
@@ -258,6 +352,7 @@ def save_evaluator(
     class_names,
     shape,
     training: dict[str, Any],
+    dataset: DataBinding | None = None,
 ) -> EvaluatorCard:
     """Write out.safetensors then out.json (both temp file + rename); the card holds the weights' sha256."""
     out = Path(out)
@@ -265,8 +360,10 @@ def save_evaluator(
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     atomic_write_bytes(weights, save(state, metadata={"evaluator_id": evaluator_id}))
     card = _draft_card(
-        net, shape, class_names, net.blocks[0].out_channels, net.classifier.in_features, id=evaluator_id, test_accuracy=stats["test_accuracy"], test_n=stats["test_n"],
+        net, shape, ROTATIONS if stats.get("task") == "rotation" else class_names, net.blocks[0].out_channels,
+        net.classifier.in_features, id=evaluator_id, test_accuracy=stats["test_accuracy"], test_n=stats["test_n"],
         training={**stats, **training}, weights_file=weights.name, weights_sha256=sha256_file(weights),
+        task=stats.get("task", "classes"), dataset=dataset,
     )  # fmt: skip
     atomic_write_bytes(
         out.with_suffix(".json"), (json.dumps(card.model_dump(mode="json"), indent=2) + "\n").encode()

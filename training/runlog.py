@@ -1,10 +1,44 @@
-"""Run logging: metrics as JSON lines (append + flush per record), TensorBoard when installed, curves PNG."""
+"""Run logging: metrics as JSON lines (append + flush per record), TensorBoard when installed, curves PNG.
+
+metrics.jsonl is append-only, so a kill while logging can leave a torn last line: readers skip
+it, and a run that starts or resumes trims it (and any record newer than its checkpoint) with an
+atomic rewrite. A damaged line anywhere else is reported, naming the file and line.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
+
+from gan_core.errors import UserError
+from gan_core.fileio import FileWriteError, atomic_write_bytes
+
+
+class RunLogError(UserError):
+    """A metrics log damaged in the middle (not just a torn last line)."""
+
+
+def read_records(path: Path) -> tuple[list[dict], bool]:
+    """(records, whether a torn last line was skipped) of a JSON-lines file; [] when it is absent."""
+    path = Path(path)
+    if not path.exists():
+        return [], False
+    lines = path.read_bytes().split(b"\n")
+    records, torn = [], False
+    for k, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as e:
+            if k < len(lines) - (lines[-1] == b""):
+                raise RunLogError(
+                    f"{path}: line {k} is not JSON ({e}); only a torn last line is skipped"
+                ) from None
+            torn = True
+    return records, torn
 
 
 class RunLog:
@@ -21,21 +55,23 @@ class RunLog:
                 self.tb = None
 
     def truncate_after(self, step: int) -> None:
-        """On resume, drop records newer than the checkpoint, so the log matches what is kept."""
+        """On (re)start, drop a torn last line and records newer than the checkpoint, so the log
+        matches what is kept."""
         if not (self.enabled and self.path.exists()):
             return
-        keep = [
-            ln
-            for ln in self.path.read_text().splitlines()
-            if ln.strip() and json.loads(ln).get("step", 0) <= step
-        ]
-        self.path.write_text("".join(ln + "\n" for ln in keep))
+        records, torn = read_records(self.path)
+        keep = [r for r in records if r.get("step", 0) <= step]
+        if torn or len(keep) != len(records):
+            atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise FileWriteError(self.path, e, "append", "the lines before are kept") from None
         if self.tb is not None:
             for k, v in record.items():
                 if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
@@ -47,10 +83,7 @@ class RunLog:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return read_records(path)[0]
 
 
 # Keys of a metrics record that are not curves of their own (or are drawn in the first two panels).
@@ -111,8 +144,8 @@ def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
         ax.legend()
         ax.set_title("quick evaluation")
     fig.tight_layout()
-    tmp = out_png.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    tmp.replace(out_png)
+    atomic_write_bytes(out_png, buf.getvalue())
     return out_png

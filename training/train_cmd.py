@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from training.train_evaluator_cmd import add_preprocess_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from training.config import PRESETS
@@ -15,7 +17,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=sorted(PRESETS),
         help="named run config (default: %(default)s)",
     )
-    p.add_argument("--data", help="IDX folder, image folder (class subfolders) or .npz; default: MNIST")
+    p.add_argument(
+        "--data", "--data-a", dest="data",
+        help="IDX folder, image folder (class subfolders = labelled, flat = unlabelled; PNG/JPEG, grayscale or "
+        "RGB; optionally train/ + test/) or .npz; default: MNIST (--data-a: domain A of a translation)",
+    )  # fmt: skip
+    p.add_argument(
+        "--data-b", help="second dataset (domain B) of a two-dataset family such as mnist-cyclegan"
+    )
     p.add_argument("--out", help="run folder for checkpoints, card, metrics and grids (default: runs/PRESET)")
     p.add_argument(
         "--steps", type=int, help="generator steps in total (a resumed run counts its earlier steps)"
@@ -31,6 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-every", type=int)
     p.add_argument("--eval-every", type=int, help="quick evaluation period in steps (0 = off)")
     p.add_argument("--threads", type=int, help="torch intra-op threads")
+    add_preprocess_arguments(p)
+    p.add_argument(
+        "--evaluator",
+        help="quick evaluation: default = the evaluator bound to the data (off with a note when there is none); "
+        "auto = train one first when there is none; off; or an evaluator name / path stem bound to this data",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -51,9 +66,10 @@ def config_from_args(args: argparse.Namespace):
     from training.config import preset
 
     overrides = {
-        "data": args.data, "out": args.out, "steps": args.steps, "max_minutes": args.max_minutes, "seed": args.seed,
+        "data": args.data, "data_b": args.data_b, "out": args.out, "steps": args.steps, "max_minutes": args.max_minutes, "seed": args.seed,
         "batch_size": args.batch_size, "loss": args.loss, "n_critic": args.n_critic, "device": args.device,
         "sample_every": args.sample_every, "ckpt_every": args.ckpt_every, "eval_every": args.eval_every, "threads": args.threads,
+        "image_size": args.image_size, "fit": args.fit, "channels": args.channels, "evaluator": args.evaluator,
     }  # fmt: skip
     for item in args.set:
         key, sep, val = item.partition("=")
@@ -71,16 +87,28 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from gan_core.datasets import load_dataset
+    from gan_core.fileio import FileWriteError
+    from gan_core.preprocess import Preprocess
+    from training.checkpoint import list_checkpoints
+    from training.config import fit_to_data
     from training.evaluation import attach_quick_eval
-    from training.trainer import Trainer
+    from training.trainer import Trainer, TrainingError
 
     cfg = config_from_args(args)
-    ds = load_dataset(cfg.data, "train", download=args.download)
-    trainer = Trainer(cfg, ds, resume=args.resume, progress=not args.no_progress)
+    prep = Preprocess(cfg.image_size, cfg.fit, cfg.channels)
+    ds = load_dataset(cfg.data, "train", download=args.download, prep=prep)
+    cfg = fit_to_data(cfg, ds.image_shape, ds.labelled, ds.source)
+    ds_b = load_dataset(cfg.data_b, "train") if cfg.data_b is not None else None
+    trainer = Trainer(cfg, ds, resume=args.resume, progress=not args.no_progress, ds_b=ds_b)
     try:
         if trainer.cfg.eval_every:
             attach_quick_eval(trainer)
         result = trainer.train()
+    except FileWriteError as e:  # e.g. a full disk: one line, and which checkpoint is still good
+        trainer.dist.close(wait=False)
+        ckpts = list_checkpoints(trainer.out)
+        kept = f"the last good checkpoint is {ckpts[-1]}" if ckpts else "no checkpoint was written yet"
+        raise TrainingError(f"{e}; {kept}") from None
     except BaseException:
         trainer.dist.close(wait=False)
         raise

@@ -29,7 +29,7 @@ from training import __version__
 from training.checkpoint import (
     atomic_write_bytes,
     list_checkpoints,
-    load_checkpoint,
+    load_resumable,
     restore_optimizer,
     save_checkpoint,
 )
@@ -91,8 +91,29 @@ class TrainResult:
     stopped_by: str
 
 
-def data_info(ds: ImageDataset) -> DataInfo:
-    return DataInfo(ds.image_shape, ds.num_classes, tuple(ds.class_names))
+PREVIEW_SEED = 2024  # which images of the data sample grids show
+
+
+def dataset_doc(ds: ImageDataset) -> dict:
+    """How a card names its training data."""
+    source = Path(ds.source).name  # the data's name, not where it lives on this machine
+    return {"name": ds.name, "source": source, "n": len(ds), "fingerprint": ds.fingerprint(), **ds.meta}
+
+
+def preview_images(ds: ImageDataset, k: int = 10) -> np.ndarray:
+    """k fixed images of the data: the first of each class (in class order) of a seeded shuffle, then others."""
+    perm = np.random.default_rng([PREVIEW_SEED, len(ds)]).permutation(len(ds))
+    labels = ds.labels[perm]
+    firsts = [int(perm[np.argmax(labels == c)]) for c in range(ds.num_classes) if (labels == c).any()][:k]
+    rest = [int(i) for i in perm[: k + len(firsts)] if int(i) not in firsts][: k - len(firsts)]
+    return ds.images[firsts + rest]
+
+
+def data_info(ds: ImageDataset, ds_b: ImageDataset | None = None) -> DataInfo:
+    b = data_info(ds_b) if ds_b is not None else None
+    return DataInfo(
+        ds.image_shape, ds.num_classes, tuple(ds.class_names), b, dataset_doc(ds), preview_images(ds)
+    )
 
 
 def make_card(
@@ -102,9 +123,10 @@ def make_card(
     seconds: float,
     metrics: dict | None = None,
     family: Family | None = None,
+    ds_b: ImageDataset | None = None,
 ) -> ModelCard:
-    family = family or get_family(cfg.family)(cfg.resolved(), data_info(ds))
-    return ModelCard(
+    family = family or get_family(cfg.family)(cfg.resolved(), data_info(ds, ds_b))
+    fields = dict(
         name=cfg.name,
         variant=family.card_variant(),
         arch=cfg.arch,
@@ -113,13 +135,7 @@ def make_card(
         num_classes=ds.num_classes,
         class_names=list(ds.class_names),
         image_shape=ds.image_shape,
-        dataset={
-            "name": ds.name,
-            "source": ds.source,
-            "n": len(ds),
-            "fingerprint": ds.fingerprint(),
-            **ds.meta,
-        },
+        dataset=dataset_doc(ds),
         steps=step,
         seed=cfg.seed,
         train_seconds=round(seconds, 1),
@@ -131,6 +147,7 @@ def make_card(
         },
         metrics=metrics,
     )
+    return ModelCard(**{**fields, **family.card_fields()})
 
 
 def ema_key(net: str, raw: bool = False) -> str:
@@ -146,16 +163,24 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         dist: DistEnv | None = None,
+        ds_b: ImageDataset | None = None,
     ):
         self.dist = dist or DistEnv.from_env()
         self.cfg = cfg.resolved()
-        self.ds = ds
+        self.ds, self.ds_b = ds, ds_b
         self.out = Path(self.cfg.out)
         self.device = self.dist.device if self.dist.enabled else pick_device(self.cfg.device)
         self.progress = progress and self.dist.is_main
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
-        self.family: Family = get_family(self.cfg.family)(self.cfg, data_info(ds))
+        family_cls = get_family(self.cfg.family)
+        if family_cls.needs_data_b != (ds_b is not None):
+            raise TrainingError(
+                f"data_b: the {self.cfg.family!r} family translates between two datasets; give --data-b"
+                if family_cls.needs_data_b
+                else f"data_b: the {self.cfg.family!r} family trains on one dataset; omit --data-b"
+            )
+        self.family: Family = family_cls(self.cfg, data_info(ds, ds_b))
         torch.manual_seed(self.cfg.seed)  # same initial weights on every rank (and in the EMA copies)
         self.family.nets = self.family.build_nets()
         for net in self.family.nets.values():
@@ -171,7 +196,14 @@ class Trainer:
         self.sampler = BatchSampler(
             ds, self.cfg.batch_size, self.cfg.seed, self.dist.rank, self.dist.world, self.device
         )
-        self.step, self.batches, self.seconds = 0, 0, 0.0
+        self.sampler_b = (
+            None
+            if ds_b is None
+            else BatchSampler(
+                ds_b, self.cfg.batch_size, self.cfg.seed + 1, self.dist.rank, self.dist.world, self.device
+            )
+        )
+        self.step, self.batches, self.batches_b, self.seconds = 0, 0, 0, 0.0
         self.last_metrics: dict | None = None
         self.quick_eval = None  # set by callers that want periodic metrics (see training.evaluation)
         if resume:
@@ -200,7 +232,7 @@ class Trainer:
         ckpts = list_checkpoints(self.out)
         if not ckpts:
             raise TrainingError(f"--resume: {self.out} holds no checkpoint to resume from")
-        ck = load_checkpoint(ckpts[-1])
+        ck = load_resumable(self.out)
         diffs = self.cfg.model_differences(ck.config)
         if diffs:
             raise TrainingError(
@@ -209,6 +241,10 @@ class Trainer:
         if ck.card.dataset.get("fingerprint") != self.ds.fingerprint():
             raise TrainingError(
                 f"cannot resume: dataset differs from the checkpoint's ({ck.card.dataset.get('source')})"
+            )
+        if self.ds_b is not None and ck.extra.get("data_b_fingerprint") != self.ds_b.fingerprint():
+            raise TrainingError(
+                f"cannot resume: data_b differs from the checkpoint's ({ck.extra.get('data_b_source')})"
             )
         for name, net in self.family.nets.items():
             net.load_state_dict(ck.state(name))
@@ -220,6 +256,7 @@ class Trainer:
         self.noise.set_state(ck.tensors["rng.noise"])
         torch.set_rng_state(ck.tensors["rng.torch"])
         self.step, self.batches, self.seconds = ck.step, int(ck.extra["batches"]), float(ck.extra["seconds"])
+        self.batches_b = int(ck.extra.get("batches_b", 0))
         self.last_metrics = ck.card.metrics
 
     def recalibrated_ema(self, net: str | None = None) -> nn.Module:
@@ -239,7 +276,9 @@ class Trainer:
 
     def card(self) -> ModelCard:
         """The model card of the run as it stands (what a checkpoint written now would carry)."""
-        return make_card(self.cfg, self.ds, self.step, self.seconds, self.last_metrics, self.family)
+        return make_card(
+            self.cfg, self.ds, self.step, self.seconds, self.last_metrics, self.family, self.ds_b
+        )
 
     def save(self) -> Path | None:
         if not self.dist.is_main:
@@ -249,6 +288,10 @@ class Trainer:
             modules[ema_key(name, raw=True)] = ema.model
             modules[ema_key(name)] = self.recalibrated_ema(name)
         extra_tensors = {f"family.{k}": v for k, v in self.family.extra_state().items()}
+        extra = {"batches": self.batches, "seconds": self.seconds}
+        if self.ds_b is not None:
+            extra.update(batches_b=self.batches_b, data_b_fingerprint=self.ds_b.fingerprint(),
+                         data_b_source=self.ds_b.source)  # fmt: skip
         return save_checkpoint(
             self.out,
             self.step,
@@ -257,7 +300,7 @@ class Trainer:
             modules,
             self.family.opts,
             {"noise": self.noise.get_state(), "torch": torch.get_rng_state()},
-            extra={"batches": self.batches, "seconds": self.seconds},
+            extra=extra,
             keep=self.cfg.keep,
             tensors=extra_tensors,
         )
@@ -267,8 +310,12 @@ class Trainer:
     def sample_grid(self, g: nn.Module | None = None) -> Path | None:
         if not self.dist.is_main:
             return None
-        imgs, ncols = self.family.grid(g or self.inference_generator(), self.device)
-        path = self.out / "samples" / f"step-{self.step:07d}.png"
+        if g is not None:
+            imgs, ncols = self.family.grid(g, self.device)
+        else:
+            nets = {n: self.inference_generator(n) for n in self.family.generators}
+            imgs, ncols = self.family.grid_nets(nets, self.device)
+        path = self.out / "samples" / f"{self.family.grid_name(self.step)}.png"
         data = png_bytes(grid(imgs, ncols), scale=2)
         atomic_write_bytes(path, data)
         atomic_write_bytes(self.out / "samples.png", data)
@@ -283,13 +330,19 @@ class Trainer:
         self.batches += 1
         return batch
 
+    def _next_batch_b(self) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.sampler_b.get(self.batches_b)
+        self.batches_b += 1
+        return batch
+
     def run_step(self) -> dict[str, float]:
         """One training step: the family's schedule, then every phase due at this step (repeats averaged)."""
         self.family.schedule(self.step)
         for net in self.family.nets.values():
             net.train()
         self._set_learning_rates()
-        ctx = StepContext(self.step, self.device, self.noise, self.train_nets, self._next_batch, self._ctx)
+        ctx = StepContext(self.step, self.device, self.noise, self.train_nets, self._next_batch, self._ctx,
+                          next_batch_b=self._next_batch_b if self.sampler_b is not None else None)  # fmt: skip
         losses: dict[str, float] = {}
         for phase in self.family.phases():
             if self.step % phase.every:

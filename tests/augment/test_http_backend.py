@@ -134,14 +134,17 @@ def test_http_backend_names_unknown_models(cond_onnx, tmp_path):
     assert str(e.value) == "http://svc.test: unknown model 'nope'; known: mnist-cdcgan"
 
 
-def test_http_backend_against_a_real_bentoml_serve_gives_the_local_bytes(cond_onnx, tmp_path):
-    """The real service's contract (/models shape, sha256, npz keys, labels), not the stand-in's."""
+def test_http_backend_against_a_real_bentoml_serve_gives_the_local_bytes(cond_onnx, tmp_path, monkeypatch):
+    """The real service's contract (/models shape, sha256, npz keys, labels, the bearer token
+    GAN_API_TOKEN that server and backend both read), not the stand-in's."""
     job = dict(per_class=3, seed=11, truncation=1.5, format="npz", chunk_size=8, batch_size=5)
     run_job(cond_onnx, tmp_path / "local", **job)
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(cond_onnx, models / "mnist-cdcgan.onnx")
+    monkeypatch.setenv("GAN_API_TOKEN", "s3cret")
     with serving(models) as url:
+        assert httpx.post(url + "/generate", json={}).status_code == 401
         res = run_job(f"{url}#mnist-cdcgan", tmp_path / "http", concurrency=2, **job)
     assert res.complete and res.generated == 30
     assert visible(tmp_path / "http") == visible(tmp_path / "local")

@@ -102,19 +102,21 @@ def test_run_folder_exports_its_newest_checkpoint(cdcgan_onnx, tmp_path):
     assert from_folder == card
 
 
-@pytest.mark.parametrize("size", [28, 32])
+@pytest.mark.parametrize("size", [28, 32, 64])
 @pytest.mark.parametrize("conditional", [True, False])
 def test_phase_rewrite_is_the_same_function(size, conditional):
-    """Random weights and BatchNorm statistics, both image sizes, 1 and 3 channels: same floats."""
+    """Random weights and BatchNorm statistics, every image size (64 px: 3 layers), 1 and 3 channels: same floats."""
     from training.nets.dcgan import DCGANGenerator
 
     torch.manual_seed(size + conditional)
     for channels in (1, 3):
         g = DCGANGenerator(16, 10, conditional, (channels, size, size), width=8, embed_dim=4)
-        for bn in (g.fc[1], g.up[1]):
+        bns = [m for m in g.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+        assert len(bns) == (3 if size == 64 else 2)
+        for bn in bns:
             bn.running_mean.normal_(0, 0.5), bn.running_var.uniform_(0.5, 2), bn.weight.data.normal_(1, 0.3)
             bn.bias.data.normal_(0, 0.3)
-        g.up[3].bias.data.normal_(0, 0.3)
+        g.up[-2].bias.data.normal_(0, 0.3)
         g.eval()
         fast = phase_rewrite(g)
         z, labels = torch.randn(9, 16), torch.arange(9) % 10
@@ -129,7 +131,7 @@ def test_phase_rewrite_skips_what_it_does_not_know(tiny_checkpoint):
     g = build_generator(load_checkpoint(tiny_checkpoint("mnist-cdcgan")))
     assert phase_rewrite(build_generator(load_checkpoint(tiny_checkpoint("mnist-gan")))) is None
     assert phase_rewrite(g.train()) is None  # batch statistics cannot be folded
-    g.eval().up[0] = torch.nn.ConvTranspose2d(g.c4, g.up[0].out_channels, 3, 2, 1, 1, bias=False)
+    g.eval().up[0] = torch.nn.ConvTranspose2d(g.c0, g.up[0].out_channels, 3, 2, 1, 1, bias=False)
     assert phase_rewrite(g) is None  # another kernel size
 
 

@@ -46,7 +46,9 @@ def test_int8_variant_is_quantized_and_reproducible(cdcgan_onnx, tmp_path):
     assert np.abs(a.astype(float) - b.astype(float)).mean() <= 4
 
 
-def test_fid_check_measures_both_files_and_records_it(cdcgan_onnx, tmp_path, monkeypatch):
+def test_fid_check_measures_both_files_and_records_it(
+    cdcgan_onnx, mnist_small_evaluator, tmp_path, monkeypatch
+):
     monkeypatch.setenv("GAN_EVAL_CACHE", str(tmp_path / "cache"))
     ckpt, _, _ = cdcgan_onnx
     card = export_checkpoint(ckpt, tmp_path / "g8.onnx", "int8", fid_budget=10.0, fid_n=200)

@@ -101,3 +101,24 @@ def test_serving_only_install_keeps_torch_free_commands(tmp_path):
         "gan train: error: 'gan train' needs torch: pip install torch==2.13.0 && pip install 'gan-service[train]'"
     )
     assert "--per-class" in r.stdout
+
+
+def test_train_resizes_a_mixed_flat_folder_when_asked(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(40, 50), (32, 32), (70, 64)] * 6):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{i:02d}.png")
+    args = ["train", "--preset", "dcgan", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--steps", "1",
+            "--batch-size", "8", "--set", 'arch_params={"g_width": 8, "d_width": 8}', "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    assert capsys.readouterr().err.startswith(
+        f"gan train: error: {tmp_path / '01.png'}: image size 32x32 differs"
+    )
+    assert main([*args, "--image-size", "32", "--fit", "stretch"]) == 0
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert card["image_shape"] == [3, 32, 32] and card["conditional"] is False
+    assert card["dataset"]["preprocess"] == {"size": 32, "fit": "stretch", "resample": "lanczos"}
+    assert card["dataset"]["labelled"] is False and card["class_names"] == ["unlabeled"]
+    assert "note: quick evaluation off" not in capsys.readouterr().err  # dcgan has no quick evaluation

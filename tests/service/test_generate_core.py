@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gan_core.card_files import read_card
 from gan_core.latents import latents
-from gan_core.runtime import open_generator
+from gan_core.runtime import ModelFileError, cuda_device_present, open_generator
 from service.generate import ClientError, Generator, grid_image, path
+from service.model_set import public_card, scan_models
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
-from service.settings import Settings, SettingsError
+from service.settings import DEFAULT_MODELS_DIR, Settings, SettingsError
 from tests.conftest import zl_feeds
 
 
@@ -182,3 +184,53 @@ def test_encodings_png_grid_npz(core):
     reply = asyncio.run(core.encode(res, "grid"))
     assert reply.media_type == "image/png" and reply.headers == {"X-Model": "mnist-cdcgan", "X-Seed": "3"}
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(reply.body)))[..., None], g)
+
+
+def test_scan_skips_unusable_files_and_refuses_only_when_none_is_left(tmp_path, cond_onnx, caplog):
+    from tests.service.test_http_serve import bad_models
+
+    failed = bad_models(tmp_path, cond_onnx)
+    scan = scan_models(Settings(models_dir=tmp_path))
+    assert list(scan.usable) == ["mnist-cdcgan"] and scan.default == "mnist-cdcgan"
+    assert {f.file: f.error for f in scan.failed} == failed
+    assert len([r for r in caplog.records if r.getMessage().startswith("not serving ")]) == 4
+    with pytest.raises(SettingsError) as e:
+        scan_models(Settings(models_dir=tmp_path, default_model="nope"))
+    assert str(e.value) == "GAN_DEFAULT_MODEL: unknown model 'nope'; usable: mnist-cdcgan"
+    (tmp_path / "a-good.onnx").unlink()
+    scan = scan_models(Settings(models_dir=tmp_path))  # the second file of that name is served now
+    assert [p.name for p, _ in scan.usable.values()] == ["b-same-name.onnx"]
+    (tmp_path / "b-same-name.onnx").unlink()
+    with pytest.raises(ModelFileError) as e:
+        scan_models(Settings(models_dir=tmp_path))
+    assert str(e.value).startswith(
+        f"GAN_MODELS_DIR: no usable model in {tmp_path} (c-empty.onnx: not a readable"
+    )
+    if not cuda_device_present():
+        with pytest.raises(SettingsError, match=r"^GAN_DEVICE: 'cuda' asked for, but no CUDA GPU is present"):
+            scan_models(Settings(device="cuda"))
+
+
+def test_settings_limits_and_timeouts_from_env():
+    s = Settings.from_env({"GAN_BODY_TIMEOUT_S": "2.5", "GAN_MAX_CONNECTIONS": "8", "GAN_API_TOKEN": " t0k "})
+    assert (s.body_timeout_s, s.max_connections, s.api_token, s.request_timeout_s) == (2.5, 8, "t0k", 30.0)
+    for raw in ("0", "-1", "soon", "inf"):
+        with pytest.raises(SettingsError) as e:
+            Settings.from_env({"GAN_HEADER_TIMEOUT_S": raw})
+        assert str(e.value) == f"GAN_HEADER_TIMEOUT_S: must be a number of seconds > 0, got {raw!r}"
+    with pytest.raises(SettingsError, match=r"^GAN_WORKERS: must be an integer >= 1, got 0$"):
+        Settings.from_env({"GAN_WORKERS": "0"})
+
+
+def test_the_bundled_card_is_served_without_the_training_data_location():
+    card = read_card(DEFAULT_MODELS_DIR / "mnist-cdcgan.onnx")  # the file keeps its bytes (and path)
+    assert card.dataset["source"] == "/work/shared/data/mnist"
+    doc = public_card(card)
+    assert doc["dataset"] == {
+        "name": "mnist",
+        "n": 60000,
+        "fingerprint": "d18cfd466eb143ac",
+        "format": "idx",
+        "split": "train",
+    }
+    assert "/work" not in str(doc) and doc["metrics"] == card.model_dump(mode="json")["metrics"]

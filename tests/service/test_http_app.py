@@ -15,6 +15,7 @@ from PIL import Image
 
 from gan_core.latents import latents
 from gan_core.runtime import open_generator
+from service.settings import Settings
 from tests.conftest import REPO, zl_feeds
 
 
@@ -22,12 +23,12 @@ from tests.conftest import REPO, zl_feeds
 def client(models_dir):
     from starlette.testclient import TestClient
 
-    from service.app import GeneratorService
-
     env = {"GAN_MODELS_DIR": str(models_dir), "GAN_DEFAULT_MODEL": "mnist-cdcgan", "GAN_MAX_COUNT": "64"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
+        from service.app import GeneratorService  # settings and models are read on import
+
         with TestClient(GeneratorService.to_asgi(), raise_server_exceptions=False) as c:
             yield c
     finally:
@@ -39,7 +40,13 @@ def pixels(png_b64: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(png_b64))))[..., None]
 
 
-def test_models_lists_every_card_unchanged(client, cond_onnx, uncond_onnx):
+def without_source(card) -> dict:
+    doc = card.model_dump(mode="json")
+    doc["dataset"].pop("source", None)
+    return doc
+
+
+def test_models_lists_every_card_without_the_data_location(client, cond_onnx, uncond_onnx):
     for r in (client.get("/models"), client.post("/models")):
         assert r.status_code == 200
         doc = r.json()
@@ -47,9 +54,10 @@ def test_models_lists_every_card_unchanged(client, cond_onnx, uncond_onnx):
             "mnist-cdcgan",
             "mnist-dcgan",
         ]
-        assert doc["models"][0]["card"] == open_generator(cond_onnx, threads=1).card.model_dump(mode="json")
-        assert doc["models"][1]["card"] == open_generator(uncond_onnx, threads=1).card.model_dump(mode="json")
-        assert doc["models"][0]["provider"] == "CPUExecutionProvider"
+        assert doc["models"][0]["card"] == without_source(open_generator(cond_onnx, threads=1).card)
+        assert doc["models"][1]["card"] == without_source(open_generator(uncond_onnx, threads=1).card)
+        assert doc["models"][0]["provider"] == "CPUExecutionProvider" and doc["failed"] == []
+        assert doc["models"][0]["card"]["dataset"]["fingerprint"] and "/tmp" not in r.text
 
 
 def test_png_answer_matches_direct_ort_and_echoes_the_seed(client, cond_onnx):
@@ -134,6 +142,26 @@ BAD = [
         "steps: must be <= 64 (GAN_MAX_STEPS), got 65",
     ),
     ("/interpolate", {"seeds": [1], "label": 0}, 400, "seeds: must hold exactly 2 values, got 1"),
+    # strict types: a string, a float or a bool is not an integer (nor a bool a class)
+    ("/generate", {"count": "3"}, 400, "count: Input should be a valid integer"),
+    ("/generate", {"count": 2.0}, 400, "count: Input should be a valid integer"),
+    ("/generate", {"count": True}, 400, "count: Input should be a valid integer"),
+    ("/generate", {"seed": "7"}, 400, "seed: Input should be a valid integer"),
+    (
+        "/generate",
+        {"labels": True},
+        400,
+        "labels: must be a class index, a class name, a list of them, or 'balanced'",
+    ),
+    ("/generate", {"model": ""}, 400, "model: String should have at least 1 character"),
+    ("/generate", {"truncation": 11}, 400, "truncation: Input should be less than or equal to 10"),
+    ("/generate", {"truncation": 1e308}, 400, "truncation: Input should be less than or equal to 10"),
+    (
+        "/interpolate",
+        {"seeds": [1, -2], "label": 0},
+        400,
+        "seeds.1: Input should be greater than or equal to 0",
+    ),
 ]
 
 
@@ -153,9 +181,9 @@ def test_invalid_json_and_oversized_body(client):
     r = client.post("/generate", content=b'{"count":', headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"].startswith("body: invalid JSON (EOF while parsing")
     r = client.post(
-        "/generate", content=b'{"count": 2}', headers={"content-type": "application/x-www-form-urlencoded"}
+        "/generate", content=b'{"count": 2}', headers={"content-type": "application/json; charset=utf-8"}
     )
-    assert r.status_code == 200 and r.json()["count"] == 2  # curl -d: JSON whatever the label
+    assert r.status_code == 200 and r.json()["count"] == 2
     big = b'{"latents": [[' + b"0.0," * 1_100_000 + b"0.0]]}"
     r = client.post("/generate_from_latents", content=big, headers={"content-type": "application/json"})
     assert (r.status_code, r.json()) == (
@@ -164,29 +192,104 @@ def test_invalid_json_and_oversized_body(client):
     )
 
 
-def test_openapi_document_is_valid_and_lists_every_endpoint(client):
+def test_openapi_document_is_valid_and_true(client):
     from openapi_spec_validator import validate
 
     doc = client.get("/docs.json").json()
     validate(doc)
-    paths = doc["paths"]
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
     for route in ("/generate", "/generate_from_latents", "/interpolate", "/models"):
         assert "post" in paths[route], route
     assert "get" in paths["/models"]
     for route in ("/livez", "/readyz", "/metrics"):
         assert route in paths
-    body = paths["/generate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    schema = doc["components"]["schemas"][body["$ref"].split("/")[-1]] if "$ref" in body else body
-    assert {"model", "count", "seed", "start_index", "labels", "truncation", "format"} <= set(
-        schema["properties"]
+    op = paths["/generate"]["post"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    props = schemas[ref.split("/")[-1]]["properties"]
+    assert {"model", "count", "seed", "start_index", "labels", "truncation", "format"} <= set(props)
+    # unions and nulls as they are accepted, limits as they are enforced
+    assert [o["type"] for o in props["labels"]["anyOf"]] == ["integer", "string", "array"]
+    assert props["labels"]["nullable"] and props["seed"]["nullable"] and props["truncation"]["nullable"]
+    assert (props["count"]["maximum"], props["truncation"]["maximum"], props["model"]["minLength"]) == (
+        64,
+        10,
+        1,
+    )
+    # every answer: the three media types of 200 and each refusal, with its headers
+    assert set(op["responses"]["200"]["content"]) == {
+        "application/json",
+        "image/png",
+        "application/octet-stream",
+    }
+    assert {"400", "404", "408", "413", "415", "503", "504"} <= set(op["responses"]) and "401" not in op[
+        "responses"
+    ]
+    assert (
+        "Retry-After" in op["responses"]["503"]["headers"] and "X-Seed" in op["responses"]["200"]["headers"]
+    )
+    out = schemas["ImagesResponse"]["properties"]
+    assert (
+        out["seed"]["nullable"]
+        and out["truncation"]["nullable"]
+        and schemas["ImageOut"]["properties"]["label"]["nullable"]
+    )
+    assert "failed" in schemas["ModelsResponse"]["required"]
+
+
+def test_form_posts_are_refused_with_415(client):
+    """curl -d labels bodies form-urlencoded, a web page's simple request text/plain: neither runs."""
+    for ctype in ("application/x-www-form-urlencoded", "text/plain"):
+        r = client.post("/generate", content=b'{"count": 1}', headers={"content-type": ctype})
+        assert (r.status_code, r.json()["error"]) == (
+            415,
+            f"content-type: must be application/json (send the header Content-Type: application/json), got '{ctype}'",
+        )
+
+
+def metric_series(text: str) -> set[str]:
+    return {line.rsplit(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_unknown_paths_add_no_metric_series(client):
+    client.post("/generate", json={"seed": 1})
+    client.post("/generate", json={"model": "nope"})
+    client.get("/no/such/path")
+    client.get("/metrics")  # a scrape is counted once it is answered
+    before = client.get("/metrics").text
+    for i in range(300):
+        client.get(f"/random-{i}/x{i * 7919}")
+        client.post(f"/generate/{i}", json={})
+    after = client.get("/metrics").text
+    assert metric_series(after) == metric_series(before) and "random-" not in after
+    assert 'gan_http_requests_total{model="mnist-cdcgan",route="/generate",status="2xx"}' in after
+    assert 'gan_http_requests_total{model="unknown",route="/generate",status="4xx"}' in after
+    assert (
+        float(after.split('gan_http_requests_total{model="",route="other",status="4xx"} ')[1].split()[0])
+        >= 601
     )
 
 
 def test_importing_the_service_does_not_import_torch():
     code = "import sys, service.app, service.generate, service.schemas; print('torch' in sys.modules)"
-    env = {**os.environ, "GAN_MODELS_DIR": "/nonexistent"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAN_")}  # the bundled model
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_openapi_document_with_a_token_names_the_scheme_and_401(client):
+    from openapi_spec_validator import validate
+
+    from service.app import API_ROUTES
+    from service.guard import OPEN_ROUTES
+    from service.openapi import api_document
+
+    base = {"openapi": "3.0.2", "info": {"title": "t", "version": "1"}, "paths": {}}
+    doc = api_document(base, API_ROUTES, Settings(api_token="s3cret"), OPEN_ROUTES)
+    validate(doc)
+    assert doc["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    gen, models = doc["paths"]["/generate"]["post"], doc["paths"]["/models"]["post"]
+    assert gen["security"] == [{"bearer": []}] and "401" in gen["responses"]
+    assert "security" not in models and "401" not in models["responses"]

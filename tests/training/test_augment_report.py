@@ -44,7 +44,7 @@ def test_report_refuses_unlabelled_or_unfinished_synthetic_data(
     run_job(uncond_onnx, tmp_path / "u", total=5)
     with pytest.raises(
         UserError,
-        match=r"u: images of an unconditional model carry no labels; the report needs a conditional generator$",
+        match=r"u: images of an unconditional model carry no labels; the report needs a conditional generator \(or --label-from code:NAME\)$",
     ):
         run_report(tmp_path / "u", data=str(mnist_dir), steps=1)
     run_job(cond_onnx, tmp_path / "half", per_class=2, chunk_size=5, shard=0, num_shards=2)

@@ -176,7 +176,7 @@ def small_ds(mnist_small):
     return load_dataset(mnist_small)
 
 
-def test_cli_checkpoint_writes_metrics_into_card(small_ds, tmp_path, capsys):
+def test_cli_checkpoint_writes_metrics_into_card(small_ds, mnist_small_evaluator, tmp_path, capsys):
     trainer = _tiny_run(small_ds, tmp_path / "run")
     ckpt = trainer.train().checkpoint
     assert main(["evaluate", str(tmp_path / "run"), "--n", "200", "--out", str(tmp_path / "eval.json")]) == 0
@@ -189,8 +189,11 @@ def test_cli_checkpoint_writes_metrics_into_card(small_ds, tmp_path, capsys):
     assert report["model"] == {"name": "mnist-cdcgan", "steps": 2, "conditional": True}
     from training.checkpoint import load_checkpoint
 
+    # measured against the data it was trained on (2k digits: a held-out 10%) with that data's evaluator
+    assert report["evaluator"] == "mnist2k-tiny" and report["evaluator_data"]["matches_reference"]
+    assert report["reference"]["test_split"] == "holdout" and report["reference"]["n"] == 199
     ck = load_checkpoint(ckpt)  # still a valid checkpoint, weights untouched
-    assert ck.card.metrics["fid"] == report["fid"] and ck.card.metrics["evaluator"] == "mnist-cnn-v1"
+    assert ck.card.metrics["fid"] == report["fid"] and ck.card.metrics["evaluator"] == "mnist2k-tiny"
     assert (
         ck.card.metrics["source"] == "gan evaluate"
         and ck.card.metrics["modes_covered"] == report["modes"]["covered"]
@@ -205,7 +208,7 @@ def test_cli_checkpoint_writes_metrics_into_card(small_ds, tmp_path, capsys):
     np.testing.assert_array_equal(a.labels, np.arange(50) % 10)
 
 
-def test_quick_eval_logs_and_sets_last_metrics(small_ds, tmp_path):
+def test_quick_eval_logs_and_sets_last_metrics(small_ds, mnist_small_evaluator, tmp_path):
     trainer = _tiny_run(small_ds, tmp_path / "run", eval_every=1, eval_n=200)
     qe = attach_quick_eval(trainer)
     assert isinstance(qe, QuickEval) and trainer.quick_eval is qe
@@ -220,7 +223,7 @@ def test_quick_eval_logs_and_sets_last_metrics(small_ds, tmp_path):
     assert (
         m == evals[-1]["eval"]
         and m["n"] == 200
-        and m["evaluator"] == "mnist-cnn-v1"
+        and m["evaluator"] == "mnist2k-tiny"
         and "class_accuracy" in m
     )
     from training.checkpoint import load_checkpoint
@@ -228,12 +231,67 @@ def test_quick_eval_logs_and_sets_last_metrics(small_ds, tmp_path):
     assert load_checkpoint(tmp_path / "run").card.metrics == m
 
 
-def test_quick_eval_skips_data_without_evaluator(tmp_path):
+def test_quick_eval_skips_data_without_evaluator(tmp_path, capsys):
     from gan_core.datasets import ImageDataset
 
     ds = ImageDataset(np.zeros((64, 1, 32, 32), np.uint8), np.arange(64) % 3, ["a", "b", "c"], "x", "x")
     trainer = _tiny_run(ds, tmp_path / "run", eval_every=1)
     assert attach_quick_eval(trainer) is None and trainer.quick_eval is None
+    assert capsys.readouterr().err == (
+        f"note: quick evaluation off: no evaluator is bound to x (fingerprint {ds.fingerprint()}); "
+        "--evaluator auto trains one first, or run `gan train-evaluator --data x`\n"
+    )
+
+
+def test_quick_eval_never_uses_an_evaluator_of_other_data(mnist_train, tmp_path, capsys):
+    """Same shape and class count as MNIST, other images (a clothing set, say): never MNIST's evaluator."""
+    from gan_core.datasets import ImageDataset
+
+    other = ImageDataset(
+        255 - mnist_train.images[:300], mnist_train.labels[:300], mnist_train.class_names, "fashion", "f"
+    )
+    trainer = _tiny_run(other, tmp_path / "run", eval_every=1)
+    assert (
+        attach_quick_eval(trainer) is None and "no evaluator is bound to fashion" in capsys.readouterr().err
+    )
+    with pytest.raises(EvaluationError) as e:
+        attach_quick_eval(trainer, "mnist")
+    assert str(e.value) == (
+        f"--evaluator mnist: mnist-cnn-v1 is bound to mnist (d18cfd466eb143ac), not to this run's data fashion "
+        f"({other.fingerprint()}); quick evaluation only uses the evaluator of the run's own data"
+    )
+    assert (
+        attach_quick_eval(trainer, "off") is None
+        and capsys.readouterr().err == "note: quick evaluation off (--evaluator off)\n"
+    )
+
+
+def test_an_explicit_evaluator_of_other_data_is_named_in_the_report(small_ds, tmp_path, capsys):
+    ckpt = _tiny_run(small_ds, tmp_path / "run").train().checkpoint
+    assert main(["evaluate", str(ckpt), "--n", "100", "--evaluator", "mnist", "--json", "--no-card"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["evaluator"] == "mnist-cnn-v1"
+    assert report["evaluator_data"] == {
+        "name": "mnist",
+        "fingerprint": "d18cfd466eb143ac",
+        "matches_reference": False,
+    }
+    assert main(["evaluate", str(ckpt), "--n", "100", "--evaluator", "mnist", "--no-card"]) == 0
+    assert "NOTE: evaluator bound to other data (mnist, d18cfd466eb143ac)" in capsys.readouterr().out
+
+
+def test_without_a_bound_evaluator_evaluate_says_how_to_get_one(tmp_path, capsys):
+    from gan_core.demo_data import write_demo_data
+
+    write_demo_data(tmp_path / "demo", size=28, n_train=40, n_test=20, format="npz")
+    out = tmp_path / "s.npz"
+    np.savez(out, images=np.zeros((20, 28, 28, 3), np.uint8))
+    assert main(["evaluate", str(out), "--data", str(tmp_path / "demo"), "--n", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gan evaluate: error: {tmp_path / 'demo'}: no evaluator is bound to this data")
+    assert err.endswith(
+        f"train one with `gan train-evaluator --data {tmp_path / 'demo'}` or pass --evaluator NAME\n"
+    )
 
 
 def test_collapse_warnings():
@@ -285,7 +343,7 @@ def test_evaluate_samples_rejects_tiny_n(mnist_small):
         evaluate_samples(sample_target(mnist_small, 5), n_ref=100)
 
 
-def test_cli_onnx_matches_checkpoint_and_writes_card(small_ds, tmp_path, capsys):
+def test_cli_onnx_matches_checkpoint_and_writes_card(small_ds, mnist_small_evaluator, tmp_path, capsys):
     from export.onnx_export import export_checkpoint
     from gan_core.card_files import read_card
 
@@ -302,3 +360,55 @@ def test_cli_onnx_matches_checkpoint_and_writes_card(small_ds, tmp_path, capsys)
     card = read_card(onnx_path)  # still opens in the service runtime, card valid
     assert report["kind"] == "onnx" and card.metrics["fid"] == report["fid"] and card.metrics["n"] == 100
     assert card.export is not None and card.name == "mnist-cdcgan"
+
+
+@pytest.fixture(scope="module")
+def unlabelled_digits(mnist_train, tmp_path_factory):
+    """660 digits without labels (.npz) and a tiny rotation evaluator bound to them."""
+    from training.evaluator_store import train_for_data
+
+    path = tmp_path_factory.mktemp("flat") / "digits.npz"
+    np.savez(path, images=mnist_train.images[:660, 0])
+    _, stem = train_for_data(path, out=path.with_name("rot"), epochs=1, width=8, threads=1)
+    return path, stem
+
+
+def test_a_rotation_evaluator_reports_which_metrics_need_labels(unlabelled_digits, capsys):
+    path, stem = unlabelled_digits
+    assert (
+        main(["evaluate", str(path), "--data", str(path), "--n", "60", "--evaluator", str(stem), "--json"])
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["needs_labels"] == ["classifier_score", "modes", "class_accuracy", "cas"]
+    assert not {"classifier_score", "modes", "class_accuracy"} & set(report)
+    assert (
+        report["fid"] >= 0 and 0 <= report["coverage"] <= 1 and report["evaluator_data"]["matches_reference"]
+    )
+    assert main(["evaluate", str(path), "--data", str(path), "--n", "60", "--evaluator", str(stem)]) == 0
+    assert (
+        "not measured (classifier_score, modes, class_accuracy, cas: need labelled data)"
+        in capsys.readouterr().out
+    )
+
+
+def test_quick_eval_on_unlabelled_data_trains_a_rotation_evaluator_first(unlabelled_digits, tmp_path, capsys):
+    from gan_core.datasets import load_dataset
+
+    path, _ = unlabelled_digits
+    ds = load_dataset(path)
+    trainer = _tiny_run(ds, tmp_path / "run", conditional=False, eval_every=1, eval_n=100, data=str(path),
+                        evaluator="auto", evaluator_epochs=1)  # fmt: skip
+    qe = attach_quick_eval(
+        trainer
+    )  # the module's rotation evaluator is not in the store: a new one is trained
+    assert qe.ev.card.task == "rotation" and qe.ev.card.dataset.fingerprint == ds.fingerprint()
+    assert "note: training an evaluator for digits first (--evaluator auto)" in capsys.readouterr().err
+    trainer.train()
+    m = trainer.last_metrics
+    assert (
+        m["evaluator"] == qe.ev.id
+        and m["fid"] >= 0
+        and "modes_covered" not in m
+        and "classifier_score" not in m
+    )

@@ -1,14 +1,16 @@
-"""The shipped evaluator (accuracy, integrity) and `gan train-evaluator`."""
+"""The shipped evaluator (accuracy, integrity, its data binding) and `gan train-evaluator` for any dataset."""
 
 import json
 import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from gan.cli import main
 from training.checkpoint import sha256_file
-from training.evaluator import EVALUATOR_DIR, EvaluationError, find_evaluator, load_evaluator
+from training.evaluator import EVALUATOR_DIR, EvaluationError, EvaluatorNet, load_evaluator
+from training.evaluator_store import bound_evaluator
 
 
 def test_shipped_evaluator_card_and_size():
@@ -19,6 +21,19 @@ def test_shipped_evaluator_card_and_size():
     assert card["feature_dim"] == 128 and card["image_shape"] == [1, 28, 28]
     assert weights.stat().st_size < 5_000_000
     assert card["training"]["command"].startswith("gan train-evaluator")
+    # bound to MNIST: its training split's fingerprint (what the bundled model's card records) and test split
+    assert card["task"] == "classes" and card["dataset"]["fingerprint"] == "d18cfd466eb143ac"
+    assert card["dataset"]["test"] == {"kind": "split", "fingerprint": "a0863a96c44e5666"}
+
+
+def test_cards_written_before_the_binding_still_load(tmp_path):
+    card = json.loads((EVALUATOR_DIR / "mnist.json").read_text())
+    del card["dataset"], card["task"]
+    (tmp_path / "old.json").write_text(json.dumps(card))
+    shutil.copy(EVALUATOR_DIR / "mnist.safetensors", tmp_path / "old.safetensors")
+    ev = load_evaluator(tmp_path / "old")
+    assert ev.card.task == "classes" and ev.card.dataset.fingerprint == "d18cfd466eb143ac"
+    assert ev.card.dataset.test["fingerprint"] == "a0863a96c44e5666" and ev.card.dataset.name == "mnist"
 
 
 def test_shipped_evaluator_accuracy_and_features(mnist_dir):
@@ -35,10 +50,27 @@ def test_shipped_evaluator_accuracy_and_features(mnist_dir):
     np.testing.assert_allclose(f2, feats[:100], rtol=1e-4, atol=1e-4)
 
 
-def test_find_evaluator_matches_shape_and_classes():
-    assert find_evaluator((1, 28, 28), 10).id == "mnist-cnn-v1"
-    assert find_evaluator((3, 28, 28), 10) is None
-    assert find_evaluator((1, 28, 28), 3) is None
+def test_the_bound_evaluator_is_found_by_fingerprint_not_by_shape(mnist_train):
+    from gan_core.datasets import ImageDataset
+
+    assert bound_evaluator(mnist_train.fingerprint()).id == "mnist-cnn-v1"
+    # MNIST's shape and class count, other pixels (a clothing set, say): no evaluator, not MNIST's
+    other = ImageDataset(
+        255 - mnist_train.images[:500], mnist_train.labels[:500], mnist_train.class_names, "x", "x"
+    )
+    assert other.image_shape == (1, 28, 28) and other.num_classes == 10
+    assert bound_evaluator(other.fingerprint()) is None
+
+
+def test_evaluator_net_scales_with_the_image_size():
+    convs = {
+        s: sum(isinstance(m, torch.nn.Conv2d) for m in EvaluatorNet(3, 10, size=s).blocks)
+        for s in (28, 32, 64)
+    }
+    assert convs == {28: 2, 32: 2, 64: 3}
+    for s in (28, 32, 64):
+        f, logits = EvaluatorNet(3, 10, size=s).forward_both(torch.zeros(2, 3, s, s))
+        assert f.shape == (2, 128) and logits.shape == (2, 10)
 
 
 def test_check_images_names_the_shape():
@@ -91,9 +123,30 @@ def test_train_evaluator_rejects_bad_flags(tmp_path, capsys):
     assert capsys.readouterr().err == "gan train-evaluator: error: --epochs must be >= 1, got 0\n"
 
 
-def test_train_evaluator_needs_a_test_split(mnist_small, tmp_path, capsys):
-    assert main(["train-evaluator", "--data", str(mnist_small), "--out", str(tmp_path / "x")]) == 2
-    assert capsys.readouterr().err == (
-        f"gan train-evaluator: error: {mnist_small}: no separate test split to measure accuracy on "
-        "(give an IDX folder or train/ + test/ image folders)\n"
+def test_train_evaluator_holds_out_a_split_when_the_data_has_none(mnist_small, tmp_path, capsys):
+    args = ["train-evaluator", "--data", str(mnist_small), "--epochs", "1", "--threads", "1", "--no-progress"]
+    assert main(args) == 0  # no --out: into the store, where evaluation finds it by the data's fingerprint
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "on 199 images of the held-out 10% of the training split" in out
+    from gan_core.datasets import load_dataset
+
+    fp = load_dataset(mnist_small).fingerprint()
+    ev = bound_evaluator(fp)
+    assert ev.id == f"mnist2k-cnn-{fp[:8]}" and f"bound to mnist2k ({fp})" in out
+    assert (
+        ev.card.dataset.test["kind"] == "holdout"
+        and ev.card.test_n == 199
+        and ev.card.training["train_n"] == 1801
     )
+
+
+def test_unlabelled_data_gets_a_self_supervised_rotation_evaluator(mnist_train, tmp_path):
+    from training.evaluator_store import train_for_data
+
+    np.savez(tmp_path / "flat.npz", images=mnist_train.images[:660, 0])  # no labels
+    card, stem = train_for_data(tmp_path / "flat.npz", out=tmp_path / "ev", epochs=8, width=8, threads=1)
+    ev = load_evaluator(stem)
+    assert ev.card.task == "rotation" and not ev.measures_classes
+    assert ev.card.class_names == ["rot0", "rot90", "rot180", "rot270"] and ev.card.dataset.labelled is False
+    assert ev.card.dataset.classes == ["unlabeled"] and ev.card.test_n == 66  # held out: no test split
+    assert ev.card.test_accuracy > 0.6  # digits have an upright: chance is 0.25

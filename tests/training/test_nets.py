@@ -14,7 +14,7 @@ def build_networks(cfg, shape, num_classes):
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 @pytest.mark.parametrize("conditional", [False, True])
 @pytest.mark.parametrize("cond_mode", ["concat", "projection"])
-@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 64, 64)])
 def test_shapes_and_range(arch, conditional, cond_mode, shape):
     params = {"g_width": 8, "d_width": 8} if arch == "dcgan" else {"g_hidden": [16, 16], "d_hidden": [16, 8]}
     cfg = TrainConfig(
@@ -60,6 +60,35 @@ def test_keras_mlp_sizes():
 
 
 def test_dcgan_rejects_other_sizes():
-    with pytest.raises(ValueError, match="dcgan supports 28x28 and 32x32 images, got 64x64"):
-        get_arch("dcgan")((1, 64, 64), 10, False, 8)
+    with pytest.raises(ValueError, match="dcgan supports square 28, 32 and 64 px images, got 48x48"):
+        get_arch("dcgan")((1, 48, 48), 10, False, 8)
     assert {"mlp", "dcgan"} <= set(ARCHS)
+
+
+def _layers(m):
+    return [(k, tuple(v.shape)) for k, v in m.state_dict().items()]
+
+
+def test_dcgan_depth_follows_the_image_size():
+    """28/32 px: the original two up-samplings (same parameter order, so seeded weights are unchanged); 64 px: three."""
+    g, d = get_arch("dcgan")((1, 28, 28), 10, True, 64, g_width=32, d_width=32)
+    assert [k for k, _ in _layers(g)] == [
+        "embed.weight", "fc.0.weight", "fc.1.weight", "fc.1.bias", "fc.1.running_mean", "fc.1.running_var",
+        "fc.1.num_batches_tracked", "up.0.weight", "up.1.weight", "up.1.bias", "up.1.running_mean",
+        "up.1.running_var", "up.1.num_batches_tracked", "up.3.weight", "up.3.bias",
+    ]  # fmt: skip
+    assert dict(_layers(g))["fc.0.weight"] == (128 * 49, 96) and dict(_layers(g))["up.3.weight"] == (
+        64,
+        1,
+        4,
+        4,
+    )
+    assert [k for k, _ in _layers(d)] == ["head.weight", "head.bias", "embed.weight", "net.0.weight", "net.0.bias",
+                                          "net.2.weight", "net.2.bias"]  # fmt: skip
+    g64, d64 = get_arch("dcgan")((3, 64, 64), 10, True, 128, g_width=32, d_width=32)
+    convs = [m for m in g64.up if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(256, 128), (128, 64), (64, 3)]
+    assert g64.s == 8 and g64.c0 == 256
+    dconvs = [m for m in d64.net if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in dconvs] == [(3, 32), (32, 64), (64, 128)]
+    assert d64(g64(torch.randn(2, 128), torch.tensor([1, 2])), torch.tensor([1, 2])).shape == (2,)

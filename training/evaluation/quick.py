@@ -1,18 +1,38 @@
-"""Quick evaluation during training, and the collapse warnings it prints."""
+"""Quick evaluation during training with the evaluator of the run's own data, and the collapse warnings.
+
+The evaluator is the one bound to the run's dataset (its fingerprint); `--evaluator auto` trains
+one first when there is none; without one the quick evaluation is off with a one-line note. It
+never measures a run with an evaluator of other data, whatever its shape and class count.
+
+Building the evaluator and measuring must not touch torch's global RNG: the training loop draws
+from it (gradient-penalty mixing) and checkpoints it, so a draw made here at a different moment
+in a resumed run than in a straight one would break bit-identical resume.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
+import torch
+
 from training import metrics as M
+from training.evaluation.codes import code_classes
 from training.evaluation.reference import Reference, real_reference
 from training.evaluation.report import measure
 from training.evaluation.sampling import sample_generator
-from training.evaluator import Evaluator, find_evaluator
+from training.evaluator import EvaluationError, Evaluator, load_evaluator
+from training.evaluator_store import bound_evaluator, evaluation_splits, matches, train_for_data
 
 log = logging.getLogger(__name__)
+
+
+def rng_untouched():
+    """A block after which torch's global RNG (CPU and CUDA) is where it was before."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    return torch.random.fork_rng(devices=devices)
 
 
 class QuickEval:
@@ -28,31 +48,29 @@ class QuickEval:
         self.ref: Reference | None = None
 
     def __call__(self, trainer) -> dict[str, Any]:
+        with rng_untouched():
+            return self._measure(trainer)
+
+    def _measure(self, trainer) -> dict[str, Any]:
         t0 = time.perf_counter()
         if self.ref is None:
             self.ref = real_reference(self.ev, trainer.ds, "train", self.n, self.seed)
         ref = self.ref
         g = trainer.inference_generator()
-        images, labels = sample_generator(g, trainer.card(), self.n, self.seed)
+        card = trainer.card()
+        images, labels, codes = sample_generator(g, card, self.n, self.seed)
         m = measure(self.ev, images, ref, labels if trainer.cfg.conditional else None)
-        m.pop("_predicted")
-        result = {
-            k: m[k]
-            for k in (
-                "evaluator",
-                "n",
-                "fid",
-                "classifier_score",
-                "precision",
-                "recall",
-                "density",
-                "coverage",
-            )
-        }
-        result["modes_covered"] = m["modes"]["covered"]
-        result["kl_to_data"] = m["modes"]["kl_to_data"]
+        predicted = m.pop("_predicted")
+        keys = ("evaluator", "n", "fid", "classifier_score", "precision", "recall", "density", "coverage")
+        result = {k: m[k] for k in keys if k in m}
+        if "modes" in m:
+            result["modes_covered"] = m["modes"]["covered"]
+            result["kl_to_data"] = m["modes"]["kl_to_data"]
         if "class_accuracy" in m:
             result["class_accuracy"] = m["class_accuracy"]
+        if self.ev.measures_classes:
+            for name, a in code_classes(card, codes, predicted, self.ev.card.class_names).items():
+                result[f"code_accuracy.{name}"] = a["accuracy"]
         result = {
             "source": "quick_eval",
             "reference": "train",
@@ -106,20 +124,67 @@ def warn(msg: str) -> None:
         pass
 
 
-def attach_quick_eval(trainer) -> QuickEval | None:
-    """Set `trainer.quick_eval` when a shipped evaluator measures the trainer's data; else skip with a log note."""
-    ds = trainer.ds
-    ev = find_evaluator(ds.image_shape, ds.num_classes)
-    if ev is None:
-        log.info(
-            "quick evaluation skipped: no evaluator for images %s with %d classes",
-            ds.image_shape,
-            ds.num_classes,
-        )
+def note(msg: str) -> None:
+    """One line on stderr about how the run is measured."""
+    print(f"note: {msg}", file=sys.stderr)
+
+
+def _train_run_evaluator(trainer) -> Evaluator:
+    """`--evaluator auto`: train the evaluator of the run's data (its own test split when it has one)."""
+    from gan_core.preprocess import Preprocess
+
+    cfg, ds = trainer.cfg, trainer.ds
+    prep = Preprocess(cfg.image_size, cfg.fit, cfg.channels)
+    note(f"training an evaluator for {ds.name} first (--evaluator auto)")
+    source = cfg.data
+    if evaluation_splits(source, prep).full.fingerprint() != ds.fingerprint():
+        source = ds  # data handed over in memory: hold out part of it
+    card, stem = train_for_data(source, prep, epochs=cfg.evaluator_epochs, threads=cfg.threads)
+    note(f"evaluator {card.id}: test accuracy {card.test_accuracy:.4f} ({card.task}); saved as {stem}.json")
+    return load_evaluator(stem)
+
+
+def attach_quick_eval(trainer, evaluator: str | None = None) -> QuickEval | None:
+    """Set `trainer.quick_eval` with the evaluator of the run's own data, else print why it is off.
+
+    evaluator (default: the run config's `evaluator`): None / 'bound' = the one bound to the data,
+    if any; 'auto' = that one, else train one first; 'off'; or a name / path stem, which must be
+    bound to this data.
+    """
+    ds, cfg = trainer.ds, trainer.cfg
+    choice = evaluator or getattr(cfg, "evaluator", None) or "bound"
+    if not trainer.dist.is_main:  # only rank 0 evaluates (and would train the evaluator)
+        return None
+    if any(i.kind == "image" for i in trainer.family.card_inputs()):
+        note("quick evaluation off: image-to-image models are measured with gan evaluate-translation")
+        return None
+    if choice == "off":
+        note("quick evaluation off (--evaluator off)")
         return None
     if len(ds) <= M.NN_K:
-        log.info("quick evaluation skipped: dataset too small (%d images)", len(ds))
+        note(f"quick evaluation off: the dataset holds only {len(ds)} images")
         return None
-    qe = QuickEval(ev, min(trainer.cfg.eval_n, len(ds)))
+    with rng_untouched():  # building (or training) the evaluator draws initial weights
+        if choice in ("bound", "auto"):
+            ev = bound_evaluator(ds.fingerprint())
+            if ev is None and choice == "auto":
+                ev = _train_run_evaluator(trainer)
+            if ev is None:
+                note(
+                    f"quick evaluation off: no evaluator is bound to {ds.name} (fingerprint {ds.fingerprint()}); "
+                    f"--evaluator auto trains one first, or run `gan train-evaluator --data {cfg.data or ds.source}`"
+                )
+                return None
+        else:
+            ev = load_evaluator(choice)
+            if not matches(ev, ds):
+                b = ev.card.dataset
+                raise EvaluationError(
+                    f"--evaluator {choice}: {ev.id} is bound to {b.name if b else 'unrecorded data'} "
+                    f"({b.fingerprint if b else '?'}), not to this run's data {ds.name} ({ds.fingerprint()}); "
+                    "quick evaluation only uses the evaluator of the run's own data"
+                )
+    qe = QuickEval(ev, min(cfg.eval_n, len(ds)))
     trainer.quick_eval = qe
+    note(f"quick evaluation every {cfg.eval_every} steps with evaluator {ev.id} (bound to {ds.name})")
     return qe

@@ -1,7 +1,11 @@
-"""The real side of every comparison: features, k-NN radii and statistics of real images, cached.
+"""The real side of every comparison: which data, and its features, k-NN radii and statistics, cached.
 
-Cached per evaluator + data + n, in memory and on disk ($GAN_EVAL_CACHE), so repeated evaluations
-only pay for the samples; `fid_floor` is the FID of real training images against the reference.
+The reference data of a generator is the data it was trained on (its card's dataset source, loaded
+with the recorded preprocessing) unless `--data` says otherwise; an image set is compared with its
+own test split when it has one, else with MNIST.
+Features are cached per evaluator + data + n, in memory and on disk ($GAN_EVAL_CACHE), so repeated
+evaluations only pay for the samples; `fid_floor` is the FID of real training images against the
+reference.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from gan_core.fileio import atomic_write_bytes
+from gan_core.preprocess import Preprocess
 from training import metrics as M
 from training.evaluation.sampling import subset_indices
 from training.evaluator import EvaluationError, Evaluator
+from training.evaluator_store import data_source_of
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +65,8 @@ def real_reference(
     from gan_core.datasets import load_dataset
 
     ds = data if hasattr(data, "images") else load_dataset(data, split)
-    if ds.image_shape != tuple(ev.card.image_shape) or ds.num_classes != ev.card.num_classes:
+    classes_differ = ev.measures_classes and ds.num_classes != ev.card.num_classes
+    if ds.image_shape != tuple(ev.card.image_shape) or classes_differ:
         raise EvaluationError(
             f"{ds.source}: reference data ({ds.image_shape}, {ds.num_classes} classes) does not match evaluator "
             f"{ev.id!r} ({tuple(ev.card.image_shape)}, {ev.card.num_classes} classes)"
@@ -98,11 +105,38 @@ def real_reference(
 
 
 def fid_floor(ev: Evaluator, data, n: int, seed: int, ref: Reference) -> float | None:
-    """FID of n real training images against the reference: the best a generator can expect."""
+    """FID of n real training images (a dataset, or a path's train split) against the reference."""
     from gan_core.datasets import load_dataset
 
-    train = load_dataset(data, "train")
+    train = data if hasattr(data, "images") else load_dataset(data, "train")
     if train.fingerprint() == ref.info["fingerprint"]:
         return None
     tr = real_reference(ev, train, "train", n, seed)
     return M.frechet_distance(ref.mu, ref.cov, tr.mu, tr.cov)
+
+
+def reference_source(card, data, target=None) -> tuple[str | None, Preprocess]:
+    """(data path or None = MNIST, preprocessing) of the real images a target is compared with.
+
+    A generator is compared with the data it was trained on, prepared as its card records; its
+    card's source may live on another machine, then the data an evaluator bound to its fingerprint
+    was read from is used, else `--data` is needed. An image-set target is compared with its own
+    test split when it has one (a dataset's train split: the real-vs-real floor), else with MNIST.
+    """
+    from gan_core.datasets import has_split
+
+    dataset = card.dataset if card is not None else {}
+    prep = Preprocess.from_card(dataset.get("preprocess"))
+    if data is not None:
+        return data, prep
+    if card is None:
+        return (str(target) if target is not None and has_split(target, "test") else None), prep
+    source = dataset.get("source")
+    if source and Path(source).exists():
+        return source, prep
+    found = data_source_of(dataset.get("fingerprint"))
+    if found is not None:
+        return found, prep
+    raise EvaluationError(
+        f"{card.name} was trained on {source or 'unrecorded data'}, which is not here; pass --data PATH to that data"
+    )

@@ -29,7 +29,13 @@ def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
         "cas",
     )
     out = {k: report[k] for k in keys if report.get(k) is not None}
-    out["modes_covered"] = report["modes"]["covered"]
+    if "modes" in report:
+        out["modes_covered"] = report["modes"]["covered"]
+    if report.get("code_classes"):  # read by `gan augment --label-from code:NAME`
+        out["code_classes"] = {
+            name: {k: a[k] for k in ("classes", "accuracy", "purity", "n")}
+            for name, a in report["code_classes"].items()
+        }
     out["reference"] = {k: report["reference"][k] for k in ("split", "n", "fingerprint")}
     return {"source": "gan evaluate", **out}
 
@@ -66,11 +72,21 @@ def summary_line(report: dict[str, Any]) -> str:
     parts = [f"fid {report['fid']:.3f} (n={report['n']}, evaluator {report['evaluator']})"]
     if report.get("fid_floor"):
         parts.append(f"floor {report['fid_floor']:.3f} (x{report['fid_ratio']:.1f})")
-    parts += [f"classifier score {report['classifier_score']:.3f}", f"precision {report['precision']:.3f}", f"recall {report['recall']:.3f}",
-              f"density {report['density']:.3f}", f"coverage {report['coverage']:.3f}",
-              f"modes {report['modes']['covered']}/{report['modes']['num_classes']}"]  # fmt: skip
+    if "classifier_score" in report:
+        parts.append(f"classifier score {report['classifier_score']:.3f}")
+    parts += [f"precision {report['precision']:.3f}", f"recall {report['recall']:.3f}",
+              f"density {report['density']:.3f}", f"coverage {report['coverage']:.3f}"]  # fmt: skip
+    if "modes" in report:
+        parts.append(f"modes {report['modes']['covered']}/{report['modes']['num_classes']}")
     if "class_accuracy" in report:
         parts.append(f"class accuracy {report['class_accuracy']:.4f}")
+    for name, a in report.get("code_classes", {}).items():
+        parts.append(f"code {name} as classifier {a['accuracy']:.4f} (purity {a['purity']:.4f})")
     if "cas" in report:
         parts.append(f"CAS {report['cas']['accuracy']:.4f}")
+    if report.get("needs_labels"):
+        parts.append(f"not measured ({', '.join(report['needs_labels'])}: need labelled data)")
+    bound = report.get("evaluator_data") or {}
+    if bound.get("matches_reference") is False:
+        parts.append(f"NOTE: evaluator bound to other data ({bound.get('name')}, {bound.get('fingerprint')})")
     return "; ".join(parts)

@@ -30,6 +30,7 @@ class Samples:
     kind: str  # checkpoint | onnx | npz | dataset
     path: Path
     card: Any = None  # gan_core.card.ModelCard for generators
+    codes: dict[str, np.ndarray] | None = None  # values of a generator's categorical inputs, per image
 
     @property
     def conditional(self) -> bool:
@@ -59,13 +60,17 @@ def target_kind(target: str | os.PathLike) -> str:
 
 def generate_batches(
     run, card: ModelCard, n: int, seed: int, batch: int = 500
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images 0..n-1 of `seed` through run(feeds) -> uint8 [N, C, H, W], with the labels they were given."""
-    out = []
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+    """Images 0..n-1 of `seed` through run(feeds) -> uint8 [N, C, H, W], with the labels they were
+    given and the values their categorical codes were drawn with."""
+    out, codes = [], {i.name: [] for i in card.inputs if i.kind == "categorical"}
     for i in range(0, n, batch):
-        out.append(run(build_feeds(card, seed, range(i, min(n, i + batch)))))
+        feeds = build_feeds(card, seed, range(i, min(n, i + batch)))
+        for name, parts in codes.items():
+            parts.append(feeds[name])
+        out.append(run(feeds))
     labels = balanced_labels(range(n), card.num_classes) if card.conditional else None
-    return np.concatenate(out), labels
+    return np.concatenate(out), labels, {k: np.concatenate(v) for k, v in codes.items()}
 
 
 def torch_sampler(g, card: ModelCard, device=None):
@@ -84,9 +89,19 @@ def torch_sampler(g, card: ModelCard, device=None):
     return run
 
 
-def sample_generator(g, card: ModelCard, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """n images of a torch generator on the service's feeds (balanced labels when conditional)."""
+def sample_generator(
+    g, card: ModelCard, n: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+    """n images of a torch generator on the service's feeds (balanced labels when conditional),
+    their labels and their categorical code values."""
     return generate_batches(torch_sampler(g, card), card, n, seed)
+
+
+def refuse_translation(card: ModelCard, path: Path) -> None:
+    if card.input_of_kind("image") is not None:
+        raise EvaluationError(
+            f"{path}: {card.name!r} translates images; measure it with `gan evaluate-translation`"
+        )
 
 
 def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, split: str = "train") -> Samples:
@@ -99,8 +114,9 @@ def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, spl
         from training.checkpoint import build_generator, load_checkpoint
 
         ckpt = load_checkpoint(p)
-        images, labels = sample_generator(build_generator(ckpt, "g_ema"), ckpt.card, n, seed)
-        return Samples(images, labels, kind, ckpt.path, ckpt.card)
+        refuse_translation(ckpt.card, p)
+        images, labels, codes = sample_generator(build_generator(ckpt, "g_ema"), ckpt.card, n, seed)
+        return Samples(images, labels, kind, ckpt.path, ckpt.card, codes)
     if kind == "onnx":
         from gan_core.runtime import ModelFileError, open_generator
 
@@ -109,15 +125,12 @@ def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, spl
         except ModelFileError as e:
             raise EvaluationError(str(e)) from None
         card = sess.card
-        images, labels = generate_batches(lambda feeds: sess.run(feeds).transpose(0, 3, 1, 2), card, n, seed)
-        return Samples(np.ascontiguousarray(images), labels, kind, p, card)
+        refuse_translation(card, p)
+        run = lambda feeds: sess.run(feeds).transpose(0, 3, 1, 2)  # noqa: E731
+        images, labels, codes = generate_batches(run, card, n, seed)
+        return Samples(np.ascontiguousarray(images), labels, kind, p, card, codes)
     from gan_core.datasets import load_dataset
 
     ds = load_dataset(p, split)
-    if kind == "npz":
-        with np.load(p) as z:
-            has_labels = "labels" in z.files
-    else:
-        has_labels = True
     idx = subset_indices(len(ds), n, seed)
-    return Samples(ds.images[idx], ds.labels[idx] if has_labels else None, kind, p)
+    return Samples(ds.images[idx], ds.labels[idx] if ds.labelled else None, kind, p)

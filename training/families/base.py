@@ -7,7 +7,13 @@ and knows no family. A new GAN is one module in training/families/ with a `@regi
 Per training step the trainer calls `schedule(step)`, then every phase whose `every` divides the
 step, `repeats` times each, passing a StepContext (the next real batch, the noise generator, the
 DDP-wrapped networks, the autocast context). Each phase returns the losses it wants logged.
-Phases flagged `ema` update the EMA copy of the generator afterwards.
+Phases flagged `ema` update the EMA copy of every generator afterwards.
+
+Two-dataset families (image-to-image translation, e.g. CycleGAN) set `needs_data_b`: the run then
+takes a second dataset (TrainConfig.data_b), the family's DataInfo carries it as `b`, and phases
+draw its batches from `ctx.next_batch_b`. A family with several exportable generators names them
+in `generators` (each gets an EMA copy, checkpointed as '<net>_ema') and maps export `directions()`
+onto them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan_core.card import InputSpec
+from gan_core.card import InputSpec, ModelCard
 from training.config import TrainConfig
 
 
@@ -42,6 +48,10 @@ class DataInfo:
     image_shape: tuple[int, int, int]
     num_classes: int
     class_names: tuple[str, ...]
+    b: DataInfo | None = None  # the second dataset of a two-dataset family
+    dataset: dict[str, Any] = field(default_factory=dict, compare=False)  # name, source, n, fingerprint
+    # a few fixed images of the data (uint8 [k, C, H, W]) for sample grids; None when built from a card
+    preview: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -59,6 +69,7 @@ class StepContext:
     ]  # (images in [-1, 1], labels) of the run's data
     autocast: Callable[[], contextlib.AbstractContextManager]
     extra: dict[str, Any] = field(default_factory=dict)
+    next_batch_b: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None  # the second dataset's
 
 
 class Family:
@@ -67,6 +78,7 @@ class Family:
     name: ClassVar[str] = "base"
     generator: ClassVar[str] = "g"  # the net that is sampled and exported by default
     generators: ClassVar[tuple[str, ...]] = ("g",)  # nets with an EMA copy (exportable)
+    needs_data_b: ClassVar[bool] = False  # trains on two datasets (TrainConfig.data_b, ctx.next_batch_b)
 
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         self.cfg = cfg
@@ -79,6 +91,13 @@ class Family:
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
         """Fill the config's None fields with the family's (paper) defaults."""
         return cfg
+
+    @classmethod
+    def data_from_card(cls, card: ModelCard) -> DataInfo:
+        """The DataInfo a checkpoint's card implies (to rebuild the networks for export)."""
+        return DataInfo(
+            tuple(card.image_shape), card.num_classes, tuple(card.class_names), dataset=card.dataset
+        )
 
     # ---- building -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
@@ -131,9 +150,17 @@ class Family:
         """Inputs for batch `batch` of n images when BatchNorm statistics are re-estimated (training.ema)."""
         raise NotImplementedError
 
+    def grid_name(self, step: int) -> str:
+        """File name (without .png) of the grid written at `step` under samples/ (e.g. one per stage)."""
+        return f"step-{step:07d}"
+
     def grid(self, g: nn.Module, device: torch.device) -> tuple[np.ndarray, int]:
         """(uint8 images [N, H, W, C], columns) of the run's sample grid, from fixed inputs. Must implement."""
         raise NotImplementedError
+
+    def grid_nets(self, nets: dict[str, nn.Module], device: torch.device) -> tuple[np.ndarray, int]:
+        """The grid from every generator's inference module (by net name); one-generator families use grid()."""
+        return self.grid(nets[self.generator], device)
 
     def card_variant(self) -> str:
         """What the card's `variant` says (e.g. the loss)."""
@@ -142,3 +169,16 @@ class Family:
     def card_arch_params(self) -> dict:
         """What the card's `arch_params` records about the networks."""
         return dict(self.cfg.arch_params)
+
+    def card_fields(self) -> dict[str, Any]:
+        """Further card fields (or overrides, e.g. `translation`, `image_shape`) of the run's card."""
+        return {}
+
+    # ---- export -------------------------------------------------------------------------------
+    def directions(self) -> dict[str, str]:
+        """Export direction name -> generator net, for families exporting several files (e.g. a2b / b2a)."""
+        return {}
+
+    def direction_card(self, card: ModelCard, direction: str) -> ModelCard:
+        """The card of the file exported for `direction`, from the run's card."""
+        raise NotImplementedError

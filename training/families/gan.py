@@ -14,22 +14,25 @@ import torch
 from torch import nn
 
 from gan_core.card import InputSpec, class_input, latent_input
-from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
+from training.families.common import rows_grid
 from training.registry import get_arch, get_loss, register_family
 
-GRID_SEED = 2024  # the same latents for every grid of a run
 
-
-def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
+def mode_seeking_penalty(
+    fake: torch.Tensor, z: torch.Tensor, half: int, cap: float | None = None
+) -> torch.Tensor:
     """1 / (mean |x1 - x2| / mean |z1 - z2|) over the pairs (i, i + half): small when outputs differ.
 
     Mao et al. 2019 (MSGAN): a generator that ignores z within a class pays for it directly.
+    cap: the ratio counts up to this value only (DSGAN's clamp, Yang et al. 2019): past it, z need
+    not change the image any further.
     """
     dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
     dz = (z[:half] - z[half : 2 * half]).abs().mean()
-    return 1.0 / (dx / dz + 1e-5)
+    ratio = dx / dz if cap is None else (dx / dz).clamp(max=cap)
+    return 1.0 / (ratio + 1e-5)
 
 
 def make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
@@ -74,17 +77,13 @@ def balanced_recalibration(cfg: TrainConfig, num_classes: int, batch: int, n: in
     return [z, (torch.arange(n) + batch * n) % num_classes]
 
 
-@torch.no_grad()
 def class_rows_grid(g: nn.Module, cfg: TrainConfig, num_classes: int, device: torch.device, ncols: int = 10):
     """Fixed latents: one row per class (up to 16) for conditional models, 8 rows otherwise."""
-    gen = torch.Generator().manual_seed(GRID_SEED)
-    rows = min(num_classes if cfg.conditional else 8, 16)
-    z = torch.randn(rows * ncols, cfg.latent_dim, generator=gen)
-    args = [z.to(device)]
-    if cfg.conditional:
-        args.append(torch.arange(rows).repeat_interleave(ncols).to(device))
-    x = g(*args).float().cpu().numpy()
-    return float_to_uint8(x), ncols
+
+    def run(z, labels, gen):
+        return g(z) if labels is None else g(z, labels)
+
+    return rows_grid(run, cfg.latent_dim, num_classes, cfg.conditional, device, ncols)
 
 
 @register_family("gan")

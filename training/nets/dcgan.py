@@ -1,8 +1,11 @@
-"""DCGAN (Radford et al. 2016) sized for 28x28 and 32x32 images, optionally class-conditional.
+"""DCGAN (Radford et al. 2016) for square 28, 32 and 64 px images with any channel count, optionally conditional.
 
-G: z (+ label embedding) -> linear -> [4c, s, s] -> ConvTranspose x2 -> image, BatchNorm + ReLU,
-tanh out; s = 7 for 28x28, 8 for 32x32. D: two strided convs (LeakyReLU 0.2) -> linear; labels
-enter as one-hot input planes ('concat') or through a projection head.
+G: z (+ label embedding) -> linear -> [c0, s, s] -> ConvTranspose(4, 2, 1) x n -> image, BatchNorm +
+ReLU, tanh out. The base map is s = 7 for 28 px and 8 for 32 and 64 px; n = 2 up-samplings for 28/32
+px (c0 = 4 x width) and 3 for 64 px (c0 = 8 x width); each halves the channels down to 2 x width.
+D mirrors it: n strided convs (LeakyReLU 0.2, width doubling) -> linear; labels enter as one-hot
+input planes ('concat') or through a projection head. For 28/32 px the modules are created in the
+same order with the same shapes as the original two-layer networks, so seeded weights are unchanged.
 """
 
 from __future__ import annotations
@@ -14,39 +17,45 @@ from torch import nn
 from training.nets.common import Discriminator, Generator, MinibatchStd, maybe_sn
 from training.registry import register_arch
 
+# image side -> (base map side s, stride-2 layers n): side = s * 2**n
+SIZES = {28: (7, 2), 32: (8, 2), 64: (8, 3)}
 
-def _base_size(image_shape) -> int:
+
+def _layout(image_shape) -> tuple[int, int]:
     c, h, w = image_shape
-    if h != w or h not in (28, 32):
-        raise ValueError(f"dcgan supports 28x28 and 32x32 images, got {h}x{w}")
-    return h // 4
+    if h != w or h not in SIZES:
+        raise ValueError(f"dcgan supports square 28, 32 and 64 px images, got {h}x{w}")
+    return SIZES[h]
 
 
 class DCGANGenerator(Generator):
     def __init__(self, latent_dim, num_classes, conditional, image_shape, width=64, embed_dim=32):
         super().__init__(latent_dim, num_classes, conditional, image_shape)
-        self.s = _base_size(image_shape)
-        c4, c2 = width * 4, width * 2
+        self.s, n_up = _layout(image_shape)
+        self.c0 = width * 2**n_up
         self.embed = nn.Embedding(num_classes, embed_dim) if conditional else None
         in_dim = latent_dim + (embed_dim if conditional else 0)
         self.fc = nn.Sequential(
-            nn.Linear(in_dim, c4 * self.s * self.s, bias=False),
-            nn.BatchNorm1d(c4 * self.s * self.s),
+            nn.Linear(in_dim, self.c0 * self.s * self.s, bias=False),
+            nn.BatchNorm1d(self.c0 * self.s * self.s),
             nn.ReLU(),
         )
-        self.up = nn.Sequential(
-            nn.ConvTranspose2d(c4, c2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(c2),
-            nn.ReLU(),
-            nn.ConvTranspose2d(c2, image_shape[0], 4, 2, 1),
-            nn.Tanh(),
-        )
-        self.c4 = c4
+        layers: list[nn.Module] = []
+        ch = self.c0
+        for _ in range(n_up - 1):
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU(),
+            ]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, image_shape[0], 4, 2, 1), nn.Tanh()]
+        self.up = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             z = torch.cat([z, self.embed(labels)], 1)
-        h = self.fc(z).view(-1, self.c4, self.s, self.s)
+        h = self.fc(z).view(-1, self.c0, self.s, self.s)
         return self.up(h)
 
 
@@ -67,24 +76,27 @@ class DCGANDiscriminator(Discriminator):
         mbstd=0,
         pool=False,
     ):
-        s = _base_size(image_shape)
-        # pool=True: a third conv then global sum pooling (SNGAN-style head), so the projection
-        # term compares labels with 4*width pooled features instead of a flattened feature map.
-        super().__init__(num_classes, conditional, cond_mode, width * 4 if pool else width * 2 * s * s, sn)
+        s, n_down = _layout(image_shape)
+        top = width * 2 ** (n_down - 1)  # channels of the last strided conv
+        # pool=True: a 3x3 conv then global sum pooling (SNGAN-style head), so the projection
+        # term compares labels with 2*top pooled features instead of a flattened feature map.
+        super().__init__(num_classes, conditional, cond_mode, top * 2 if pool else top * s * s, sn)
         extra = num_classes if conditional and cond_mode == "concat" else 0
         tail = (
-            [maybe_sn(nn.Conv2d(width * 2, width * 4, 3, 1, 1), sn), nn.LeakyReLU(0.2), SumPool()]
+            [maybe_sn(nn.Conv2d(top, top * 2, 3, 1, 1), sn), nn.LeakyReLU(0.2), SumPool()]
             if pool
             else [nn.Flatten()]
         )
-        self.net = nn.Sequential(
+        layers: list[nn.Module] = [
             maybe_sn(nn.Conv2d(image_shape[0] + extra, width, 4, 2, 1), sn),
             nn.LeakyReLU(0.2),
             *([MinibatchStd(mbstd)] if mbstd else []),
-            maybe_sn(nn.Conv2d(width + (1 if mbstd else 0), width * 2, 4, 2, 1), sn),
-            nn.LeakyReLU(0.2),
-            *tail,
-        )
+        ]
+        ch_in, ch = width + (1 if mbstd else 0), width
+        for _ in range(n_down - 1):
+            layers += [maybe_sn(nn.Conv2d(ch_in, ch * 2, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
+            ch_in = ch = ch * 2
+        self.net = nn.Sequential(*layers, *tail)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.conditional and self.cond_mode == "concat":

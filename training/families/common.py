@@ -1,0 +1,81 @@
+"""What several families share: typed settings, the Karras-style config defaults, the sample grid.
+
+A family's `family_params` / `arch_params` dicts are validated by a pydantic model and written back
+with every default filled, so the checkpoint and the card record the settings a run really used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ValidationError
+
+from gan_core.errors import UserError, one_line
+from gan_core.imaging import float_to_uint8
+from training.config import TrainConfig
+
+GRID_SEED = 2024  # the same latents for every grid of a run
+
+
+def settings(model: type[BaseModel], values: dict, field: str) -> BaseModel:
+    """`values` validated by `model`; a bad key or value is one UserError line naming `field`."""
+    try:
+        return model(**values)
+    except ValidationError as e:
+        raise UserError(f"{field}: {one_line(e)}") from None
+
+
+def resolve_adam_family(
+    cfg: TrainConfig,
+    family: str,
+    arch: str,
+    models: tuple[type[BaseModel], type[BaseModel]],
+    lr: float,
+    betas: tuple[float, float],
+    **update,
+) -> TrainConfig:
+    """`cfg` with the family's own network name (the config default 'dcgan' becomes `arch`), its
+    family_params / arch_params validated by `models` with every default filled, Adam at `lr` /
+    `betas` unless set, one critic step unless set, no spectral norm, plus `update`."""
+    if cfg.arch not in ("dcgan", arch):
+        raise UserError(
+            f"arch: the {family!r} family builds its own {arch!r} networks, got arch={cfg.arch!r}"
+        )
+    if cfg.optimizer not in (None, "adam"):
+        raise UserError(f"optimizer: the {family!r} family trains with Adam, got {cfg.optimizer!r}")
+    return cfg.model_copy(
+        update={
+            "arch": arch,
+            "family_params": settings(models[0], cfg.family_params, "family_params").model_dump(),
+            "arch_params": settings(models[1], cfg.arch_params, "arch_params").model_dump(),
+            "n_critic": cfg.n_critic or 1,
+            "optimizer": "adam",
+            "lr_g": cfg.lr_g or lr,
+            "lr_d": cfg.lr_d or lr,
+            "betas": cfg.betas or betas,
+            "spectral_norm": False,
+            **update,
+        }
+    )
+
+
+@torch.no_grad()
+def rows_grid(
+    run: Callable[[torch.Tensor, torch.Tensor | None, torch.Generator], torch.Tensor],
+    latent_dim: int,
+    num_classes: int,
+    conditional: bool,
+    device: torch.device,
+    ncols: int = 10,
+) -> tuple[np.ndarray, int]:
+    """Fixed latents: one row per class (up to 16) for conditional models, 8 rows otherwise.
+
+    run(z, labels, gen) returns [-1, 1] images; `gen` (seeded like z) draws any other input.
+    """
+    gen = torch.Generator().manual_seed(GRID_SEED)
+    rows = min(num_classes if conditional else 8, 16)
+    z = torch.randn(rows * ncols, latent_dim, generator=gen).to(device)
+    labels = torch.arange(rows).repeat_interleave(ncols).to(device) if conditional else None
+    return float_to_uint8(run(z, labels, gen).float().cpu().numpy()), ncols

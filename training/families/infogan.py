@@ -1,0 +1,250 @@
+"""InfoGAN (Chen et al. 2016): latent codes the generator must make recoverable from its images.
+
+Unsupervised: the data's labels are never used. G takes noise z, one categorical code (10 values
+on MNIST) and continuous codes (uniform [-1, 1]); a Q head on the discriminator's trunk predicts
+the codes from a generated image, and the mutual-information lower bound L_I (cross-entropy for
+the categorical code, Gaussian NLL with predicted mean and variance for the continuous ones) is
+added to both players' losses: the D step trains the trunk and Q on it, the G step trains G and Q
+(the paper's setup). Weights lambda 1 (categorical) and 0.1 (continuous) as for the paper's MNIST run.
+
+Networks reuse the registered architectures: G is the class-conditional generator with the
+categorical code in place of the label (an embedding concatenated to [z, c]); D is the unconditional
+discriminator whose trunk features also feed Q (FC - BatchNorm - LeakyReLU - FC, as in the paper).
+The card declares z, the categorical code and the continuous codes; the exported module takes
+them in that order.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_core.card import InputSpec, latent_input
+from gan_core.imaging import float_to_uint8
+from training.config import TrainConfig
+from training.families.base import DataInfo, Phase, StepContext
+from training.families.common import GRID_SEED
+from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty
+from training.families.params import family_params
+from training.nets.common import maybe_sn
+from training.nets.heads import TwoHeadDiscriminator
+from training.registry import get_arch, register_family
+
+DEFAULTS = {
+    "categorical": 10,  # values of the categorical code
+    "categorical_name": "digit",
+    "continuous": ["c1", "c2"],  # names of the continuous codes, uniform on [-1, 1]
+    "lambda_cat": 1.0,
+    "lambda_cont": 0.1,
+    "q_hidden": 128,
+    # Spectral norm on Q and no BatchNorm: a Lipschitz Q can only tell the codes apart when they change
+    # the image a lot, so the categorical code must take a large factor (the digit), not a subtle cue.
+    "q_sn": False,
+    # The mode-seeking term (diversity_weight) starts at this step: earlier, while the categorical
+    # code is still taking hold of the digit, it would hand the digit to z instead.
+    "diversity_from": 0,
+    # Ratio |x1 - x2| / |z1 - z2| past which the mode-seeking term stops asking z for more change:
+    # enough for styles within a digit, so z is not pushed to take the digit from the code (None = no cap).
+    "diversity_cap": None,
+}
+CONT_RANGE = (-1.0, 1.0)
+
+
+def info_loss(
+    q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, lambda_cat: float, lambda_cont: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weighted L_I, categorical cross-entropy, continuous Gaussian NLL) of Q's outputs.
+
+    q: [N, K + 2M] = K categorical logits (raw: cross_entropy applies the log-softmax), then M means
+    and M log-variances of the continuous codes. Minimising L_I maximises the lower bound on I(c; G(z, c)).
+    """
+    k, m = q.shape[1] - 2 * cont.shape[1], cont.shape[1]
+    ce = F.cross_entropy(q[:, :k], cat)
+    if m == 0:
+        return lambda_cat * ce, ce, ce.new_zeros(())
+    mean, logvar = q[:, k : k + m], q[:, k + m :].clamp(-8.0, 8.0)
+    nll = F.gaussian_nll_loss(mean, cont, logvar.exp(), full=True, reduction="none").sum(1).mean()
+    return lambda_cat * ce + lambda_cont * nll, ce, nll
+
+
+class QHead(nn.Module):
+    """Q(c | x) from the discriminator's trunk features: FC - BatchNorm - LeakyReLU - FC (the paper's),
+    or with `sn` spectral-normalised FC - LeakyReLU - FC (Lipschitz, see DEFAULTS)."""
+
+    def __init__(self, feat_dim: int, hidden: int, n_cat: int, n_cont: int, sn: bool = False):
+        super().__init__()
+        norm = [] if sn else [nn.BatchNorm1d(hidden)]
+        self.net = nn.Sequential(
+            maybe_sn(nn.Linear(feat_dim, hidden, bias=sn), sn),
+            *norm,
+            nn.LeakyReLU(0.1),
+            maybe_sn(nn.Linear(hidden, n_cat + 2 * n_cont), sn),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
+class InfoGenerator(nn.Module):
+    """The exported module: (z, categorical code, continuous codes...) -> images, the card's input order."""
+
+    def __init__(self, g: nn.Module):
+        super().__init__()
+        self.g = g
+
+    def forward(self, z: torch.Tensor, cat: torch.Tensor, *cont: torch.Tensor) -> torch.Tensor:
+        return self.g(torch.cat([z, *(c[:, None] for c in cont)], 1), cat)
+
+    def with_rewritten(self, rewrite) -> nn.Module | None:
+        """The same wrapper around rewrite(g) (the exporter's faster form of the generator), or None."""
+        fast = rewrite(self.g)
+        return None if fast is None else InfoGenerator(fast).train(self.training)
+
+
+@register_family("infogan")
+class InfoGANFamily(AdversarialFamily):
+    """G, D with a Q head, trained on the adversarial loss plus lambda * L_I (see module doc); the
+    loss, its paper defaults and the phases are the classic family's."""
+
+    def __init__(self, cfg: TrainConfig, data: DataInfo):
+        super().__init__(cfg, data)
+        self.p = family_params(cfg, DEFAULTS)
+        self.n_cat, self.cont_names = int(self.p["categorical"]), list(self.p["continuous"])
+
+    @classmethod
+    def resolve(cls, cfg: TrainConfig) -> TrainConfig:
+        if cfg.conditional:
+            raise ValueError("infogan is unsupervised: conditional must be false (the codes replace labels)")
+        return super().resolve(cfg)
+
+    # ---- networks ------------------------------------------------------------------------------
+    def build_nets(self) -> dict[str, nn.Module]:
+        cfg, shape = self.cfg, tuple(self.data.image_shape)
+        arch = get_arch(cfg.arch)
+        g, _ = arch(
+            shape, self.n_cat, True, cfg.latent_dim + len(self.cont_names), sn=False, **cfg.arch_params
+        )
+        _, d = arch(
+            shape, self.data.num_classes, False, cfg.latent_dim, sn=cfg.spectral_norm, **cfg.arch_params
+        )
+        p = self.p
+        q = partial(
+            QHead,
+            hidden=int(p["q_hidden"]),
+            n_cat=self.n_cat,
+            n_cont=len(self.cont_names),
+            sn=bool(p["q_sn"]),
+        )
+        return {"g": g, "d": TwoHeadDiscriminator(d, q)}
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg, g, d = self.cfg, self.nets["g"], self.nets["d"]
+        # Q is trained by both steps: with D's trunk in the D step, with G in the G step.
+        return {
+            "g": make_optimizer(cfg, [*g.parameters(), *d.aux.parameters()], cfg.lr_g),
+            "d": make_optimizer(cfg, d.parameters(), cfg.lr_d),
+        }
+
+    # ---- training ------------------------------------------------------------------------------
+    def draw_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(z [N, latent], categorical [N], continuous [N, M]) from the training noise generator."""
+        z = torch.randn(n, self.cfg.latent_dim, generator=gen)
+        cat = torch.randint(0, self.n_cat, (n,), generator=gen)
+        cont = torch.rand(n, len(self.cont_names), generator=gen) * 2.0 - 1.0
+        return z, cat, cont
+
+    def _info(self, q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor):
+        return info_loss(q.float(), cat, cont, self.p["lambda_cat"], self.p["lambda_cont"])
+
+    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
+        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
+
+    def d_step(self, ctx: StepContext) -> dict[str, float]:
+        G, D = ctx.nets["g"], ctx.nets["d"]
+        real, _ = ctx.next_batch()  # labels unused: InfoGAN is unsupervised
+        n = real.shape[0]
+        z, cat, cont = (t.to(ctx.device) for t in self.draw_codes(n, ctx.noise))
+        with ctx.autocast():
+            with torch.no_grad():
+                fake = G(torch.cat([z, cont], 1), cat)
+            out, q = D(torch.cat([real, fake.to(real.dtype)]))
+            out = out.float()
+            adv = self.loss.d_loss(out[:n], out[n:])
+            pen = self.loss.penalty(lambda x, _labels: D(x)[0], real, fake.float(), None)
+            info, ce, nll = self._info(q[n:], cat, cont)
+            loss = adv + info + (pen if pen is not None else 0.0)
+        self.optimize("d", loss)
+        self.loss.after_d_step(self.nets["d"].d)
+        return {"d_loss": adv.item(), "info_cat": ce.item(), "info_cont": nll.item()}
+
+    def g_step(self, ctx: StepContext) -> dict[str, float]:
+        cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
+        n = cfg.batch_size
+        z, cat, cont = self.draw_codes(n, ctx.noise)
+        diversity = cfg.diversity_weight if ctx.step >= self.p["diversity_from"] else 0.0
+        if diversity:
+            half = n // 2  # pairs (i, i + n/2) share their codes and differ in z only
+            cat[half : 2 * half], cont[half : 2 * half] = cat[:half], cont[:half]
+        z, cat, cont = z.to(ctx.device), cat.to(ctx.device), cont.to(ctx.device)
+        with ctx.autocast():
+            fake = G(torch.cat([z, cont], 1), cat)
+            out, q = D(fake)
+            adv = self.loss.g_loss(out.float())
+            info, _, _ = self._info(q, cat, cont)
+            loss = adv + info
+            if diversity:
+                ms = mode_seeking_penalty(fake.float(), z, n // 2, self.p["diversity_cap"])
+                loss = loss + diversity * ms
+        self.optimize("g", loss)
+        return {"g_loss": adv.item(), "g_info": info.item()}
+
+    # ---- inference -----------------------------------------------------------------------------
+    def card_inputs(self) -> list[InputSpec]:
+        n_cat = self.n_cat
+        return [
+            latent_input(self.cfg.latent_dim),
+            InputSpec(
+                name=self.p["categorical_name"], kind="categorical", dtype="int64", num_choices=n_cat,
+                description=f"InfoGAN categorical code, 0..{n_cat - 1}, learned without labels; which class "
+                "each value draws is measured by `gan evaluate` (card metrics code_classes)",
+            ),
+            *(
+                InputSpec(
+                    name=name, kind="continuous", dtype="float32", range=CONT_RANGE, distribution="uniform",
+                    description=f"InfoGAN continuous code {k + 1} of {len(self.cont_names)}, uniform on "
+                    "[-1, 1] in training (on MNIST: a style such as slant or stroke width)",
+                )
+                for k, name in enumerate(self.cont_names)
+            ),
+        ]  # fmt: skip
+
+    def inference_module(self, g: nn.Module) -> nn.Module:
+        return InfoGenerator(g).train(g.training)
+
+    def recalibration_inputs(self, batch: int, n: int, gen: torch.Generator) -> list[torch.Tensor]:
+        z, _, cont = self.draw_codes(n, gen)
+        cat = (torch.arange(n) + batch * n) % self.n_cat  # balanced codes
+        return [torch.cat([z, cont], 1), cat]
+
+    @torch.no_grad()
+    def grid(self, g: nn.Module, device: torch.device) -> tuple[np.ndarray, int]:
+        """One row per categorical value (up to 16), columns = fixed noise and continuous codes."""
+        gen = torch.Generator().manual_seed(GRID_SEED)
+        rows, ncols = min(self.n_cat, 16), 10
+        z, _, cont = self.draw_codes(ncols, gen)
+        cat = torch.arange(rows).repeat_interleave(ncols)
+        args = [z.repeat(rows, 1), cat, *cont.repeat(rows, 1).unbind(1)]
+        x = g(*[a.to(device) for a in args]).float().cpu().numpy()
+        return float_to_uint8(x), ncols
+
+    def card_variant(self) -> str:
+        return f"infogan-{self.cfg.loss}"
+
+    def card_arch_params(self) -> dict:
+        cfg, p = self.cfg, self.p
+        return {**cfg.arch_params, "spectral_norm": cfg.spectral_norm, "q_hidden": p["q_hidden"], "q_sn": p["q_sn"],
+                "lambda_cat": p["lambda_cat"], "lambda_cont": p["lambda_cont"]}  # fmt: skip
