@@ -13,16 +13,26 @@ from typing import ClassVar
 
 import torch
 import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import StepContext
+from training.families.common import resolve_adam_family, settings
 from training.families.gan import AdversarialFamily
 from training.nets.autoencoder import AutoencoderDiscriminator
 from training.nets.dcgan import DCGANGenerator
 
-ARCH_DEFAULTS = {"g_width": 32, "d_width": 32, "code_dim": 64, "embed_dim": 32}
+
+class AutoencoderArch(BaseModel):
+    """arch_params of the autoencoder-discriminator families."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    g_width: int = Field(32, ge=1, description="DCGAN generator width")
+    d_width: int = Field(32, ge=1, description="channels of the autoencoder's first conv (x2 per halving)")
+    code_dim: int = Field(64, ge=1, description="the encoder's code (EBGAN's pulling-away term works on it)")
+    embed_dim: int = Field(32, ge=1, description="G's label embedding when conditional")
 
 
 def per_sample(err: torch.Tensor) -> torch.Tensor:
@@ -43,42 +53,27 @@ class AutoencoderGAN(AdversarialFamily):
     """Base of the autoencoder-discriminator families: nets, optimiser defaults, card fields."""
 
     activation: ClassVar[str] = "lrelu"
-    optimizer_defaults: ClassVar[dict] = {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)}
-    family_defaults: ClassVar[dict] = {}
+    lr: ClassVar[float] = 2e-4  # Adam, G and D, unless the run sets lr_g / lr_d
+    settings_model: ClassVar[type[BaseModel]]  # the family's family_params
+
+    def __init__(self, cfg: TrainConfig, data):
+        super().__init__(cfg, data)
+        self.p = settings(self.settings_model, cfg.family_params, "family_params")
+        self.arch = settings(AutoencoderArch, cfg.arch_params, "arch_params")
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
-        if cfg.arch != "dcgan":
-            raise UserError(f"{cls.name}: the generator is the 'dcgan' architecture, got arch {cfg.arch!r}")
-        unknown = sorted(set(cfg.arch_params) - set(ARCH_DEFAULTS))
-        if unknown:
-            raise UserError(f"{cls.name}: unknown arch_params {unknown} (known: {', '.join(ARCH_DEFAULTS)})")
-        unknown = sorted(set(cfg.family_params) - set(cls.family_defaults))
-        if unknown:
-            raise UserError(
-                f"{cls.name}: unknown family_params {unknown} (known: {', '.join(cls.family_defaults)})"
-            )
-        opt = cls.optimizer_defaults
-        return cfg.model_copy(
-            update={
-                "n_critic": cfg.n_critic or 1,
-                "optimizer": cfg.optimizer or "adam",
-                "lr_g": cfg.lr_g or opt["lr_g"],
-                "lr_d": cfg.lr_d or opt["lr_d"],
-                "betas": cfg.betas or opt["betas"],
-                "spectral_norm": False,
-                "family_params": {**cls.family_defaults, **cfg.family_params},
-            }
+        return resolve_adam_family(
+            cfg, cls.name, "dcgan", (cls.settings_model, AutoencoderArch), cls.lr, (0.5, 0.999)
         )
 
     def build_nets(self) -> dict[str, nn.Module]:
-        cfg, data = self.cfg, self.data
-        p = {**ARCH_DEFAULTS, **cfg.arch_params}
+        cfg, data, a = self.cfg, self.data, self.arch
         g = DCGANGenerator(
-            cfg.latent_dim, data.num_classes, cfg.conditional, data.image_shape, p["g_width"], p["embed_dim"]
+            cfg.latent_dim, data.num_classes, cfg.conditional, data.image_shape, a.g_width, a.embed_dim
         )
         d = AutoencoderDiscriminator(
-            data.image_shape, data.num_classes, cfg.conditional, p["d_width"], p["code_dim"], self.activation
+            data.image_shape, data.num_classes, cfg.conditional, a.d_width, a.code_dim, self.activation
         )
         return {"g": g, "d": d}
 
@@ -114,4 +109,4 @@ class AutoencoderGAN(AdversarialFamily):
         return self.name
 
     def card_arch_params(self) -> dict:
-        return {**ARCH_DEFAULTS, **self.cfg.arch_params, "d": "autoencoder", "d_activation": self.activation}
+        return {**self.arch.model_dump(), "d": "autoencoder", "d_activation": self.activation}

@@ -15,6 +15,7 @@ updated after each G step from that step's L(G(z_G)) and the D step's L(x), aver
 from __future__ import annotations
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from training.families._autoencoder import AutoencoderGAN, mean_across_ranks, per_sample
 from training.families.base import StepContext
@@ -29,13 +30,24 @@ def k_update(
     return min(max(k + lambda_k * balance, 0.0), 1.0), real_error + abs(balance)
 
 
+class BEGANSettings(BaseModel):
+    """family_params of the began family (the paper's values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gamma: float = Field(
+        0.5, gt=0, le=1, description="diversity ratio: the equilibrium asks L(G(z)) = gamma L(x)"
+    )
+    lambda_k: float = Field(0.001, gt=0, le=1, description="the controller's gain on gamma L(x) - L(G(z))")
+
+
 @register_family("began")
 class BEGANFamily(AutoencoderGAN):
     """DCGAN generator vs ELU autoencoder discriminator, L1 energies, equilibrium controller (see module doc)."""
 
     activation = "elu"
-    optimizer_defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.999)}
-    family_defaults = {"gamma": 0.5, "lambda_k": 0.001}
+    lr = 1e-4
+    settings_model = BEGANSettings
 
     def __init__(self, cfg, data):
         super().__init__(cfg, data)
@@ -58,9 +70,8 @@ class BEGANFamily(AutoencoderGAN):
             fake, z, err, _ = self.g_scored(ctx)
             loss = self.with_g_terms(err.mean(), fake, z)
         self.optimize("g", loss)
-        p = self.cfg.family_params
         real_error, fake_error = mean_across_ranks([self.real_error, err.mean().item()])
-        self.k, m_global = k_update(self.k, real_error, fake_error, p["gamma"], p["lambda_k"])
+        self.k, m_global = k_update(self.k, real_error, fake_error, self.p.gamma, self.p.lambda_k)
         return {"g_loss": loss.item(), "k_t": self.k, "m_global": m_global}
 
     def extra_state(self) -> dict[str, torch.Tensor]:

@@ -12,14 +12,22 @@ seeded stream) truncates every chunk, as BigGAN does; the service takes it as `t
 from __future__ import annotations
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from gan_core.card import InputSpec, class_input, latent_input
 from training.config import TrainConfig
+from training.families.common import settings
 from training.families.gan import AdversarialFamily, resolve_loss_defaults
 from training.registry import register_family
 
-ORTHO_REG = 1e-4  # BigGAN's beta
+
+class BigGANSettings(BaseModel):
+    """family_params of the biggan family."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ortho_reg: float = Field(1e-4, ge=0, description="beta of the orthogonal regularisation on G (0 = off)")
 
 
 def orthogonal_penalty(weights: list[torch.Tensor]) -> torch.Tensor:
@@ -47,13 +55,17 @@ def regularised_weights(g: nn.Module) -> list[torch.Tensor]:
 class BigGANFamily(AdversarialFamily):
     """training/nets/biggan.py networks, hinge loss, orthogonal regularisation on G (see module doc)."""
 
+    def __init__(self, cfg: TrainConfig, data):
+        super().__init__(cfg, data)
+        self.p = settings(BigGANSettings, cfg.family_params, "family_params")
+
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
-        params = {"ortho_reg": ORTHO_REG, **cfg.family_params}
+        params = settings(BigGANSettings, cfg.family_params, "family_params").model_dump()
         return resolve_loss_defaults(cfg).model_copy(update={"family_params": params})
 
     def g_penalty(self) -> torch.Tensor | None:
-        beta = self.cfg.family_params["ortho_reg"]
+        beta = self.p.ortho_reg
         return beta * orthogonal_penalty(regularised_weights(self.nets["g"])) if beta else None
 
     def card_inputs(self) -> list[InputSpec]:
@@ -69,5 +81,4 @@ class BigGANFamily(AdversarialFamily):
         return "biggan"
 
     def card_arch_params(self) -> dict:
-        cfg = self.cfg
-        return {**super().card_arch_params(), "ortho_reg": cfg.family_params["ortho_reg"]}
+        return {**super().card_arch_params(), "ortho_reg": self.p.ortho_reg}

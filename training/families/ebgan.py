@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 
 from training.families._autoencoder import AutoencoderGAN, per_sample
 from training.families.base import StepContext
@@ -35,11 +36,20 @@ def margin_loss(real_energy: torch.Tensor, fake_energy: torch.Tensor, margin: fl
     return real_energy.mean() + F.relu(margin - fake_energy).mean()
 
 
+class EBGANSettings(BaseModel):
+    """family_params of the ebgan family."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    margin: float = Field(1.0, gt=0, description="m: fakes' energy is pushed up to this per-pixel mean error")
+    pt_weight: float = Field(0.1, ge=0, description="lambda_pt of the pulling-away term (0 = off)")
+
+
 @register_family("ebgan")
 class EBGANFamily(AutoencoderGAN):
     """DCGAN generator vs autoencoder discriminator, margin loss, pulling-away term (see module doc)."""
 
-    family_defaults = {"margin": 1.0, "pt_weight": 0.1}
+    settings_model = EBGANSettings
 
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return per_sample((recon - x).pow(2))
@@ -47,7 +57,7 @@ class EBGANFamily(AutoencoderGAN):
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         with ctx.autocast():
             real, fake = self.d_errors(ctx)
-            loss = margin_loss(real, fake, self.cfg.family_params["margin"])
+            loss = margin_loss(real, fake, self.p.margin)
         self.optimize("d", loss)
         return {"d_loss": loss.item(), "energy_real": real.mean().item(), "energy_fake": fake.mean().item()}
 
@@ -55,6 +65,6 @@ class EBGANFamily(AutoencoderGAN):
         with ctx.autocast():
             fake, z, energy, code = self.g_scored(ctx)
             pt = pulling_away(code)
-            loss = self.with_g_terms(energy.mean() + self.cfg.family_params["pt_weight"] * pt, fake, z)
+            loss = self.with_g_terms(energy.mean() + self.p.pt_weight * pt, fake, z)
         self.optimize("g", loss)
         return {"g_loss": loss.item(), "pulling_away": pt.item()}

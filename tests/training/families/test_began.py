@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gan_core.datasets import load_dataset
+from gan_core.errors import UserError
 from training.checkpoint import load_checkpoint
 from training.config import preset
 from training.families.began import k_update
@@ -35,6 +36,8 @@ def test_k_t_is_checkpointed_resumes_exactly_and_is_logged_and_plotted(mnist_sma
     paper = preset("mnist-began", family_params={}).resolved().family_params
     assert paper == {"gamma": 0.5, "lambda_k": 0.001}
     assert preset("mnist-began").resolved().family_params == {"gamma": 1.0, "lambda_k": 0.01}  # scaled down
+    with pytest.raises(UserError, match=r"^family_params: gamma: Input should be less than or equal to 1"):
+        preset("mnist-began", family_params={"gamma": 1.5}).resolved()
     ds = load_dataset(mnist_small)
     straight = Trainer(_cfg(tmp_path / "a", 4), ds, progress=False)
     res = straight.train()

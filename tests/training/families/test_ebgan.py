@@ -63,7 +63,9 @@ def test_trains_and_logs_its_terms(mnist_small, tmp_path):
     rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"d_loss", "g_loss", "energy_real", "energy_fake", "pulling_away"} <= set(rec)
     assert 0.0 <= rec["pulling_away"] <= 1.0
-    with pytest.raises(
-        UserError, match=r"ebgan: unknown family_params \['gamma'\] \(known: margin, pt_weight\)"
-    ):
+    with pytest.raises(UserError, match=r"^family_params: gamma: Extra inputs are not permitted"):
         preset("mnist-ebgan", family_params={"gamma": 0.5}).resolved()
+    with pytest.raises(UserError, match=r"^family_params: margin: Input should be greater than 0"):
+        preset("mnist-ebgan", family_params={"margin": 0}).resolved()
+    with pytest.raises(UserError, match=r"^arch_params: code: Extra inputs are not permitted"):
+        preset("mnist-ebgan", arch_params={"code": 8}).resolved()
