@@ -202,7 +202,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         lr_g=2e-4,
         lr_d=4e-4,
         betas=(0.0, 0.9),
-        steps=6_500,
+        steps=5_500,  # ~4,900 in 10 minutes on 2 idle cores (benchmarks/bench_family_steps.py)
     ),
     # BigGAN-style (Brock et al. 2019), small: hierarchical latent (3 chunks of 20) + shared embedding
     # into conditional BatchNorm, residual blocks, projection D, orthogonal init and regularisation, EMA G.
@@ -216,10 +216,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         lr_g=2e-4,
         lr_d=2e-4,
         betas=(0.0, 0.999),
-        steps=2_500,
+        steps=3_500,  # ~3,150 in 10 minutes
     ),
     # EBGAN (Zhao et al. 2017): autoencoder D (energy = reconstruction error), margin loss, pulling-away term.
-    "mnist-ebgan": dict(family="ebgan", **_DCGAN32, steps=6_000, ema_decay=0.999, eval_every=1000),
+    # ~7,400 steps in 10 minutes.
+    "mnist-ebgan": dict(family="ebgan", **_DCGAN32, steps=8_000, ema_decay=0.999, eval_every=1000),
     # BEGAN (Berthelot et al. 2017): autoencoder D with L1 error, equilibrium controller k_t. Scaled for a
     # short run on sparse digits (README, GAN families: BEGAN): gamma 1.0 and lambda_k 0.01 (paper 0.5 /
     # 0.001: collapsed to 1s), Adam 5e-4 / 1e-3 (paper 1e-4: the L1 autoencoder sits at the blank image),
@@ -231,7 +232,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         lr_g=5e-4,
         lr_d=1e-3,
         diversity_weight=0.05,
-        steps=6_000,
+        steps=8_000,  # ~7,200 in 10 minutes
         ema_decay=0.999,
         eval_every=1000,
     ),
