@@ -5,7 +5,7 @@ Each preset runs `gan train --preset P --max-minutes M --threads T`, then `gan e
 `gan make-domain-pair`). `--parallel K` runs K presets at once (K x T must not exceed the cores, or
 the runs slow each other down and the budget means less). Prints a markdown table (steps reached, FID
 and its ratio to the real-vs-real floor, class accuracy for conditional models, modes covered,
-precision / recall / coverage, family-specific keys, and the collapse / instability warnings the run
+precision / recall / coverage, family-specific keys, and the collapse warnings its quick evaluations
 printed) and writes every report to OUT/table.json. Reruns skip presets whose run folder already
 holds a finished report (delete OUT/<preset> to redo one).
 
@@ -25,8 +25,6 @@ from pathlib import Path
 
 from gan_core.fileio import atomic_write_bytes
 
-WARNING_MARKERS = ("mode collapse", "collapse", "unstable", "diverg", "non-finite")
-
 
 def gan(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gan", *args], capture_output=True, text=True)
@@ -36,13 +34,23 @@ def failure(preset: str, what: str, proc: subprocess.CompletedProcess) -> dict:
     return {"preset": preset, "error": f"{what}: " + ((proc.stderr.strip().splitlines() or ["?"])[-1])}
 
 
-def run_warnings(stderr: str) -> list[str]:
-    """The collapse / instability warnings a training run printed (quick evaluation, loss checks)."""
-    return [
-        ln.strip()
-        for ln in stderr.splitlines()
-        if "warning" in ln.lower() and any(m in ln.lower() for m in WARNING_MARKERS)
-    ]
+def run_warnings(run: Path) -> list[str]:
+    """The collapse warnings the run's quick evaluations raised (the same rules as during training,
+    replayed from metrics.jsonl, so they are there for runs made without this script too)."""
+    from types import SimpleNamespace
+
+    from training.evaluation.quick import QuickEval
+
+    state, out = SimpleNamespace(best={}), []
+    log = run / "metrics.jsonl"
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a torn last line
+            continue
+        if "eval" in rec:
+            out += [f"step {rec['step']}: {m}" for m in QuickEval.collapse_warnings(state, rec["eval"])]
+    return out
 
 
 def run_preset(preset: str, out: Path, minutes: float, threads: int, n: int, pair: Path | None) -> dict:
@@ -70,8 +78,7 @@ def run_preset(preset: str, out: Path, minutes: float, threads: int, n: int, pai
     card = json.loads((run / "card.json").read_text())
     report.update(preset=preset, family=card.get("variant"), steps=card["steps"],
                   train_seconds=card["train_seconds"], wall_seconds=round(wall, 1),
-                  load_after=os.getloadavg()[0], warnings=run_warnings(train.stderr),
-                  translation=translation)  # fmt: skip
+                  load_after=os.getloadavg()[0], translation=translation)  # fmt: skip
     atomic_write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
     return report
 
@@ -134,6 +141,7 @@ def main() -> None:
     def one(p: str) -> dict:
         print(f"{p}: training {args.minutes:g} min ...", file=sys.stderr, flush=True)
         r = run_preset(p, out, args.minutes, args.threads, args.n, pair)
+        r["warnings"] = run_warnings(out / p)
         print(row(r), file=sys.stderr, flush=True)
         return r
 
