@@ -189,7 +189,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         arch="resnet-patchgan",
         arch_params={"g_width": 16, "g_blocks": 3, "d_width": 16, "d_layers": 2},
         batch_size=16,
-        steps=2_000,
+        # 10 minutes on 2 idle cores reach ~3,900 steps (2,000 took 301 s): labels kept 98.3% / 98.0%
+        # at 3,882 steps against 98.0% / 96.9% when the run stopped at 2,000
+        steps=4_000,
         ema_decay=0.995,
         sample_every=250,
         ckpt_every=500,
