@@ -9,7 +9,8 @@ than generating a digit. /livez and /readyz are BentoML's own; /metrics is servi
 
 Settings and the models folder are checked when this module is imported, which `bentoml serve`
 does before it starts any worker: a bad setting, or a folder without one usable model, ends the
-command with one line and exit status 2 instead of workers restarting forever.
+command with one line and exit status 2 instead of workers restarting forever. A worker that finds
+its models unusable later (service.fatal) ends the server the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
 from gan_core.errors import UserError, one_line
-from service import connections, mixing
+from service import connections, fatal, mixing
 from service.generate import ClientError, Generator, Reply
 from service.guard import OPEN_ROUTES, RequestGuard
 from service.metrics import RequestMetrics
@@ -48,12 +49,19 @@ from service.ui import RootPages, playground_app
 log = logging.getLogger("gan_service")
 
 
+IN_WORKER = bentoml.server_context.worker_index is not None
+if not IN_WORKER:
+    fatal.arm()  # the serving process: exit 2 when one of its workers cannot serve
+
+
 def _checked_start() -> tuple[Settings, ModelScan]:
-    """Settings and usable models, or one line on stderr and exit 2."""
+    """Settings and usable models, or one line on stderr and exit 2 (of the whole server)."""
     try:
         settings = Settings.from_env()
-        return settings, scan_models(settings, report=bentoml.server_context.worker_index is None)
+        return settings, scan_models(settings, report=not IN_WORKER)
     except UserError as e:
+        if IN_WORKER:
+            fatal.stop_server(one_line(e))
         print(f"gan_service: cannot start: {one_line(e)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
@@ -98,7 +106,10 @@ class GeneratorService:
     """Generates digit images from the exported ONNX generators in GAN_MODELS_DIR."""
 
     def __init__(self) -> None:
-        self.core = Generator(SETTINGS, SCAN)
+        try:
+            self.core = Generator(SETTINGS, SCAN)
+        except UserError as e:  # e.g. a model file changed since the serving process checked it
+            fatal.stop_server(one_line(e))
 
     @bentoml.api(route="/generate", input_spec=REQUESTS["generate"], output_spec=ImagesResponse)
     async def generate(self, **fields) -> Response:

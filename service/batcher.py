@@ -7,7 +7,9 @@ per-call overhead.
 
 Fair share instead of first come, first served: each call is filled round-robin, `quantum`
 images per request per turn, so a one-image request waits for at most one call behind any number
-of bulk requests instead of behind all of their images (head-of-line blocking). Exported
+of bulk requests instead of behind all of their images (head-of-line blocking). Small requests
+(at most `quantum` images left) go first, whole, in a call cut to `small_call` images, so their
+own call is short too (per-image cost is flat from ~4 images up: 16 images run at ~90% of 64's rate). Exported
 generators are row-independent (image i does not depend on its batch neighbours; checked by
 tests), so slicing and merging never change bytes.
 
@@ -65,6 +67,8 @@ class Batcher:
         inline_max: int = 0,
         timeout_s: float = 30.0,
         quantum: int | None = None,
+        small_call: int | None = None,
+        on_drop: Callable[[int], None] | None = None,
     ):
         self._run = run
         self._executor = executor
@@ -73,6 +77,8 @@ class Batcher:
         self.inline_max = inline_max
         self.timeout_s = timeout_s
         self.quantum = quantum or max(1, max_batch // 8)
+        # a call that holds a small request (<= quantum images left) is cut to this many images
+        self.small_call = max(self.quantum, small_call or 2 * self.quantum)
         self.reserve = max_queue // 4  # on top of max_queue, for requests of <= max_batch images
         self._pending: deque[_Request] = deque()
         self.queued = 0  # images waiting, not yet in an ORT call
@@ -80,6 +86,7 @@ class Batcher:
         self.calls = 0  # ORT calls made (for tests and metrics)
         self.largest_batch = 0
         self.dropped = 0  # images never computed because their request was cancelled or timed out
+        self.on_drop = on_drop  # told each such count (service.metrics)
         self.images_per_s: float | None = None  # moving average of the measured speed
 
     def retry_after(self, n: int = 0) -> int:
@@ -131,8 +138,15 @@ class Batcher:
             self._pending.remove(req)
             self.queued -= req.n - req.taken
             self.dropped += req.n - req.taken
+            if self.on_drop is not None and req.n > req.taken:
+                self.on_drop(req.n - req.taken)
         spans: dict[_Request, list[int]] = {}
         room = self.max_batch
+        small = [r for r in self._pending if r.n - r.taken <= self.quantum]
+        if small:  # small requests first, whole, in a short call: they wait for no bulk images
+            room = min(self.max_batch, max(self.small_call, sum(r.n - r.taken for r in small)))
+            rest = [r for r in self._pending if r.n - r.taken > self.quantum]
+            self._pending = deque(small + rest)
         while room and self._pending:
             req = self._pending.popleft()
             k = min(self.quantum, req.n - req.taken, room)

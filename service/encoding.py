@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -80,16 +81,20 @@ def _png_doc(result: Images) -> bytes:
     return json.dumps(doc).encode()
 
 
+def grid_png(result: Images) -> bytes:
+    return png_bytes(grid_image(result))
+
+
 FORMATS = {
     "npz": (npz_bytes, "application/octet-stream"),
-    "grid": (lambda result: png_bytes(grid_image(result)), "image/png"),
+    "grid": (grid_png, "image/png"),
     "png": (_png_doc, "application/json"),
 }
 
 
-async def encode(result: Images, fmt: str) -> Reply:
-    """The answer's bytes; past ENCODE_INLINE images they are made in a thread, so the event loop
-    keeps serving small requests while a bulk answer is encoded."""
+async def encode(result: Images, fmt: str, offload: Callable[..., Awaitable[bytes]] | None = None) -> Reply:
+    """The answer's bytes; past ENCODE_INLINE images they are made by `offload(make, result)`
+    (service.bulk: another process) or a thread, so the event loop keeps serving small requests."""
     headers = {"X-Model": result.model.name}
     if result.seed is not None:
         headers["X-Seed"] = str(result.seed)
@@ -97,5 +102,5 @@ async def encode(result: Images, fmt: str) -> Reply:
     if len(result.images) <= ENCODE_INLINE:
         body = make(result)
     else:
-        body = await asyncio.get_running_loop().run_in_executor(None, make, result)
+        body = await (offload(make, result) if offload else asyncio.to_thread(make, result))
     return Reply(body, media_type, headers)

@@ -8,7 +8,6 @@ answers (service.encoding) live in their own modules.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from gan_core.latents import MAX_SEED
 from service.batcher import DeadlineExceeded, Overloaded
+from service.bulk import BulkWork
 from service.encoding import ENCODE_INLINE, Images, Reply, encode, grid_image, npz_bytes
 from service.inputs import ClientError, feeds_for, labels_for, latent_matrix
 from service.interpolation import path
@@ -42,9 +42,11 @@ class Generator:
         self.default = self.scan.default
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gan-ort")
         self.models = load_models(settings, self.executor, self.scan)
+        self.bulk = BulkWork(settings.bulk_processes)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.bulk.close()
 
     def model(self, name: str | None) -> Model:
         """A generative model by name; translation (image-input) models are served by POST /translate."""
@@ -88,8 +90,8 @@ class Generator:
         args = (model, seed, idx, labels, req.codes, req.truncation, None, req.noise_mode)
         if req.count <= ENCODE_INLINE:
             feeds = feeds_for(*args)
-        else:  # a few ms of numpy per 256 images: keep the event loop free meanwhile
-            feeds = await asyncio.get_running_loop().run_in_executor(None, feeds_for, *args)
+        else:  # ~30 ms of Python per 1,024 images: off the event loop and its GIL (service.bulk)
+            feeds = await self.bulk.feeds(*args)
         images = await self.run(model, feeds)
         return Images(model, images, labels, indices, seed, req.truncation)
 
@@ -136,4 +138,4 @@ class Generator:
         return Images(model, await self.run(model, feeds), labels, indices, None, req.truncation)
 
     async def encode(self, result: Images, fmt: str) -> Reply:
-        return await encode(result, fmt)
+        return await encode(result, fmt, self.bulk.encode)

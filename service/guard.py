@@ -10,6 +10,8 @@ Content-Type. This guard runs first, and for each API request, in order:
 - requests in progress per worker (503 + Retry-After past GAN_MAX_CONCURRENCY);
 - the body: size (413), a deadline for all of it (408), and a client that hangs up mid-body
   finishes the request at once instead of pinning it until BentoML's own timeout;
+- a client that hangs up after its body, before the answer, cancels the work (its images not yet
+  computed leave the batcher's queue) instead of having it computed for nobody;
 - the JSON against the route's pydantic schema (400, "field: message").
 
 Raw routes (POST /translate: multipart, JSON or npz bodies, parsed by the route itself) get the
@@ -131,7 +133,7 @@ class RequestGuard:
         if body is None:
             return
         if raw:  # the route parses its own body: replay it as it came
-            return await self.app(scope, self._replay(body, receive), send)
+            return await self._run_app(scope, body, receive, send)
         body = body or b"{}"  # an empty body means all defaults (whitespace is invalid JSON)
         try:
             req = self.schemas[path].model_validate_json(body)
@@ -141,21 +143,54 @@ class RequestGuard:
         # BentoML must parse exactly what was validated here, as JSON.
         headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"content-type"]
         scope = {**scope, "method": "POST", "headers": [*headers, (b"content-type", b"application/json")]}
-        await self.app(scope, self._replay(body, receive), send)
+        await self._run_app(scope, body, receive, send)
 
-    @staticmethod
-    def _replay(body: bytes, receive):
-        """A receive() that gives the body read here, then waits for the disconnect as usual."""
-        sent = False
+    async def _run_app(self, scope, body: bytes, receive, send) -> None:
+        """The app on the body read here, cancelled when the client hangs up before its answer.
+
+        The server's receive() is watched from here on (the app gets the body, then a disconnect
+        when one comes), so a client that leaves while its images are queued stops their work."""
+        gone = asyncio.Event()
+        started = finished = body_given = False
 
         async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
+            nonlocal body_given
+            if not body_given:
+                body_given = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+            await gone.wait()
+            return {"type": "http.disconnect"}
 
-        return replay
+        async def tracked_send(message):
+            nonlocal started, finished
+            await send(message)
+            started = True
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
+
+        task = asyncio.ensure_future(self.app(scope, replay, tracked_send))
+
+        async def watch():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            if not finished:
+                task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled() or not gone.is_set() or finished:
+                raise  # this request itself was cancelled (server shutdown), not the client gone
+            # finish the request for the middlewares around this one, as for a hang-up mid-body
+            if started:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                message = "client hung up before the answer; its work was dropped"
+                await self._reject(scope, send, DISCONNECTED, message, kind="disconnect")
+        finally:
+            watcher.cancel()
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")

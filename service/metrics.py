@@ -42,6 +42,11 @@ def series() -> SimpleNamespace:
             ["route"],
             multiprocess_mode="livesum",
         ),
+        images_dropped=pc.Counter(
+            "gan_images_dropped",
+            "queued images never computed: their client hung up or their deadline passed",
+            ["model"],
+        ),
         connections_refused=pc.Counter(
             "gan_http_connections_refused",
             "connections closed before a request: evicted or refused at GAN_MAX_CONNECTIONS, headers late",
@@ -60,6 +65,11 @@ def exposition() -> bytes:
     registry = pc.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     return pc.generate_latest(registry)
+
+
+def images_dropped(model: str, n: int) -> None:
+    """Count n queued images of a served model that were dropped (service.batcher)."""
+    series().images_dropped.labels(model).inc(n)
 
 
 def connection_refused(reason: str) -> None:

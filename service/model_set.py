@@ -9,6 +9,7 @@ which service.app turns into one line and a non-zero exit, before any worker sta
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from concurrent.futures import Executor
@@ -21,6 +22,7 @@ from gan_core.feeds import build_feeds
 from gan_core.fileio import sha256_file
 from gan_core.runtime import GeneratorSession, ModelFileError, cuda_device_present, open_generator
 from service.batcher import Batcher
+from service.metrics import images_dropped
 from service.settings import Settings, SettingsError
 
 log = logging.getLogger("gan_service")
@@ -84,10 +86,12 @@ def scan_models(settings: Settings, report: bool = True) -> ModelScan:
     failed: list[FailedModel] = []
     for path in sorted(folder.glob("*.onnx")):
         try:
-            card = open_generator(path, threads=1, device="cpu").card
+            session = open_generator(path, threads=1, device="cpu")
+            warm_up(session)  # a graph that loads but cannot run is found here, not in every worker
         except ModelFileError as e:
             _skip(failed, path, one_line(e), report)
             continue
+        card = session.card
         if card.name in usable:
             other = usable[card.name][0].name
             _skip(failed, path, f"{path}: model name {card.name!r} is also used by {other}", report)
@@ -104,12 +108,18 @@ def scan_models(settings: Settings, report: bool = True) -> ModelScan:
     return ModelScan(usable, failed, default)
 
 
-def warm_up(model: Model) -> None:
-    """First runs allocate ORT's buffers; do them before /readyz says yes."""
-    if model.card.input_of_kind("image") is not None:
+def warm_up(session: GeneratorSession) -> None:
+    """First runs allocate ORT's buffers; do them before /readyz says yes. ModelFileError when
+    the graph cannot run (it loaded, but e.g. a shape does not fit at run time)."""
+    if session.card.input_of_kind("image") is not None:
         return  # image-to-image models need real inputs; their first request pays instead
     for n in (1, 8):
-        model.session.run(build_feeds(model.card, 0, range(n)))
+        try:
+            session.run(build_feeds(session.card, 0, range(n)))
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelFileError(
+                f"{session.path}: ONNX Runtime cannot run it ({str(e).splitlines()[0][:300]})"
+            ) from None
 
 
 def load_models(settings: Settings, executor: Executor, scan: ModelScan) -> dict[str, Model]:
@@ -118,15 +128,15 @@ def load_models(settings: Settings, executor: Executor, scan: ModelScan) -> dict
     for name, (path, _) in scan.usable.items():
         try:
             sess = open_generator(path, threads=settings.ort_threads, device=settings.device)
+            warm_up(sess)
         except ModelFileError as e:  # e.g. the file changed since the scan
             _skip(scan.failed, path, one_line(e))
             continue
         batcher = Batcher(
             sess.run, executor, settings.max_batch, settings.max_queue, settings.inline_images,
-            timeout_s=settings.request_timeout_s,
+            timeout_s=settings.request_timeout_s, on_drop=functools.partial(images_dropped, name),
         )  # fmt: skip
         models[name] = Model(name, path, sess, sha256_file(path), batcher)
-        warm_up(models[name])
     if scan.default not in models:
         raise ModelFileError(f"{scan.usable[scan.default][0]}: default model {scan.default!r} failed to open")
     log.info(

@@ -41,6 +41,7 @@ class Settings:
     request_timeout_s: float = 30.0  # queue + generation deadline of one request (504 past it)
     api_token: str | None = None
     inline_images: int = 1
+    bulk_processes: int = 1  # processes for bulk requests' feeds and answers (service.bulk); 0 = threads
     access_log: bool = False
     trace_requests: bool = False
 
@@ -66,6 +67,7 @@ class Settings:
         "request_timeout_s": "GAN_REQUEST_TIMEOUT_S",
         "api_token": "GAN_API_TOKEN",
         "inline_images": "GAN_INLINE_IMAGES",
+        "bulk_processes": "GAN_BULK_PROCESSES",
         "access_log": "GAN_ACCESS_LOG",
         "trace_requests": "GAN_TRACE_REQUESTS",
     }
@@ -105,7 +107,7 @@ def _parse(name: str, var: str, raw: str):
         if not 0 < value < float("inf"):
             raise SettingsError(f"{var}: must be a number of seconds > 0, got {raw!r}")
         return value
-    low = 0 if name == "inline_images" else 1
+    low = 0 if name in ("inline_images", "bulk_processes") else 1
     try:
         value = int(raw)
     except ValueError:

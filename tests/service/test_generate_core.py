@@ -234,3 +234,43 @@ def test_the_bundled_card_is_served_without_the_training_data_location():
         "split": "train",
     }
     assert "/work" not in str(doc) and doc["metrics"] == card.model_dump(mode="json")["metrics"]
+
+
+def test_a_graph_that_loads_but_cannot_run_is_skipped_by_the_scan(tmp_path, cond_onnx, caplog):
+    import onnx
+    from onnx import helper
+
+    m = onnx.load(cond_onnx)  # out = Reshape(Reshape(raw, [-1, 5]), Shape(raw)): 784 % 5 != 0 at run time
+    out = m.graph.output[0].name
+    for node in m.graph.node:
+        node.output[:] = [o + "_raw" if o == out else o for o in node.output]
+        node.input[:] = [i + "_raw" if i == out else i for i in node.input]
+    m.graph.initializer.append(helper.make_tensor("five", onnx.TensorProto.INT64, [2], [-1, 5]))
+    m.graph.node.extend([
+        helper.make_node("Reshape", [out + "_raw", "five"], ["by_five"]),
+        helper.make_node("Shape", [out + "_raw"], ["raw_shape"]),
+        helper.make_node("Reshape", ["by_five", "raw_shape"], [out]),
+    ])  # fmt: skip
+    onnx.save(m, tmp_path / "a-cannot-run.onnx")
+    (tmp_path / "b-good.onnx").write_bytes(cond_onnx.read_bytes())
+    with pytest.raises(ModelFileError, match=r"a-cannot-run\.onnx: ONNX Runtime cannot run it \("):
+        from service.model_set import warm_up
+
+        warm_up(open_generator(tmp_path / "a-cannot-run.onnx", threads=1))
+    scan = scan_models(Settings(models_dir=tmp_path), report=False)
+    assert [p.name for p, _ in scan.usable.values()] == ["b-good.onnx"]
+    assert [f.file for f in scan.failed] == ["a-cannot-run.onnx"]
+    assert scan.failed[0].error.startswith("a-cannot-run.onnx: ONNX Runtime cannot run it (")
+
+
+def test_a_model_that_fails_in_the_worker_is_skipped_and_the_default_failing_is_one_error(
+    tmp_path, cond_onnx
+):
+    from service.model_set import load_models
+
+    (tmp_path / "a.onnx").write_bytes(cond_onnx.read_bytes())
+    scan = scan_models(Settings(models_dir=tmp_path), report=False)
+    (tmp_path / "a.onnx").write_bytes(b"changed since the scan")
+    with pytest.raises(ModelFileError, match=r"default model 'mnist-cdcgan' failed to open$"):
+        load_models(Settings(models_dir=tmp_path), None, scan)
+    assert [f.file for f in scan.failed] == ["a.onnx"]

@@ -75,6 +75,46 @@ def test_a_client_hanging_up_mid_body_finishes_the_request_at_once():
     assert (status, body) == (499, {"error": "body: client hung up mid-body"})
 
 
+def test_a_client_hanging_up_after_its_body_cancels_the_work_at_once():
+    async def scenario():
+        cancelled = asyncio.Event()
+
+        async def slow_app(scope, receive, send):
+            assert (await receive())["body"] == b'{"count": 5}'
+            try:
+                await asyncio.sleep(60)  # queued images, never answered
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        guard = RequestGuard(slow_app, SCHEMAS, Settings())
+        t0 = time.perf_counter()
+        answer = await call(guard, scope(), [chunk(b'{"count": 5}'), {"type": "http.disconnect"}])
+        return answer, time.perf_counter() - t0, cancelled.is_set(), guard.in_progress
+
+    (status, body, _), took, cancelled, in_progress = asyncio.run(scenario())
+    assert took < 1 and cancelled and in_progress == 0
+    assert (status, body) == (499, {"error": "client hung up before the answer; its work was dropped"})
+
+
+def test_the_app_still_sees_the_disconnect_and_a_finished_answer_is_not_cut():
+    async def scenario():
+        seen = []
+
+        async def app(scope, receive, send):
+            await receive()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+            seen.append((await receive())["type"])  # as Starlette does after answering
+
+        guard = RequestGuard(app, SCHEMAS, Settings())
+        answer = await call(guard, scope(), [chunk(b"{}"), {"type": "http.disconnect"}])
+        return answer, seen
+
+    (status, _, _), seen = asyncio.run(scenario())
+    assert status == 200 and seen == ["http.disconnect"]
+
+
 def test_a_body_that_stops_arriving_gets_408_after_the_deadline():
     guard = RequestGuard(Inner(), SCHEMAS, Settings(body_timeout_s=0.3))
     t0 = time.perf_counter()

@@ -136,6 +136,7 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
 def test_bad_files_are_skipped_and_hostile_clients_do_not_pin_the_server(tmp_path, cond_onnx):
     failed = bad_models(tmp_path, cond_onnx)
     limits = {"GAN_MAX_CONNECTIONS": "16", "GAN_HEADER_TIMEOUT_S": "1", "GAN_BODY_TIMEOUT_S": "1"}
+    limits["GAN_MAX_BATCH"] = "1"  # one image per ORT call: 8,192 queued images take long even for a tiny model
     log = tmp_path / "serve.log"
     with local_serve(tmp_path, env=limits, log_path=log) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -157,6 +158,21 @@ def test_bad_files_are_skipped_and_hostile_clients_do_not_pin_the_server(tmp_pat
         while in_progress(url) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert in_progress(url) == 0  # none pinned (they used to wait out BentoML's 300 s timeout)
+
+        # hang-ups after the whole body: the queued images are dropped, not computed for nobody
+        body = b'{"count": 1024, "format": "npz"}'
+        gone = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]  # 8,192 images
+        for s in gone:
+            s.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        time.sleep(0.2)  # queued by now (some), most not yet computed
+        for s in gone:
+            s.close()
+        deadline = time.monotonic() + 5
+        while in_progress(url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_progress(url) == 0
+        assert metric(url, 'gan_images_dropped_total{model="mnist-cdcgan"}') >= 1024
 
         # stalled headers: past the cap, new connections evict the oldest stalled ones; the rest time out
         stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(24)]
