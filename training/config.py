@@ -146,10 +146,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         ema_decay=0.999,
         eval_every=1000,
     ),
-    # ACGAN (training/families/acgan.py): the default preset's G and hinge + SN, D with a class head.
+    # ACGAN (training/families/acgan.py): the default preset's G and hinge + SN, D with a class head; the
+    # adversarial head also projects the label, as the default preset's D: 10 minutes beside the default
+    # preset (one thread each) gave FID 28.1 and 99.05% class accuracy, against 81.0 / 93.3% without it.
     "mnist-acgan": dict(
         **_DCGAN32,
         family="acgan",
+        family_params={"projection": True},
         loss="hinge",
         conditional=True,
         diversity_weight=0.25,

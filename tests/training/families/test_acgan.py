@@ -53,7 +53,7 @@ def test_the_class_head_returns_raw_logits_no_softmax_layer():
     fam = family()
     assert not any(isinstance(m, (torch.nn.Softmax, torch.nn.LogSoftmax)) for m in fam.nets["d"].modules())
     with torch.no_grad():
-        _, cls = fam.nets["d"](torch.rand(4, 1, 28, 28) * 2 - 1)
+        _, cls = fam.nets["d"](torch.rand(4, 1, 28, 28) * 2 - 1, torch.arange(4))
     assert cls.shape == (4, 10) and not torch.allclose(cls.exp().sum(1), torch.ones(4))
 
 
@@ -65,7 +65,7 @@ def test_d_learns_classes_from_real_and_fake_and_g_from_fake_only():
                       contextlib.nullcontext)  # fmt: skip
     g0, d0 = snapshot(fam.nets["g"]), snapshot(fam.nets["d"])
     with torch.no_grad():
-        _, cls = fam.nets["d"](real)
+        _, cls = fam.nets["d"](real, labels)
         want_real = F.cross_entropy(cls, labels).item()
     logs = fam.d_step(ctx)
     assert set(logs) == {"d_loss", "aux_real", "aux_fake"}
@@ -84,7 +84,7 @@ def test_the_class_loss_alone_moves_g_towards_the_asked_class():
     fam = family(diversity_weight=0.0)
     g, d = fam.nets["g"], fam.nets["d"]
     z, y = torch.randn(8, 64), torch.full((8,), 3)
-    _, cls = d(g(z, y))
+    _, cls = d(g(z, y), y)
     aux_loss(cls, y).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
 
@@ -95,7 +95,7 @@ def test_networks_build_from_the_image_shape(shape):
     g = fam.nets["g"].eval()
     x = g(torch.randn(3, 64), torch.tensor([0, 4, 9]))
     assert x.shape == (3, *shape)
-    out, cls = fam.nets["d"](x)
+    out, cls = fam.nets["d"](x, torch.tensor([0, 4, 9]))
     assert out.shape == (3,) and cls.shape == (3, 10)
     assert [i.name for i in fam.card_inputs()] == ["z", "labels"]
 
@@ -115,7 +115,8 @@ def test_export_has_parity_and_serves_like_any_conditional_model(tiny_onnx):
 
 
 def test_with_projection_the_label_moves_the_adversarial_logit_not_the_class_logits():
-    fam = family(family_params={"projection": True})
+    fam = family()  # the preset projects the label
+    assert fam.p["projection"] is True
     d = fam.nets["d"].eval()
     x = torch.rand(2, 1, 28, 28) * 2 - 1
     with torch.no_grad():
