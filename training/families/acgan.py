@@ -33,6 +33,9 @@ DEFAULTS = {
     # The adversarial head also takes the label by projection (Miyato & Koyama 2018), as the default
     # preset's D does; the class head is ACGAN's either way.
     "projection": False,
+    # D's class loss on fakes too (the paper's). Off, D's classifier learns from real images only and G
+    # is still pulled towards images it classifies as the asked class.
+    "d_fake_class": True,
 }
 
 
@@ -85,7 +88,8 @@ class ACGANFamily(AdversarialFamily):
             adv = self.loss.d_loss(out[:n], out[n:])
             pen = self.loss.penalty(lambda x, y: D(x, y)[0], real, fake.float(), both)
             real_ce, fake_ce = aux_loss(cls[:n], labels), aux_loss(cls[n:], fake_labels)
-            loss = adv + w * (real_ce + fake_ce) + (pen if pen is not None else 0.0)
+            class_loss = real_ce + fake_ce if self.p["d_fake_class"] else real_ce
+            loss = adv + w * class_loss + (pen if pen is not None else 0.0)
         self.optimize("d", loss)
         self.loss.after_d_step(self.nets["d"].d)
         return {"d_loss": adv.item(), "aux_real": real_ce.item(), "aux_fake": fake_ce.item()}

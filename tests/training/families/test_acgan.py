@@ -123,3 +123,18 @@ def test_with_projection_the_label_moves_the_adversarial_logit_not_the_class_log
         out_a, cls_a = d(x, torch.tensor([0, 1]))
         out_b, cls_b = d(x, torch.tensor([5, 6]))
     assert not torch.allclose(out_a, out_b) and torch.equal(cls_a, cls_b)
+
+
+@pytest.mark.parametrize("d_fake_class", [True, False])
+def test_without_d_fake_class_the_class_head_learns_from_real_images_only(d_fake_class):
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    labels = torch.arange(8) % 10
+    heads = []
+    for noise_seed in (1, 2):  # the same reals, other fakes
+        fam = family(family_params={"projection": True, "d_fake_class": d_fake_class})
+        ctx = StepContext(0, torch.device("cpu"), torch.Generator().manual_seed(noise_seed), fam.nets,
+                          lambda: (real, labels), contextlib.nullcontext)  # fmt: skip
+        fam.d_step(ctx)
+        heads.append({k: v for k, v in snapshot(fam.nets["d"]).items() if k.startswith("aux.")})
+    same = all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
+    assert heads[0] and same is (not d_fake_class)
