@@ -58,7 +58,7 @@ def _checked_start() -> tuple[Settings, ModelScan]:
     """Settings and usable models, or one line on stderr and exit 2 (of the whole server)."""
     try:
         settings = Settings.from_env()
-        return settings, scan_models(settings, report=not IN_WORKER)
+        return settings, scan_models(settings, report=not IN_WORKER, run_check=not IN_WORKER)
     except UserError as e:
         if IN_WORKER:
             fatal.stop_server(one_line(e))

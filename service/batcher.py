@@ -142,10 +142,12 @@ class Batcher:
                 self.on_drop(req.n - req.taken)
         spans: dict[_Request, list[int]] = {}
         room = self.max_batch
-        small = [r for r in self._pending if r.n - r.taken <= self.quantum]
+        small: list[_Request] = []
+        rest: list[_Request] = []
+        for r in self._pending:
+            (small if r.n - r.taken <= self.quantum else rest).append(r)
         if small:  # small requests first, whole, in a short call: they wait for no bulk images
             room = min(self.max_batch, max(self.small_call, sum(r.n - r.taken for r in small)))
-            rest = [r for r in self._pending if r.n - r.taken > self.quantum]
             self._pending = deque(small + rest)
         while room and self._pending:
             req = self._pending.popleft()

@@ -2,8 +2,8 @@
 
 Seeded feeds for 1,024 images take ~30 ms of Python (one generator per image, so image i never
 depends on the batch) and their JSON of PNGs ~50 ms. In a thread of the worker that work holds
-the GIL against the event loop, and one-image requests beside bulk ones waited for it: p99 141 ms
-(threads) vs 67 ms (this process) on 2 cores (README, Serving). ORT calls stay in the worker's
+the GIL against the event loop, and one-image requests beside bulk ones waited for it: p99 150-156 ms
+(threads) vs 59-63 ms (this process), side by side on 2 cores (README, Serving). ORT calls stay in the worker's
 threads (ORT releases the GIL). The process is spawned, not forked (the worker runs ORT threads),
 and started with the service, so no request pays its start.
 """
@@ -17,6 +17,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from gan_core.card import ModelCard
+from service.inputs import feeds_for
 
 if TYPE_CHECKING:
     from service.encoding import Images
@@ -32,8 +33,8 @@ class ModelView:
 
 
 def _import_modules() -> None:
+    """Run in the new process: this module (and service.inputs with it) is imported to unpickle it."""
     import service.encoding  # noqa: F401
-    import service.inputs  # noqa: F401
 
 
 class BulkWork:
@@ -48,8 +49,6 @@ class BulkWork:
             self.executor.submit(_import_modules).result()
 
     async def feeds(self, model: Model, *args: Any):
-        from service.inputs import feeds_for
-
         view = ModelView(model.name, model.card) if self.executor else model
         return await asyncio.get_running_loop().run_in_executor(self.executor, feeds_for, view, *args)
 

@@ -72,10 +72,12 @@ def _skip(failed: list[FailedModel], path: Path, message: str, report: bool = Tr
     failed.append(FailedModel(path.name, message.replace(str(path), path.name)))
 
 
-def scan_models(settings: Settings, report: bool = True) -> ModelScan:
+def scan_models(settings: Settings, report: bool = True, run_check: bool = True) -> ModelScan:
     """Open every *.onnx once on the CPU (card + graph), skip the unusable ones; raise when none is left.
 
     report: log one line per skipped file (off in BentoML's workers: the serving process already did).
+    run_check: also run each model's warm-up calls, so a graph that loads but cannot run is skipped
+    (off in the workers: load_models warms each model up with its serving session right after).
     """
     if settings.device == "cuda" and not cuda_device_present():
         raise SettingsError("GAN_DEVICE: 'cuda' asked for, but no CUDA GPU is present (use auto or cpu)")
@@ -87,7 +89,8 @@ def scan_models(settings: Settings, report: bool = True) -> ModelScan:
     for path in sorted(folder.glob("*.onnx")):
         try:
             session = open_generator(path, threads=1, device="cpu")
-            warm_up(session)  # a graph that loads but cannot run is found here, not in every worker
+            if run_check:
+                warm_up(session)  # a graph that loads but cannot run is found here, not in every worker
         except ModelFileError as e:
             _skip(failed, path, one_line(e), report)
             continue

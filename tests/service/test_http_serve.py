@@ -135,10 +135,13 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
 
 def test_bad_files_are_skipped_and_hostile_clients_do_not_pin_the_server(tmp_path, cond_onnx):
     failed = bad_models(tmp_path, cond_onnx)
-    limits = {"GAN_MAX_CONNECTIONS": "16", "GAN_HEADER_TIMEOUT_S": "1", "GAN_BODY_TIMEOUT_S": "1"}
-    limits["GAN_MAX_BATCH"] = (
-        "1"  # one image per ORT call: 8,192 queued images take long even for a tiny model
-    )
+    limits = {
+        "GAN_MAX_CONNECTIONS": "16",
+        "GAN_HEADER_TIMEOUT_S": "1",
+        "GAN_BODY_TIMEOUT_S": "1",
+        # one image per ORT call: 8,192 queued images take long even for a tiny model
+        "GAN_MAX_BATCH": "1",
+    }
     log = tmp_path / "serve.log"
     with local_serve(tmp_path, env=limits, log_path=log) as url:
         port = int(url.rsplit(":", 1)[1])
