@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +36,25 @@ class ModelView:
     card: ModelCard
 
 
+def _start_process(worker_pid: int) -> None:
+    """Run first in the new process. SIGTERM and SIGINT are the server's to handle: `bentoml serve`
+    and a terminal's Ctrl-C signal the whole process group, and a pool process that died of them
+    failed the bulk requests the worker was still draining (500s). So it ends with the pool (the
+    worker's shutdown) or, the worker gone without one (it exits, or is killed), within a second:
+    its queue never reads EOF, since a spawned process holds both ends of it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == worker_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="gan-bulk-orphan-watch", daemon=True).start()
+
+
 def _import_modules() -> None:
-    """Run in the new process: this module (and service.inputs with it) is imported to unpickle it."""
+    """This module (and service.inputs with it) is imported to unpickle the call."""
     import service.encoding  # noqa: F401
 
 
@@ -44,7 +65,9 @@ class BulkWork:
         self.executor: Executor | None = None
         if processes:
             ctx = multiprocessing.get_context("spawn")
-            self.executor = ProcessPoolExecutor(processes, mp_context=ctx)
+            self.executor = ProcessPoolExecutor(
+                processes, mp_context=ctx, initializer=_start_process, initargs=(os.getpid(),)
+            )
             # started, and its modules imported (~0.4 s), now rather than by the first bulk request
             self.executor.submit(_import_modules).result()
 

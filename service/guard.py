@@ -18,7 +18,9 @@ Raw routes (POST /translate: multipart, JSON or npz bodies, parsed by the route 
 token, concurrency and body checks but neither the Content-Type check nor schema validation.
 
 Each refusal is one log line (throttled for the kinds a flood repeats). Valid bodies are replayed
-unchanged to BentoML. GET /models is mapped onto the BentoML API (BentoML APIs are POST-only).
+unchanged to BentoML, or answered here by `direct` (service.app: the same handler without
+BentoML's routing and re-parsing). GET /models is mapped onto the BentoML API (BentoML APIs are
+POST-only).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import asyncio
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -35,6 +39,7 @@ from service.throttled_log import ThrottledLog
 
 log = logging.getLogger("gan_service")
 flood_log = ThrottledLog(log)
+ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[Any]]], Awaitable[None]]
 
 GET_ROUTES = ("/models",)  # answered for GET too, without a body
 OPEN_ROUTES = ("/models",)  # read-only: not behind GAN_API_TOKEN, and a POST may come without a body
@@ -77,12 +82,19 @@ def is_json(content_type: bytes | None) -> bool:
 
 
 class RequestGuard:
-    """options: schemas {route: pydantic model}, settings (limits, timeouts, token), raw_routes."""
+    """options: schemas {route: pydantic model}, settings (limits, timeouts, token), raw_routes,
+    direct(route, validated request) -> an ASGI app that answers it here, or None for BentoML's route."""
 
     def __init__(
-        self, app, schemas: dict[str, type[BaseModel]], settings: Settings, raw_routes: tuple[str, ...] = ()
+        self,
+        app,
+        schemas: dict[str, type[BaseModel]],
+        settings: Settings,
+        raw_routes: tuple[str, ...] = (),
+        direct: Callable[[str, BaseModel], ASGIApp | None] | None = None,
     ):
         self.app = app
+        self.direct = direct
         self.schemas = schemas
         self.raw_routes = raw_routes
         self.settings = settings
@@ -140,12 +152,14 @@ class RequestGuard:
         except ValidationError as e:
             return await self._reject(scope, send, 400, error_line(e))
         scope.setdefault("state", {})[STATE_MODEL] = getattr(req, "model", None)
-        # BentoML must parse exactly what was validated here, as JSON.
-        headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"content-type"]
-        scope = {**scope, "method": "POST", "headers": [*headers, (b"content-type", b"application/json")]}
-        await self._run_app(scope, body, receive, send)
+        app = self.direct(path, req) if self.direct is not None else None
+        if app is None:  # BentoML must parse exactly what was validated here, as JSON.
+            app = self.app
+            headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"content-type"]
+            scope = {**scope, "method": "POST", "headers": [*headers, (b"content-type", b"application/json")]}
+        await self._run_app(scope, body, receive, send, app)
 
-    async def _run_app(self, scope, body: bytes, receive, send) -> None:
+    async def _run_app(self, scope, body: bytes, receive, send, app: ASGIApp | None = None) -> None:
         """The app on the body read here, cancelled when the client hangs up before its answer.
 
         The server's receive() is watched from here on (the app gets the body, then a disconnect
@@ -168,7 +182,7 @@ class RequestGuard:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 finished = True
 
-        task = asyncio.ensure_future(self.app(scope, replay, tracked_send))
+        task = asyncio.ensure_future((app or self.app)(scope, replay, tracked_send))
 
         async def watch():
             while (await receive())["type"] != "http.disconnect":

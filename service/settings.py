@@ -44,6 +44,7 @@ class Settings:
     bulk_processes: int = 1  # processes for bulk requests' feeds and answers (service.bulk); 0 = threads
     access_log: bool = False
     trace_requests: bool = False
+    direct_dispatch: bool = True  # the guard answers validated requests itself (service.app)
 
     # field -> environment variable; error messages quote these names
     ENV = {
@@ -70,6 +71,7 @@ class Settings:
         "bulk_processes": "GAN_BULK_PROCESSES",
         "access_log": "GAN_ACCESS_LOG",
         "trace_requests": "GAN_TRACE_REQUESTS",
+        "direct_dispatch": "GAN_DIRECT_DISPATCH",
     }
 
     @classmethod
@@ -95,7 +97,7 @@ def _parse(name: str, var: str, raw: str):
         if raw not in ("auto", "cpu", "cuda"):
             raise SettingsError(f"{var}: must be one of auto, cpu, cuda, got {raw!r}")
         return raw
-    if name in ("access_log", "trace_requests"):
+    if name in ("access_log", "trace_requests", "direct_dispatch"):
         if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
             raise SettingsError(f"{var}: must be 0/1/true/false, got {raw!r}")
         return raw.lower() in ("1", "true", "yes")

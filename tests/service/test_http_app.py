@@ -102,6 +102,69 @@ def test_npz_and_grid_formats(client):
     assert np.array_equal(np.load(io.BytesIO(lat.content))["images"], ref["images"])
 
 
+SAME_BOTH_WAYS = [
+    ("/generate", {"count": 3, "seed": 11, "start_index": 5, "labels": "balanced"}),
+    ("/generate", {"model": "mnist-dcgan", "count": 4, "seed": 2, "format": "npz"}),
+    ("/generate", {"count": 20, "seed": 2, "format": "grid"}),
+    ("/generate", {"count": 65}),
+    ("/generate", {"model": "x"}),
+    ("/generate_from_latents", {"latents": [[0.5] * 64], "labels": 3}),
+    ("/interpolate", {"seeds": [1, 2], "label": "3", "steps": 4, "format": "frames"}),
+    ("/interpolate", {"seeds": [1], "label": 0}),
+    ("/models", {}),
+]
+
+
+def test_direct_dispatch_answers_as_the_bentoml_route_does(client, monkeypatch):
+    """The guard answers validated requests itself; GAN_DIRECT_DISPATCH=0 routes them through
+    BentoML: the same status, headers and bytes either way, and only the latter reaches BentoML."""
+    import _bentoml_impl.server.app as bento_app
+
+    import service.app as app
+
+    endpoint = bento_app.ServiceAppFactory.api_endpoint
+    reached: list[str] = []
+
+    async def counted(self, name, request):
+        reached.append(name)
+        return await endpoint(self, name, request)
+
+    monkeypatch.setattr(bento_app.ServiceAppFactory, "api_endpoint", counted)
+    keep = ("content-type", "server", "x-seed", "x-model", "retry-after")
+
+    def answers():
+        out = []
+        for route, body in SAME_BOTH_WAYS:
+            r = client.post(route, json=body)
+            out.append((route, r.status_code, {k: r.headers.get(k) for k in keep}, r.content))
+        return out
+
+    direct = answers()
+    assert reached == []
+    monkeypatch.setattr(app, "DIRECT_DISPATCH", False)
+    routed = answers()
+    assert len(reached) == len(SAME_BOTH_WAYS)
+    assert direct == routed
+    assert [s for _, s, _, _ in direct] == [200, 200, 200, 400, 404, 200, 200, 400, 200]
+    assert {h["server"] for _, _, h, _ in direct} == {"BentoML Service/gan_generator"}
+
+
+def test_an_unexpected_failure_is_a_500_without_details_either_way(client, monkeypatch, caplog):
+    import service.app as app
+
+    async def broken(core, req):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setitem(app.ANSWERS, "/generate", broken)
+    for direct in (True, False):
+        monkeypatch.setattr(app, "DIRECT_DISPATCH", direct)
+        with caplog.at_level(logging.ERROR):
+            r = client.post("/generate", json={"count": 1})
+        assert (r.status_code, r.json()) == (500, {"error": app.UNEXPECTED})
+        assert "secret" not in r.text and any(rec.exc_info for rec in caplog.records)
+        caplog.clear()
+
+
 BAD = [
     ("/generate", {"count": 65}, 400, "count: must be <= 64 (GAN_MAX_COUNT), got 65"),
     ("/generate", {"count": 0}, 400, "count: Input should be greater than or equal to 1"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -199,6 +200,41 @@ def test_bad_files_are_skipped_and_hostile_clients_do_not_pin_the_server(tmp_pat
         refused = 'gan_http_connections_refused_total{reason="%s"}'
         evicted, late = metric(url, refused % "evicted"), metric(url, refused % "header_timeout")
         assert evicted >= 24 + 1 - 16 and evicted + late >= 24
+
+
+def test_sigterm_answers_bulk_requests_in_flight_and_leaves_no_process(tmp_path, cond_onnx):
+    """`bentoml serve` signals its whole process group: the worker's bulk process (service.bulk)
+    must outlive the signal until the requests it works for are answered, then go with the worker."""
+    import threading
+
+    import psutil
+
+    shutil.copy(cond_onnx, tmp_path / "mnist-cdcgan.onnx")
+    answers: list[int] = []
+
+    def bulk(url):  # > 8 images: feeds and answer made in the bulk process
+        answers.append(
+            httpx.post(url + "/generate", json={"count": 1024, "format": "npz"}, timeout=60).status_code
+        )
+
+    with local_serve(tmp_path, env={"GAN_MAX_BATCH": "1"}) as url:
+        (server,) = [p for p in psutil.Process().children() if "serve" in " ".join(p.cmdline())]
+        tree = [server, *server.children(recursive=True)]
+        assert any("multiprocessing" in " ".join(p.cmdline()) for p in tree)  # the bulk process is there
+        clients = [threading.Thread(target=bulk, args=(url,)) for _ in range(3)]
+        for t in clients:
+            t.start()
+        deadline = time.monotonic() + 10
+        while in_progress(url) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert in_progress(url) == 3
+        os.killpg(server.pid, signal.SIGTERM)
+        for t in clients:
+            t.join(60)
+        server.wait(30)
+    assert answers == [200, 200, 200]
+    _, alive = psutil.wait_procs(tree, timeout=5)
+    assert alive == []
 
 
 def serve_refused(env: dict[str, str]) -> subprocess.CompletedProcess:
