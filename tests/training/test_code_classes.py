@@ -41,7 +41,7 @@ def test_more_values_than_classes_leave_some_values_unmapped():
     assert len(a["classes"]) == 10 and a["accuracy"] == 100 / 120
 
 
-def test_gan_evaluate_reports_and_stores_the_code_map(tiny_onnx, tmp_path, capsys):
+def test_gan_evaluate_reports_and_stores_the_code_map(tiny_onnx, mnist_small_evaluator, tmp_path, capsys):
     _, onnx_path, _ = tiny_onnx("mnist-infogan")
     path = tmp_path / "infogan.onnx"
     shutil.copy(onnx_path, path)

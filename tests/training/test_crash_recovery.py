@@ -44,7 +44,7 @@ def _same(a, b):
     assert [k for k in wa if not torch.equal(wa[k], wb[k])] == []
 
 
-def test_resume_with_quick_eval_is_bit_identical(tmp_path, small):
+def test_resume_with_quick_eval_is_bit_identical(tmp_path, small, mnist_small_evaluator):
     """wgan-gp draws its mixing weights from torch's global RNG; the evaluator must not."""
 
     def run(out, steps, resume=False):

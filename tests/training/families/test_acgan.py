@@ -19,7 +19,12 @@ from training.families.base import DataInfo, StepContext
 TINY = {"g_width": 8, "d_width": 8}
 
 
+PAPER = {"projection": True, "class_loss": "ce", "d_fake_class": True}  # the paper's class losses
+
+
 def family(shape=(1, 28, 28), **kw) -> ACGANFamily:
+    if kw.setdefault("family_params", PAPER) is None:
+        del kw["family_params"]  # the preset's own
     cfg = preset("mnist-acgan", arch_params=TINY, batch_size=8, **kw).resolved()
     fam = ACGANFamily(cfg, DataInfo(shape, 10, tuple("0123456789")))
     torch.manual_seed(0)
@@ -47,6 +52,40 @@ def test_aux_loss_is_cross_entropy_on_raw_logits_with_the_softmax_gradient():
     # which a softmax layer before the loss would squash
     assert torch.allclose(logits.grad, (p - F.one_hot(labels, 3)) / 2, atol=1e-6)
     assert logits.grad[1].abs().max() > 0.4
+
+
+def test_the_multi_class_hinge_stops_at_a_margin_of_one():
+    # row 0: class 0 wins by 4 (no loss, no gradient); row 1: class 1 ties class 0 and loses to class 2 by 2.5
+    logits = torch.tensor([[4.0, 0.0, -2.0], [0.5, 0.5, 3.0]], requires_grad=True)
+    loss = aux_loss(logits, torch.tensor([0, 1]), "hinge")
+    assert torch.allclose(loss, torch.tensor((0.0 + (1 - (0.5 - 3.0))) / 2))
+    loss.backward()
+    assert torch.equal(logits.grad[0], torch.zeros(3))
+    # only the true class and the best other one move: up and down, by 1/N each
+    assert torch.allclose(logits.grad[1], torch.tensor([0.0, -0.5, 0.5]))
+    assert aux_loss(torch.tensor([[2.0, 0.5]]), torch.tensor([0]), "hinge").item() == 0.0  # margin 1.5
+    assert aux_loss(torch.tensor([[1.0, 0.5]]), torch.tensor([0]), "hinge").item() == 0.5  # margin 0.5
+
+
+def test_an_unknown_class_loss_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="family_params.class_loss: must be one of ce, hinge, got 'l2'"):
+        family(family_params={"projection": True, "class_loss": "l2"})
+
+
+def test_the_preset_is_mhinge_and_its_d_step_logs_the_hinge_of_real_images():
+    fam = family(family_params=None)
+    assert (fam.p["class_loss"], fam.p["d_fake_class"], fam.p["projection"], fam.p["aux_weight"]) == (
+        "hinge", False, True, 0.5,
+    )  # fmt: skip
+    real, labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8) % 10
+    ctx = StepContext(0, torch.device("cpu"), torch.Generator().manual_seed(1), fam.nets, lambda: (real, labels),
+                      contextlib.nullcontext)  # fmt: skip
+    with torch.no_grad():
+        _, cls = fam.nets["d"](real, labels)
+        want = aux_loss(cls, labels, "hinge").item()
+    assert (
+        fam.d_step(ctx)["aux_real"] == pytest.approx(want, rel=1e-3) and want > 0.5
+    )  # untrained: inside the margin
 
 
 def test_the_class_head_returns_raw_logits_no_softmax_layer():
@@ -131,7 +170,7 @@ def test_without_d_fake_class_the_class_head_learns_from_real_images_only(d_fake
     labels = torch.arange(8) % 10
     heads = []
     for noise_seed in (1, 2):  # the same reals, other fakes
-        fam = family(family_params={"projection": True, "d_fake_class": d_fake_class})
+        fam = family(family_params={**PAPER, "d_fake_class": d_fake_class})
         ctx = StepContext(0, torch.device("cpu"), torch.Generator().manual_seed(noise_seed), fam.nets,
                           lambda: (real, labels), contextlib.nullcontext)  # fmt: skip
         fam.d_step(ctx)
