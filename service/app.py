@@ -148,8 +148,9 @@ UNEXPECTED = "An unexpected error has occurred, please check the server log."  #
 
 
 def direct_app(route: str, req: BaseModel):
-    """An ASGI app answering the validated `req` of `route`, or None to let BentoML route it."""
-    if not DIRECT_DISPATCH or (route not in ANSWERS and route != "/models"):
+    """An ASGI app answering the validated `req` of `route` (one of API_ROUTES, the guard's schemas,
+    each of which `answer` serves), or None to let BentoML route it."""
+    if not DIRECT_DISPATCH:
         return None
 
     async def app(scope, receive, send) -> None:

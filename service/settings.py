@@ -82,13 +82,13 @@ class Settings:
         for f in fields(cls):
             raw = env.get(cls.ENV[f.name], "").strip()
             if raw:
-                values[f.name] = _parse(f.name, cls.ENV[f.name], raw)
+                values[f.name] = _parse(f.name, cls.ENV[f.name], raw, is_bool=f.type in (bool, "bool"))
         workers = values.get("workers", 1)
         values.setdefault("ort_threads", max(1, (os.cpu_count() or 1) // workers))
         return cls(**values)
 
 
-def _parse(name: str, var: str, raw: str):
+def _parse(name: str, var: str, raw: str, is_bool: bool = False):
     if name == "models_dir":
         return Path(raw)
     if name in ("default_model", "api_token"):
@@ -97,7 +97,7 @@ def _parse(name: str, var: str, raw: str):
         if raw not in ("auto", "cpu", "cuda"):
             raise SettingsError(f"{var}: must be one of auto, cpu, cuda, got {raw!r}")
         return raw
-    if name in ("access_log", "trace_requests", "direct_dispatch"):
+    if is_bool:  # every bool field (its annotation), so a new one needs no list kept in step
         if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
             raise SettingsError(f"{var}: must be 0/1/true/false, got {raw!r}")
         return raw.lower() in ("1", "true", "yes")
