@@ -229,8 +229,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         steps=3_500,  # ~3,150 in 10 minutes
     ),
     # EBGAN (Zhao et al. 2017): autoencoder D (energy = reconstruction error), margin loss, pulling-away term.
-    # ~7,400 steps in 10 minutes.
-    "mnist-ebgan": dict(family="ebgan", **_DCGAN32, steps=8_000, ema_decay=0.999, eval_every=1000),
+    # Fully connected G and autoencoder, as the paper's MNIST runs: ~6x the conv networks' steps per minute;
+    # 10 minutes on one thread beside the default preset: FID 72.1 vs the conv networks' 181 (README).
+    "mnist-ebgan": dict(
+        family="ebgan",
+        latent_dim=64,
+        batch_size=64,
+        arch_params={"generator": "mlp", "autoencoder": "mlp"},
+        steps=11_000,  # 10,830 in 600 s on one thread beside another run
+        ema_decay=0.999,
+        eval_every=1000,
+    ),
     # BEGAN (Berthelot et al. 2017): autoencoder D with L1 error, equilibrium controller k_t. Scaled for a
     # short run on sparse digits (README, GAN families: BEGAN): gamma 1.0 and lambda_k 0.01 (paper 0.5 /
     # 0.001: collapsed to 1s), Adam 5e-4 / 1e-3 (paper 1e-4: the L1 autoencoder sits at the blank image),

@@ -9,6 +9,8 @@ Conditional: one-hot label planes join the encoder's input and the one-hot label
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,3 +65,36 @@ class AutoencoderDiscriminator(nn.Module):
         """(reconstruction of x, the encoder's code)."""
         code = self.encode(x, labels)
         return self.decode(code, labels), code
+
+
+class MLPAutoencoderDiscriminator(nn.Module):
+    """The fully connected autoencoder of EBGAN's MNIST experiments: image -> hidden -> code -> hidden -> image.
+
+    Same interface as AutoencoderDiscriminator (forward -> (reconstruction, code)); no BatchNorm for
+    the same reason; conditional: the one-hot label joins the encoder's input and the code.
+    """
+
+    def __init__(
+        self, image_shape, num_classes: int, conditional: bool, hidden: int = 256, code_dim: int = 64,
+        activation: str = "lrelu",
+    ):  # fmt: skip
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        act = ACTIVATIONS[activation]
+        self.image_shape, self.num_classes, self.conditional = tuple(image_shape), num_classes, conditional
+        pixels, extra = math.prod(image_shape), num_classes if conditional else 0
+        self.encoder = nn.Sequential(nn.Linear(pixels + extra, hidden), act(), nn.Linear(hidden, code_dim))
+        self.decoder = nn.Sequential(nn.Linear(code_dim + extra, hidden), act(), nn.Linear(hidden, pixels))
+
+    def _with_label(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.conditional:
+            return h
+        return torch.cat([h, F.one_hot(labels, self.num_classes).to(h.dtype)], 1)
+
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction of x, the encoder's code)."""
+        code = self.encoder(self._with_label(x.flatten(1), labels))
+        return self.decoder(self._with_label(code, labels)).view(-1, *self.image_shape), code

@@ -66,6 +66,10 @@ class Discriminator(nn.Module):
             nn.init.normal_(emb.weight, std=0.02)
             self.embed = maybe_sn(emb, sn)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's features [N, feat_dim] of images, without labels (a second head reads them)."""
+        return self.net(x)
+
     def project(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         out = self.head(h).squeeze(1)
         if self.embed is not None:

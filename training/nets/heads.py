@@ -11,16 +11,16 @@ from torch import nn
 class TwoHeadDiscriminator(nn.Module):
     """forward(x, labels=None) -> (adversarial logits [N], aux(features)): one call, so DDP sees every use.
 
-    `d` is a Discriminator of training/nets (a feature trunk `net` and its `head`, plus the projection
+    `d` is a Discriminator of training/nets (a feature trunk (`features`) and its `head`, plus the projection
     embedding when it is conditional: labels then enter the adversarial logit only);
     `make_aux(feature_dim)` builds the second head.
     """
 
     def __init__(self, d: nn.Module, make_aux: Callable[[int], nn.Module]):
         super().__init__()
-        if not (hasattr(d, "net") and hasattr(d, "project") and hasattr(d, "head")):
+        if not (hasattr(d, "features") and hasattr(d, "project") and hasattr(d, "head")):
             raise ValueError(
-                f"needs a discriminator with a feature trunk (net) and a head, got {type(d).__name__}"
+                f"needs a discriminator with a feature trunk (features) and a head, got {type(d).__name__}"
             )
         self.d = d
         self.aux = make_aux(d.head.in_features)
@@ -28,5 +28,5 @@ class TwoHeadDiscriminator(nn.Module):
     def forward(
         self, x: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.d.net(x)
+        h = self.d.features(x)
         return self.d.project(h, labels), self.aux(h)

@@ -27,16 +27,31 @@ class SelfAttention(nn.Module):
         self.o = maybe_sn(nn.Conv2d(values, channels, 1, bias=False), sn)
         self.gate = nn.Parameter(torch.zeros(()))
 
+    def projections(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(query [N, C/8, HW], pooled key [N, C/8, HW/4], pooled value [N, C/2, HW/4]).
+
+        One 1x1 convolution with the three (spectrally normalised) weights stacked and one max-pool
+        of keys and values together: the same numbers as three convs and two pools, in about half the
+        time on CPU, where each small conv's fixed cost dominates (bench_family_steps.py: SAGAN 0.133 -> 0.111 s/step).
+        """
+        inner = self.theta.out_channels
+        h = F.conv2d(x, torch.cat([self.theta.weight, self.phi.weight, self.g.weight]))
+        pooled = F.max_pool2d(h[:, inner:], 2).flatten(2)
+        return h[:, :inner].flatten(2), pooled[:, :inner], pooled[:, inner:]
+
+    @staticmethod
+    def weights(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(torch.bmm(query.transpose(1, 2), key), dim=-1)
+
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """[N, H*W, H*W/4] weights: row q is a distribution over the pooled key positions."""
-        query = self.theta(x).flatten(2)  # [N, C/8, HW]
-        key = F.max_pool2d(self.phi(x), 2).flatten(2)  # [N, C/8, HW/4]
-        return torch.softmax(torch.bmm(query.transpose(1, 2), key), dim=-1)
+        query, key, _ = self.projections(x)
+        return self.weights(query, key)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        value = F.max_pool2d(self.g(x), 2).flatten(2)  # [N, C/2, HW/4]
-        mixed = torch.bmm(value, self.attention(x).transpose(1, 2)).view(n, -1, h, w)
+        query, key, value = self.projections(x)
+        mixed = torch.bmm(value, self.weights(query, key).transpose(1, 2)).view(n, -1, h, w)
         return x + self.gate * self.o(mixed)
 
 

@@ -46,6 +46,11 @@ class MLPDiscriminator(Discriminator):
             width = h
         self.net = nn.Sequential(*layers)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_embed is not None:
+            raise ValueError("mlp: a second head needs features without labels: use cond_mode projection")
+        return self.net(x.flatten(1))
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = x.flatten(1)
         if self.in_embed is not None:

@@ -20,18 +20,32 @@ from training.nets.common import Discriminator, Generator, maybe_sn
 from training.nets.layers import ConditionalBatchNorm2d, SelfAttention, image_plan
 from training.registry import register_arch
 
+G_COND = (
+    "cbn",
+    "embed",
+)  # how labels enter G: per-class BatchNorm gains / biases, or an embedding joined to z
+
 
 class SAGANGenerator(Generator):
-    """z -> linear -> [c0, s, s] -> (BN, ReLU, ConvTranspose 2x) per stage -> tanh; attention after stage 1."""
+    """z -> linear -> [c0, s, s] -> (BN, ReLU, ConvTranspose 2x) per stage -> tanh; attention after stage 1.
 
-    def __init__(self, latent_dim, num_classes, conditional, image_shape, width=32, sn=True):
+    Labels (`g_cond`): 'cbn' = class-conditional BatchNorm (the paper's), 'embed' = a 32-d label
+    embedding concatenated to z and plain BatchNorm (the default preset's G conditioning).
+    """
+
+    def __init__(self, latent_dim, num_classes, conditional, image_shape, width=32, sn=True, g_cond="cbn"):
         super().__init__(latent_dim, num_classes, conditional, image_shape)
+        if g_cond not in G_COND:
+            raise ValueError(f"sagan: g_cond must be one of {', '.join(G_COND)}, got {g_cond!r}")
         self.s, stages = image_plan(image_shape)
         chans = [width * 2 ** (stages - k) for k in range(stages)] + [image_shape[0]]
         self.c0 = chans[0]
-        self.fc = maybe_sn(nn.Linear(latent_dim, self.c0 * self.s * self.s), sn)
+        self.cbn = conditional and g_cond == "cbn"
+        self.embed = nn.Embedding(num_classes, 32) if conditional and g_cond == "embed" else None
+        in_dim = latent_dim + (32 if self.embed is not None else 0)
+        self.fc = maybe_sn(nn.Linear(in_dim, self.c0 * self.s * self.s), sn)
         self.norms = nn.ModuleList(
-            ConditionalBatchNorm2d(c, num_classes, sn=False) if conditional else nn.BatchNorm2d(c)
+            ConditionalBatchNorm2d(c, num_classes, sn=False) if self.cbn else nn.BatchNorm2d(c)
             for c in chans[:-1]
         )
         self.ups = nn.ModuleList(
@@ -41,7 +55,9 @@ class SAGANGenerator(Generator):
         self.attn = SelfAttention(chans[1], sn)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        cond = F.one_hot(labels, self.num_classes).to(z.dtype) if self.conditional else None
+        cond = F.one_hot(labels, self.num_classes).to(z.dtype) if self.cbn else None
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(labels)], 1)
         h = self.fc(z).view(-1, self.c0, self.s, self.s)
         for k, (norm, up) in enumerate(zip(self.norms, self.ups, strict=True)):
             h = up(torch.relu(norm(h, cond) if cond is not None else norm(h)))
@@ -75,8 +91,20 @@ class SAGANDiscriminator(Discriminator):
 
 @register_arch("sagan")
 def build_sagan(
-    image_shape, num_classes, conditional, latent_dim, cond_mode="projection", sn=True, g_width=32, d_width=32
+    image_shape,
+    num_classes,
+    conditional,
+    latent_dim,
+    cond_mode="projection",
+    sn=True,
+    g_width=32,
+    d_width=32,
+    g_sn=None,
+    g_cond="cbn",
 ):
-    g = SAGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, sn)
+    """`g_sn` False keeps spectral norm off G only (None: as `sn`, the paper's SN in both networks);
+    `g_cond` see SAGANGenerator."""
+    g_sn = sn if g_sn is None else g_sn
+    g = SAGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, g_sn, g_cond)
     d = SAGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn)
     return g, d

@@ -11,7 +11,7 @@ from gan_core.datasets import load_dataset
 from gan_core.errors import UserError
 from training.config import preset
 from training.families.ebgan import margin_loss, pulling_away
-from training.nets.autoencoder import AutoencoderDiscriminator
+from training.nets.autoencoder import AutoencoderDiscriminator, MLPAutoencoderDiscriminator
 from training.trainer import Trainer
 
 TINY = {"g_width": 4, "d_width": 4, "code_dim": 8}
@@ -69,3 +69,31 @@ def test_trains_and_logs_its_terms(mnist_small, tmp_path):
         preset("mnist-ebgan", family_params={"margin": 0}).resolved()
     with pytest.raises(UserError, match=r"^arch_params: code: Extra inputs are not permitted"):
         preset("mnist-ebgan", arch_params={"code": 8}).resolved()
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_fully_connected_autoencoder_reconstructs_and_codes(conditional):
+    d = MLPAutoencoderDiscriminator((1, 28, 28), 10, conditional, hidden=16, code_dim=6)
+    y = torch.arange(3) if conditional else None
+    x = torch.randn(3, 1, 28, 28)
+    recon, code = d(x, y)
+    assert recon.shape == (3, 1, 28, 28) and code.shape == (3, 6)
+    if conditional:  # the label reaches both the encoder and the decoder
+        recon2, code2 = d(x, y.flip(0))
+        assert not torch.equal(code, code2) and not torch.equal(recon, recon2)
+
+
+def test_mlp_generator_and_autoencoder_train_and_export_with_parity(mnist_small, tmp_path):
+    from export import export_checkpoint
+    from training.checkpoint import build_generator, load_checkpoint
+
+    arch = {"generator": "mlp", "g_hidden": [16, 32], "autoencoder": "mlp", "d_hidden": 16, "code_dim": 8}
+    cfg = preset("mnist-ebgan", out=str(tmp_path / "run"), steps=3, batch_size=8, arch_params=arch,
+                 threads=1, eval_every=0, log_every=1)  # fmt: skip
+    result = Trainer(cfg, load_dataset(mnist_small), progress=False).train()
+    assert type(build_generator(load_checkpoint(result.checkpoint))).__name__ == "MLPGenerator"
+    card = export_checkpoint(result.checkpoint, tmp_path / "eb.onnx")
+    assert card.arch_params["generator"] == "mlp" and card.arch_params["autoencoder"] == "mlp"
+    assert card.export.parity_batches == [1, 7, 256] and card.export.parity_max_abs_diff <= 1
+    with pytest.raises(UserError, match=r"^arch_params: generator: Input should be 'dcgan' or 'mlp'"):
+        preset("mnist-ebgan", arch_params={"generator": "resnet"}).resolved()

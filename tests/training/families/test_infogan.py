@@ -166,3 +166,17 @@ def test_the_lipschitz_q_head_has_spectral_norm_and_no_batchnorm():
     linears = [m for m in q.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 2 and all(hasattr(m, "parametrizations") for m in linears)
     assert any(isinstance(m, torch.nn.BatchNorm1d) for m in family().nets["d"].aux.modules())  # the paper's
+
+
+def test_builds_on_the_mlp_networks_too():
+    """Q reads the MLP discriminator's flattened features (the two-head wrapper once fed it images)."""
+    cfg = preset("mnist-infogan", arch="mlp", arch_params={"g_hidden": [16], "d_hidden": [16, 8]},
+                 loss="ns", spectral_norm=False, batch_size=8).resolved()  # fmt: skip
+    fam = InfoGANFamily(cfg, DataInfo((1, 28, 28), 10, tuple("0123456789")))
+    torch.manual_seed(0)
+    fam.nets = fam.build_nets()
+    fam.opts = fam.build_optimizers()
+    logits, q = fam.nets["d"](torch.rand(8, 1, 28, 28))
+    assert logits.shape == (8,) and q.shape == (8, 10 + 2 * 2)
+    stats = fam.d_step(context(fam))
+    assert math.isfinite(stats["d_loss"]) and math.isfinite(stats["info_cat"])

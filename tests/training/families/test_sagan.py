@@ -60,6 +60,30 @@ def test_networks_have_attention_at_14_or_16_px_and_spectral_norm_in_both(shape,
         assert bool(tables) == (net is g and conditional)
 
 
+def test_one_stacked_projection_conv_gives_the_three_convs_numbers():
+    torch.manual_seed(0)
+    block = SelfAttention(32, sn=True).eval()  # eval: spectral norm's power iteration does not step
+    x = torch.randn(3, 32, 14, 14)
+    query, key, value = block.projections(x)
+    with torch.no_grad():
+        torch.testing.assert_close(query, block.theta(x).flatten(2))
+        torch.testing.assert_close(key, torch.nn.functional.max_pool2d(block.phi(x), 2).flatten(2))
+        torch.testing.assert_close(value, torch.nn.functional.max_pool2d(block.g(x), 2).flatten(2))
+    assert (query.shape, key.shape, value.shape) == ((3, 4, 196), (3, 4, 49), (3, 16, 49))
+
+
+def test_generator_options_embedding_conditioning_and_no_spectral_norm():
+    g, d = get_arch("sagan")((1, 28, 28), 10, True, 8, g_width=4, d_width=4, g_sn=False, g_cond="embed")
+    assert not any(isinstance(m, ConditionalBatchNorm2d) for m in g.modules())
+    assert not any(parametrize.is_parametrized(m) for m in g.modules())
+    assert parametrize.is_parametrized(d.net[0])  # D keeps spectral norm
+    z = torch.randn(2, 8)
+    g.eval()
+    assert not torch.equal(g(z, torch.tensor([0, 1])), g(z, torch.tensor([1, 0])))  # labels reach G
+    with pytest.raises(ValueError, match="sagan: g_cond must be one of cbn, embed, got 'film'"):
+        get_arch("sagan")((1, 28, 28), 10, True, 8, g_cond="film")
+
+
 def test_preset_keeps_the_papers_loss_norm_and_discriminator_rate():
     cfg = preset("mnist-sagan").resolved()
     assert (cfg.family, cfg.arch, cfg.loss, cfg.spectral_norm) == ("gan", "sagan", "hinge", True)
