@@ -84,22 +84,14 @@ class AutoencoderGAN(AdversarialFamily):
 
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, data, a = self.cfg, self.data, self.arch
-        if a.generator == "mlp":
-            g = MLPGenerator(
-                cfg.latent_dim, data.num_classes, cfg.conditional, data.image_shape, a.g_hidden, a.embed_dim
-            )
-        else:
-            g = DCGANGenerator(
-                cfg.latent_dim, data.num_classes, cfg.conditional, data.image_shape, a.g_width, a.embed_dim
-            )
-        if a.autoencoder == "mlp":
-            d = MLPAutoencoderDiscriminator(
-                data.image_shape, data.num_classes, cfg.conditional, a.d_hidden, a.code_dim, self.activation
-            )
-        else:
-            d = AutoencoderDiscriminator(
-                data.image_shape, data.num_classes, cfg.conditional, a.d_width, a.code_dim, self.activation
-            )
+        g_net, g_size = (MLPGenerator, a.g_hidden) if a.generator == "mlp" else (DCGANGenerator, a.g_width)
+        d_net, d_size = (
+            (MLPAutoencoderDiscriminator, a.d_hidden)
+            if a.autoencoder == "mlp"
+            else (AutoencoderDiscriminator, a.d_width)
+        )
+        g = g_net(cfg.latent_dim, data.num_classes, cfg.conditional, data.image_shape, g_size, a.embed_dim)
+        d = d_net(data.image_shape, data.num_classes, cfg.conditional, d_size, a.code_dim, self.activation)
         return {"g": g, "d": d}
 
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -20,15 +20,20 @@ from training.nets.layers import image_plan
 ACTIVATIONS = {"lrelu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU, "relu": nn.ReLU}
 
 
+def activation_layer(name: str):
+    """The constructor of the named activation; a clear error for an unknown name."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
 class AutoencoderDiscriminator(nn.Module):
     def __init__(
         self, image_shape, num_classes: int, conditional: bool, width: int = 32, code_dim: int = 64,
         activation: str = "lrelu",
     ):  # fmt: skip
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-        act = ACTIVATIONS[activation]
+        act = activation_layer(activation)
         self.s, stages = image_plan(image_shape)
         self.num_classes, self.conditional = num_classes, conditional
         extra = num_classes if conditional else 0
@@ -79,9 +84,7 @@ class MLPAutoencoderDiscriminator(nn.Module):
         activation: str = "lrelu",
     ):  # fmt: skip
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-        act = ACTIVATIONS[activation]
+        act = activation_layer(activation)
         self.image_shape, self.num_classes, self.conditional = tuple(image_shape), num_classes, conditional
         pixels, extra = math.prod(image_shape), num_classes if conditional else 0
         self.encoder = nn.Sequential(nn.Linear(pixels + extra, hidden), act(), nn.Linear(hidden, code_dim))

@@ -31,8 +31,9 @@ class SelfAttention(nn.Module):
         """(query [N, C/8, HW], pooled key [N, C/8, HW/4], pooled value [N, C/2, HW/4]).
 
         One 1x1 convolution with the three (spectrally normalised) weights stacked and one max-pool
-        of keys and values together: the same numbers as three convs and two pools, in about half the
-        time on CPU, where each small conv's fixed cost dominates (bench_family_steps.py: SAGAN 0.133 -> 0.111 s/step).
+        of keys and values together: the same numbers as three convs and two pools, cheaper on CPU, where
+        each small conv's fixed cost dominates (bench_family_steps.py, one thread: a SAGAN step 0.133 ->
+        0.111 s at probe 0).
         """
         inner = self.theta.out_channels
         h = F.conv2d(x, torch.cat([self.theta.weight, self.phi.weight, self.g.weight]))

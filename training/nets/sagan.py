@@ -20,10 +20,9 @@ from training.nets.common import Discriminator, Generator, maybe_sn
 from training.nets.layers import ConditionalBatchNorm2d, SelfAttention, image_plan
 from training.registry import register_arch
 
-G_COND = (
-    "cbn",
-    "embed",
-)  # how labels enter G: per-class BatchNorm gains / biases, or an embedding joined to z
+# How labels enter G: per-class BatchNorm gains / biases, or an embedding joined to z.
+G_COND = ("cbn", "embed")
+EMBED_DIM = 32  # the label embedding of g_cond 'embed' (the default preset's DCGAN G uses 32 too)
 
 
 class SAGANGenerator(Generator):
@@ -41,8 +40,8 @@ class SAGANGenerator(Generator):
         chans = [width * 2 ** (stages - k) for k in range(stages)] + [image_shape[0]]
         self.c0 = chans[0]
         self.cbn = conditional and g_cond == "cbn"
-        self.embed = nn.Embedding(num_classes, 32) if conditional and g_cond == "embed" else None
-        in_dim = latent_dim + (32 if self.embed is not None else 0)
+        self.embed = nn.Embedding(num_classes, EMBED_DIM) if conditional and g_cond == "embed" else None
+        in_dim = latent_dim + (EMBED_DIM if self.embed is not None else 0)
         self.fc = maybe_sn(nn.Linear(in_dim, self.c0 * self.s * self.s), sn)
         self.norms = nn.ModuleList(
             ConditionalBatchNorm2d(c, num_classes, sn=False) if self.cbn else nn.BatchNorm2d(c)
