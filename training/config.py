@@ -204,39 +204,47 @@ PRESETS: dict[str, dict[str, Any]] = {
     # SAGAN (Zhang et al. 2019): attention at 14 px in G and D, spectral norm in both, hinge, D faster than G
     # (TTUR, D 4e-4). G at 2e-4, not the paper's 1e-4: after ~900 steps (2,000 samples) G 1e-4 had FID 771 and
     # class acc. 19 %, G 2e-4 FID 358 and 66 % (README, GAN families).
+    # G takes the label as the default preset's G does (an embedding joined to z) and has no spectral
+    # norm; batch 32 (the attention block costs ~2x the default's step): 10 minutes on one thread beside
+    # the default preset, FID 15.44 vs its 15.04 = 1.03x (the paper's cBN + SN G at batch 64: 5.8x; README).
     "mnist-sagan": dict(
-        **_HINGE_CONDITIONAL,
+        **{**_HINGE_CONDITIONAL, "batch_size": 32},
         arch="sagan",
         latent_dim=64,
-        arch_params={"g_width": 32, "d_width": 32},
+        arch_params={"g_width": 32, "d_width": 32, "g_sn": False, "g_cond": "embed"},
         lr_g=2e-4,
         lr_d=4e-4,
         betas=(0.0, 0.9),
-        steps=5_500,  # ~4,900 in 10 minutes on 2 idle cores (benchmarks/bench_family_steps.py)
+        steps=9_000,  # 5,119 in 600 s on one thread beside another run
     ),
     # BigGAN-style (Brock et al. 2019), small: hierarchical latent (3 chunks of 20) + shared embedding
     # into conditional BatchNorm, residual blocks, projection D, orthogonal init and regularisation, EMA G.
     # Adam (0, 0.999) as BigGAN; 2e-4 for G and D, 1 D step (paper, 128 px at batch 2048: 5e-5 / 2e-4, 2 D steps).
+    # As mnist-sagan: batch 32, D at 2x G's rate, no spectral norm on G (10 minutes on one thread:
+    # FID 40.8 against 164 for the paper's SN G at batch 64 and one rate; README, session 8).
     "mnist-biggan": dict(
-        **_HINGE_CONDITIONAL,
+        **{**_HINGE_CONDITIONAL, "batch_size": 32},
         family="biggan",
         arch="biggan",
         latent_dim=60,
-        arch_params={"g_width": 16, "d_width": 16, "shared_dim": 32},
+        arch_params={"g_width": 16, "d_width": 16, "shared_dim": 32, "g_sn": False},
         lr_g=2e-4,
-        lr_d=2e-4,
+        lr_d=4e-4,
         betas=(0.0, 0.999),
-        steps=3_500,  # ~3,150 in 10 minutes
+        steps=6_000,  # 2,855 in 600 s on one thread beside another run
     ),
     # EBGAN (Zhao et al. 2017): autoencoder D (energy = reconstruction error), margin loss, pulling-away term.
     # Fully connected G and autoencoder, as the paper's MNIST runs: ~6x the conv networks' steps per minute;
-    # 10 minutes on one thread beside the default preset: FID 72.1 vs the conv networks' 181 (README).
+    # Adam 5e-4 (the family's 2e-4 learned ~1.7x slower per step). 10 minutes on one thread beside the
+    # default preset: FID 33.7 vs its 16.1 = 2.09x (2e-4: 72.1 vs 20.6 = 3.50x; conv networks: 181; README).
     "mnist-ebgan": dict(
         family="ebgan",
         latent_dim=64,
         batch_size=64,
         arch_params={"generator": "mlp", "autoencoder": "mlp"},
-        steps=11_000,  # 10,830 in 600 s on one thread beside another run
+        lr_g=5e-4,
+        lr_d=5e-4,
+        steps=14_000,  # 14,000 in 534 s on one thread beside another run (session 8's machine)
         ema_decay=0.999,
         eval_every=1000,
     ),

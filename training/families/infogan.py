@@ -26,6 +26,7 @@ from torch import nn
 from gan_core.card import InputSpec, latent_input
 from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
+from training.families.acgan import aux_loss
 from training.families.base import DataInfo, Phase, StepContext
 from training.families.common import GRID_SEED
 from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty
@@ -50,23 +51,42 @@ DEFAULTS = {
     # Ratio |x1 - x2| / |z1 - z2| past which the mode-seeking term stops asking z for more change:
     # enough for styles within a digit, so z is not pushed to take the digit from the code (None = no cap).
     "diversity_cap": None,
+    # The continuous codes' Gaussian: "fixed" = unit variance, Q predicts the means only (the paper's
+    # code: Uniform(1, fix_std=True)), so L_I is half the squared error; "learned" = Q also predicts a
+    # log-variance, whose precision (up to e^8 at the clamp) multiplies the term's gradient on G.
+    "cont_std": "learned",
+    # G's categorical term: "ce" = the cross-entropy of L_I (the paper's); "hinge" = the multi-class
+    # hinge (acgan.aux_loss), which stops pulling a fake once Q picks its code by a margin of 1.
+    "g_cat_loss": "ce",
 }
+CONT_STDS = ("learned", "fixed")
+G_CAT_LOSSES = ("ce", "hinge")
 CONT_RANGE = (-1.0, 1.0)
 
 
 def info_loss(
-    q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, lambda_cat: float, lambda_cont: float
+    q: torch.Tensor,
+    cat: torch.Tensor,
+    cont: torch.Tensor,
+    lambda_cat: float,
+    lambda_cont: float,
+    fixed_std: bool = False,
+    cat_loss: str = "ce",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(weighted L_I, categorical cross-entropy, continuous Gaussian NLL) of Q's outputs.
+    """(weighted L_I, categorical term, continuous Gaussian NLL) of Q's outputs.
 
     q: [N, K + 2M] = K categorical logits (raw: cross_entropy applies the log-softmax), then M means
-    and M log-variances of the continuous codes. Minimising L_I maximises the lower bound on I(c; G(z, c)).
+    and M log-variances of the continuous codes (ignored with fixed_std: unit variance). Minimising
+    L_I maximises the lower bound on I(c; G(z, c)). cat_loss "hinge" swaps the cross-entropy for the
+    multi-class hinge (G's side only, see DEFAULTS).
     """
     k, m = q.shape[1] - 2 * cont.shape[1], cont.shape[1]
-    ce = F.cross_entropy(q[:, :k], cat)
+    ce = aux_loss(q[:, :k], cat, cat_loss)
     if m == 0:
         return lambda_cat * ce, ce, ce.new_zeros(())
     mean, logvar = q[:, k : k + m], q[:, k + m :].clamp(-8.0, 8.0)
+    if fixed_std:
+        logvar = torch.zeros_like(mean)
     nll = F.gaussian_nll_loss(mean, cont, logvar.exp(), full=True, reduction="none").sum(1).mean()
     return lambda_cat * ce + lambda_cont * nll, ce, nll
 
@@ -114,6 +134,11 @@ class InfoGANFamily(AdversarialFamily):
         super().__init__(cfg, data)
         self.p = family_params(cfg, DEFAULTS)
         self.n_cat, self.cont_names = int(self.p["categorical"]), list(self.p["continuous"])
+        for key, allowed in (("cont_std", CONT_STDS), ("g_cat_loss", G_CAT_LOSSES)):
+            if self.p[key] not in allowed:
+                raise ValueError(
+                    f"family_params.{key}: must be one of {', '.join(allowed)}, got {self.p[key]!r}"
+                )
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
@@ -157,8 +182,10 @@ class InfoGANFamily(AdversarialFamily):
         cont = torch.rand(n, len(self.cont_names), generator=gen) * 2.0 - 1.0
         return z, cat, cont
 
-    def _info(self, q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor):
-        return info_loss(q.float(), cat, cont, self.p["lambda_cat"], self.p["lambda_cont"])
+    def _info(self, q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, cat_loss: str = "ce"):
+        p = self.p
+        fixed = p["cont_std"] == "fixed"
+        return info_loss(q.float(), cat, cont, p["lambda_cat"], p["lambda_cont"], fixed, cat_loss)
 
     def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
         return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
@@ -194,7 +221,7 @@ class InfoGANFamily(AdversarialFamily):
             fake = G(torch.cat([z, cont], 1), cat)
             out, q = D(fake)
             adv = self.loss.g_loss(out.float())
-            info, _, _ = self._info(q, cat, cont)
+            info, _, _ = self._info(q, cat, cont, self.p["g_cat_loss"])
             loss = adv + info
             if diversity:
                 ms = mode_seeking_penalty(fake.float(), z, n // 2, self.p["diversity_cap"])

@@ -117,8 +117,10 @@ class BigGANDiscriminator(Discriminator):
 @register_arch("biggan")
 def build_biggan(
     image_shape, num_classes, conditional, latent_dim, cond_mode="projection", sn=True,
-    g_width=32, d_width=32, shared_dim=32,
+    g_width=32, d_width=32, shared_dim=32, g_sn=None,
 ):  # fmt: skip
-    g = BigGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, shared_dim, sn)
+    """`g_sn` False keeps spectral norm off G only (None: as `sn`, the paper's SN in both networks)."""
+    g_sn = sn if g_sn is None else g_sn
+    g = BigGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, shared_dim, g_sn)
     d = BigGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn)
     return g, d

@@ -7,7 +7,9 @@ on them caps how far classes can differ), class-conditional BatchNorm in G and a
 D when conditional. Scaled down: the DCGAN trunk (ConvTranspose / strided Conv stages, 28 -> 14 ->
 7 or 32 -> 16 -> 8, plus 64 -> 32 for 64 px) instead of the paper's ResNet blocks, for CPU speed.
 Trained by the classic family (training/families/gan.py) with the hinge loss and its TTUR rates,
-since SAGAN's training procedure is that loop; only the networks differ.
+since SAGAN's training procedure is that loop; only the networks differ. Those are the builder's
+defaults; the `mnist-sagan` preset gives G the label by embedding and no spectral norm
+(`g_cond`, `g_sn`), which learned faster at the CPU budget (README, session 8).
 """
 
 from __future__ import annotations

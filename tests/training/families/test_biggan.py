@@ -57,6 +57,16 @@ def test_shapes_and_orthogonal_init(shape, conditional):
     torch.testing.assert_close(w @ w.t(), torch.eye(w.shape[0]), atol=1e-5, rtol=0)
 
 
+def test_g_sn_false_drops_spectral_norm_from_g_only_and_keeps_orthogonal_init():
+    from torch.nn.utils import parametrize
+
+    g, d = get_arch("biggan")((1, 28, 28), 10, True, 60, g_width=4, d_width=4, shared_dim=4, g_sn=False)
+    assert not any(parametrize.is_parametrized(m) for m in g.modules())
+    assert any(parametrize.is_parametrized(m) for m in d.modules())  # D keeps spectral norm
+    w = g.blocks[0].conv1.weight.flatten(1)
+    torch.testing.assert_close(w @ w.t(), torch.eye(w.shape[0]), atol=1e-5, rtol=0)
+
+
 def test_orthogonal_penalty_counts_only_the_overlap_of_rows():
     torch.manual_seed(0)
     w = torch.randn(5, 3, 2, 2, dtype=torch.float64)
@@ -77,7 +87,7 @@ def test_orthogonal_penalty_counts_only_the_overlap_of_rows():
 def test_family_regularises_g_weights_except_the_shared_embedding():
     cfg = preset("mnist-biggan", arch_params={"g_width": 4, "d_width": 4, "shared_dim": 4}).resolved()
     assert cfg.family_params == {"ortho_reg": 1e-4}
-    assert (cfg.lr_d, cfg.lr_g, cfg.betas, cfg.n_critic) == (2e-4, 2e-4, (0.0, 0.999), 1)
+    assert (cfg.lr_d, cfg.lr_g, cfg.betas, cfg.n_critic) == (4e-4, 2e-4, (0.0, 0.999), 1)
     fam = get_family("biggan")(cfg, DIGITS)
     fam.nets = fam.build_nets()
     g = fam.nets["g"]

@@ -49,10 +49,10 @@ def test_margin_loss_pushes_fake_energy_up_to_the_margin_only():
     loss.backward()
     assert fake.grad.tolist() == [-0.5, 0.0]  # the fake beyond the margin gets no push
     cfg = preset("mnist-ebgan").resolved()
-    assert cfg.family_params == {"margin": 1.0, "pt_weight": 0.1} and (cfg.lr_d, cfg.betas) == (
-        2e-4,
-        (0.5, 0.999),
-    )
+    assert cfg.family_params == {"margin": 1.0, "pt_weight": 0.1}
+    assert (cfg.lr_g, cfg.lr_d, cfg.betas) == (5e-4, 5e-4, (0.5, 0.999))  # the preset's rates
+    unset = preset("mnist-ebgan").model_copy(update={"lr_g": None, "lr_d": None}).resolved()
+    assert (unset.lr_g, unset.lr_d) == (2e-4, 2e-4)  # the family's default
 
 
 def test_trains_and_logs_its_terms(mnist_small, tmp_path):

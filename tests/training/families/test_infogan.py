@@ -67,6 +67,23 @@ def test_info_loss_is_cross_entropy_plus_gaussian_nll_with_the_papers_weights():
     assert info_loss(sure, cat, cont, 1.0, 0.1)[1] < 1e-6
 
 
+def test_fixed_std_is_half_the_squared_error_and_hinge_stops_at_the_margin():
+    torch.manual_seed(0)
+    q = torch.randn(5, 10 + 4)
+    cat, cont = torch.randint(0, 10, (5,)), torch.rand(5, 2) * 2 - 1
+    _, _, nll = info_loss(q, cat, cont, 1.0, 0.1, fixed_std=True)
+    want = (0.5 * math.log(2 * math.pi) + (cont - q[:, 10:12]) ** 2 / 2).sum(1).mean()
+    assert torch.allclose(nll, want, atol=1e-6)  # the predicted log-variances are not read
+    wide = torch.zeros(5, 14)
+    wide[torch.arange(5), cat] = 1.5  # Q picks the code by 1.5 > the margin
+    assert info_loss(wide, cat, cont, 1.0, 0.1, cat_loss="hinge")[1] == 0.0
+    assert info_loss(wide, cat, cont, 1.0, 0.1)[1] > 0.0  # the cross-entropy still pulls
+    with pytest.raises(ValueError, match="family_params.cont_std: must be one of learned, fixed"):
+        family(cont_std="unit")
+    fam = family(cont_std="fixed", g_cat_loss="hinge")
+    fam.g_step(context(fam))  # trains with both options
+
+
 def test_the_d_step_trains_trunk_and_q_not_g_and_the_g_step_trains_g_and_q_not_the_trunk():
     fam = family()
     ctx = context(fam)

@@ -88,6 +88,8 @@ def test_preset_keeps_the_papers_loss_norm_and_discriminator_rate():
     cfg = preset("mnist-sagan").resolved()
     assert (cfg.family, cfg.arch, cfg.loss, cfg.spectral_norm) == ("gan", "sagan", "hinge", True)
     assert (cfg.lr_d, cfg.lr_g, cfg.betas) == (4e-4, 2e-4, (0.0, 0.9))  # two time scales; G 2e-4 (measured)
+    # measured choices (README): the default preset's label embedding in G, no SN on G, batch 32
+    assert (cfg.arch_params["g_cond"], cfg.arch_params["g_sn"], cfg.batch_size) == ("embed", False, 32)
 
 
 def test_export_bakes_spectral_norm_and_the_fp16_variant_keeps_softmax_in_fp32(tiny_checkpoint, tmp_path):
