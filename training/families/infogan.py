@@ -58,6 +58,10 @@ DEFAULTS = {
     # G's categorical term: "ce" = the cross-entropy of L_I (the paper's); "hinge" = the multi-class
     # hinge (acgan.aux_loss), which stops pulling a fake once Q picks its code by a margin of 1.
     "g_cat_loss": "ce",
+    # Self-conditioning (as Liu et al. 2020's self-conditioned GAN, with Q as the clusterer): D projects
+    # the categorical code, the one G was given for a fake and Q's argmax for a real image, so D itself
+    # asks each code's images to look like the reals Q files under it; no label is used.
+    "self_condition": False,
 }
 CONT_STDS = ("learned", "fixed")
 G_CAT_LOSSES = ("ce", "hinge")
@@ -153,9 +157,13 @@ class InfoGANFamily(AdversarialFamily):
         g, _ = arch(
             shape, self.n_cat, True, cfg.latent_dim + len(self.cont_names), sn=False, **cfg.arch_params
         )
-        _, d = arch(
-            shape, self.data.num_classes, False, cfg.latent_dim, sn=cfg.spectral_norm, **cfg.arch_params
-        )
+        if self.p["self_condition"]:
+            _, d = arch(shape, self.n_cat, True, cfg.latent_dim, cond_mode="projection", sn=cfg.spectral_norm,
+                        **cfg.arch_params)  # fmt: skip
+        else:
+            _, d = arch(
+                shape, self.data.num_classes, False, cfg.latent_dim, sn=cfg.spectral_norm, **cfg.arch_params
+            )
         p = self.p
         q = partial(
             QHead,
@@ -198,10 +206,14 @@ class InfoGANFamily(AdversarialFamily):
         with ctx.autocast():
             with torch.no_grad():
                 fake = G(torch.cat([z, cont], 1), cat)
-            out, q = D(torch.cat([real, fake.to(real.dtype)]))
+            label_fn = None
+            if self.p["self_condition"]:  # reals: Q's guess of their code; fakes: the code G was given
+                label_fn = lambda q: torch.cat([q[:n, : self.n_cat].argmax(1), cat])  # noqa: E731
+            out, q = D(torch.cat([real, fake.to(real.dtype)]), label_fn=label_fn)
             out = out.float()
             adv = self.loss.d_loss(out[:n], out[n:])
-            pen = self.loss.penalty(lambda x, _labels: D(x)[0], real, fake.float(), None)
+            guess = (lambda q: q[:, : self.n_cat].argmax(1)) if self.p["self_condition"] else None
+            pen = self.loss.penalty(lambda x, _labels: D(x, label_fn=guess)[0], real, fake.float(), None)
             info, ce, nll = self._info(q[n:], cat, cont)
             loss = adv + info + (pen if pen is not None else 0.0)
         self.optimize("d", loss)
@@ -219,7 +231,7 @@ class InfoGANFamily(AdversarialFamily):
         z, cat, cont = z.to(ctx.device), cat.to(ctx.device), cont.to(ctx.device)
         with ctx.autocast():
             fake = G(torch.cat([z, cont], 1), cat)
-            out, q = D(fake)
+            out, q = D(fake, cat if self.p["self_condition"] else None)
             adv = self.loss.g_loss(out.float())
             info, _, _ = self._info(q, cat, cont, self.p["g_cat_loss"])
             loss = adv + info

@@ -26,7 +26,14 @@ class TwoHeadDiscriminator(nn.Module):
         self.aux = make_aux(d.head.in_features)
 
     def forward(
-        self, x: torch.Tensor, labels: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        label_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """label_fn(aux output) -> labels for the projection, when the labels come from the second head."""
         h = self.d.features(x)
-        return self.d.project(h, labels), self.aux(h)
+        aux = self.aux(h)
+        if label_fn is not None:
+            labels = label_fn(aux)
+        return self.d.project(h, labels), aux

@@ -88,6 +88,7 @@ def test_family_regularises_g_weights_except_the_shared_embedding():
     cfg = preset("mnist-biggan", arch_params={"g_width": 4, "d_width": 4, "shared_dim": 4}).resolved()
     assert cfg.family_params == {"ortho_reg": 1e-4}
     assert (cfg.lr_d, cfg.lr_g, cfg.betas, cfg.n_critic) == (4e-4, 2e-4, (0.0, 0.999), 1)
+    assert (cfg.batch_size, preset("mnist-biggan").arch_params["g_sn"]) == (16, False)  # measured (README)
     fam = get_family("biggan")(cfg, DIGITS)
     fam.nets = fam.build_nets()
     g = fam.nets["g"]

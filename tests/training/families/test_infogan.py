@@ -84,6 +84,22 @@ def test_fixed_std_is_half_the_squared_error_and_hinge_stops_at_the_margin():
     fam.g_step(context(fam))  # trains with both options
 
 
+def test_self_condition_projects_the_code_given_for_fakes_and_qs_guess_for_reals():
+    fam = family(self_condition=True)
+    d = fam.nets["d"].eval()
+    assert d.d.embed.num_embeddings == 10  # D projects the 10-way code
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        guessed, q = d(x, label_fn=lambda q: q[:, :10].argmax(1))
+        torch.testing.assert_close(guessed, d(x, q[:, :10].argmax(1))[0])
+        assert not torch.equal(
+            d(x, torch.zeros(4, dtype=torch.int64))[0], d(x, torch.ones(4, dtype=torch.int64))[0]
+        )
+    d.train()
+    ctx = context(fam)
+    assert set(fam.d_step(ctx)) == {"d_loss", "info_cat", "info_cont"} and "g_loss" in fam.g_step(ctx)
+
+
 def test_the_d_step_trains_trunk_and_q_not_g_and_the_g_step_trains_g_and_q_not_the_trunk():
     fam = family()
     ctx = context(fam)
