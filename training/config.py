@@ -204,7 +204,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         sample_every=250,
         ckpt_every=500,
     ),
-    # SAGAN (Zhang et al. 2019): attention at 14 px in G and D, spectral norm in both, hinge, D faster than G
+    # SAGAN (Zhang et al. 2019): attention at 14 px in G and D, spectral norm in D, hinge, D faster than G
     # (TTUR, D 4e-4). G at 2e-4, not the paper's 1e-4: after ~900 steps (2,000 samples) G 1e-4 had FID 771 and
     # class acc. 19 %, G 2e-4 FID 358 and 66 % (README, GAN families).
     # G takes the label as the default preset's G does (an embedding joined to z) and has no spectral
@@ -222,7 +222,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # BigGAN-style (Brock et al. 2019), small: hierarchical latent (3 chunks of 20) + shared embedding
     # into conditional BatchNorm, residual blocks, projection D, orthogonal init and regularisation, EMA G.
-    # Adam (0, 0.999) as BigGAN; 2e-4 for G and D, 1 D step (paper, 128 px at batch 2048: 5e-5 / 2e-4, 2 D steps).
+    # Adam (0, 0.999) as BigGAN; G 2e-4, D 4e-4, 1 D step (paper, 128 px at batch 2048: 5e-5 / 2e-4, 2 D steps).
     # Batch 16, D at 2x G's rate, no spectral norm on G: a BigGAN step is ~2.4x the default's per image
     # on CPU, so small batches buy the steps (10 minutes on one thread: FID 19.5 at batch 16, 40.8 at 32,
     # 164 for the paper's SN G at batch 64 and one rate; README, session 8).

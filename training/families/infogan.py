@@ -157,13 +157,10 @@ class InfoGANFamily(AdversarialFamily):
         g, _ = arch(
             shape, self.n_cat, True, cfg.latent_dim + len(self.cont_names), sn=False, **cfg.arch_params
         )
-        if self.p["self_condition"]:
-            _, d = arch(shape, self.n_cat, True, cfg.latent_dim, cond_mode="projection", sn=cfg.spectral_norm,
-                        **cfg.arch_params)  # fmt: skip
-        else:
-            _, d = arch(
-                shape, self.data.num_classes, False, cfg.latent_dim, sn=cfg.spectral_norm, **cfg.arch_params
-            )
+        # self_condition: D projects the categorical code (see DEFAULTS); else it is unconditional
+        cond = bool(self.p["self_condition"])
+        d_classes, d_cond = (self.n_cat, {"cond_mode": "projection"}) if cond else (self.data.num_classes, {})
+        _, d = arch(shape, d_classes, cond, cfg.latent_dim, sn=cfg.spectral_norm, **d_cond, **cfg.arch_params)
         p = self.p
         q = partial(
             QHead,
@@ -206,13 +203,13 @@ class InfoGANFamily(AdversarialFamily):
         with ctx.autocast():
             with torch.no_grad():
                 fake = G(torch.cat([z, cont], 1), cat)
-            label_fn = None
+            guess = label_fn = None
             if self.p["self_condition"]:  # reals: Q's guess of their code; fakes: the code G was given
-                label_fn = lambda q: torch.cat([q[:n, : self.n_cat].argmax(1), cat])  # noqa: E731
+                guess = lambda q: q[:, : self.n_cat].argmax(1)  # noqa: E731
+                label_fn = lambda q: torch.cat([guess(q[:n]), cat])  # noqa: E731
             out, q = D(torch.cat([real, fake.to(real.dtype)]), label_fn=label_fn)
             out = out.float()
             adv = self.loss.d_loss(out[:n], out[n:])
-            guess = (lambda q: q[:, : self.n_cat].argmax(1)) if self.p["self_condition"] else None
             pen = self.loss.penalty(lambda x, _labels: D(x, label_fn=guess)[0], real, fake.float(), None)
             info, ce, nll = self._info(q[n:], cat, cont)
             loss = adv + info + (pen if pen is not None else 0.0)
