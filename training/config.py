@@ -163,27 +163,33 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=1000,
     ),
     # StyleGAN2-style (training/families/stylegan.py): class-conditional, 28 px synthesised natively.
-    # Batch 32 and the default preset's mode-seeking term: 10 minutes on one thread, FID 71.3 (recall 0.21)
-    # against 200.1 without the term (recall 0.001) and 341 at batch 64 (README, session 8).
+    # Batch 16, the default preset's mode-seeking term and Adam 4e-3 (the family's 2e-3 x2): 10 minutes on
+    # one thread, FID 17.3 against 29.4 at 2e-3, 62.9 at 1e-3; batch 32 at 2e-3: 71.3, without the term
+    # 200.1 (recall 0.001), batch 64: 341 (README, sessions 8 and 9).
     "mnist-stylegan": dict(
         family="stylegan",
         arch="stylegan",
         conditional=True,
         latent_dim=64,
-        batch_size=32,
+        batch_size=16,
         diversity_weight=0.25,
-        steps=9_000,  # 3,274 in 600 s on one thread beside another run
+        lr_g=4e-3,
+        lr_d=4e-3,
+        steps=12_000,  # 8,040 in 600 s on one thread beside another run
         ema_decay=0.999,
         eval_every=1000,
     ),  # fmt: skip
     # Progressive growing (training/families/progan.py): 4 -> 32 px, WGAN-GP + drift, class-conditional.
+    # Batch 8 and the default preset's mode-seeking term: 10 minutes on one thread, FID 23.7 (recall 0.55)
+    # against 27.6 at batch 16, 40.6 at 32, 189.8 at 32 without the term (recall 0.003; README, session 9).
     "mnist-progan": dict(
         family="progan",
         arch="progan",
         conditional=True,
         latent_dim=64,
-        batch_size=64,
-        steps=5_000,
+        batch_size=8,
+        diversity_weight=0.25,
+        steps=10_000,  # 6,683 in 600 s on one thread beside another run
         ema_decay=0.999,
         eval_every=1000,
         # 32 px fully faded in at step 1,050: the 10-minute table run on one shared thread reached 1,895

@@ -127,3 +127,7 @@ class AutoencoderGAN(AdversarialFamily):
 
     def card_arch_params(self) -> dict:
         return {**self.arch.model_dump(), "d": "autoencoder", "d_activation": self.activation}
+
+    def card_fields(self) -> dict:
+        """The card's `arch` names the generator's network (the config's is the family default 'dcgan')."""
+        return {"arch": self.arch.generator}

@@ -62,6 +62,12 @@ DEFAULTS = {
     # the categorical code, the one G was given for a fake and Q's argmax for a real image, so D itself
     # asks each code's images to look like the reals Q files under it; no label is used.
     "self_condition": False,
+    # Balanced clusters of reals (SwAV's Sinkhorn-Knopp self-labelling, Caron et al. 2020): in the D step Q
+    # also learns to file real images under the codes, towards its own guesses rebalanced so every code
+    # takes an equal share of the batch (MNIST's digits are balanced); with self_condition, D projects that
+    # balanced code for reals. Without it two codes may share a digit while a third holds several.
+    "balanced_reals": False,
+    "lambda_real": 1.0,  # weight of Q's loss on the reals' balanced codes
 }
 CONT_STDS = ("learned", "fixed")
 G_CAT_LOSSES = ("ce", "hinge")
@@ -93,6 +99,22 @@ def info_loss(
         logvar = torch.zeros_like(mean)
     nll = F.gaussian_nll_loss(mean, cont, logvar.exp(), full=True, reduction="none").sum(1).mean()
     return lambda_cat * ce + lambda_cont * nll, ce, nll
+
+
+@torch.no_grad()
+def balanced_codes(logits: torch.Tensor, iters: int = 3) -> torch.Tensor:
+    """Soft code assignments [N, K] of a batch, rebalanced so each code holds N / K images.
+
+    Sinkhorn-Knopp on Q's softmax (SwAV): alternately scale the codes' columns to equal mass and each
+    image's row to sum to 1; `iters` rounds, as SwAV. Rows sum to 1; columns to about N / K.
+    """
+    q = torch.softmax(logits.float(), 1).T  # [K, N]
+    k, n = q.shape
+    q = q / q.sum()
+    for _ in range(iters):
+        q = q / (q.sum(1, keepdim=True) * k)
+        q = q / (q.sum(0, keepdim=True) * n)
+    return (q * n).T
 
 
 class QHead(nn.Module):
@@ -204,8 +226,8 @@ class InfoGANFamily(AdversarialFamily):
             with torch.no_grad():
                 fake = G(torch.cat([z, cont], 1), cat)
             guess = label_fn = None
-            if self.p["self_condition"]:  # reals: Q's guess of their code; fakes: the code G was given
-                guess = lambda q: q[:, : self.n_cat].argmax(1)  # noqa: E731
+            if self.p["self_condition"]:  # reals: Q's (balanced) guess of their code; fakes: G's code
+                guess = self.real_codes
                 label_fn = lambda q: torch.cat([guess(q[:n]), cat])  # noqa: E731
             out, q = D(torch.cat([real, fake.to(real.dtype)]), label_fn=label_fn)
             out = out.float()
@@ -213,9 +235,20 @@ class InfoGANFamily(AdversarialFamily):
             pen = self.loss.penalty(lambda x, _labels: D(x, label_fn=guess)[0], real, fake.float(), None)
             info, ce, nll = self._info(q[n:], cat, cont)
             loss = adv + info + (pen if pen is not None else 0.0)
+            logs = {}
+            if self.p["balanced_reals"]:  # Q files reals under balanced codes (see DEFAULTS)
+                logits = q[:n, : self.n_cat].float()
+                real_ce = -(balanced_codes(logits) * F.log_softmax(logits, 1)).sum(1).mean()
+                loss = loss + self.p["lambda_real"] * real_ce
+                logs["info_real"] = real_ce.item()
         self.optimize("d", loss)
         self.loss.after_d_step(self.nets["d"].d)
-        return {"d_loss": adv.item(), "info_cat": ce.item(), "info_cont": nll.item()}
+        return {"d_loss": adv.item(), "info_cat": ce.item(), "info_cont": nll.item(), **logs}
+
+    def real_codes(self, q: torch.Tensor) -> torch.Tensor:
+        """The code D projects for real images: Q's argmax, rebalanced first with balanced_reals."""
+        logits = q[:, : self.n_cat]
+        return (balanced_codes(logits) if self.p["balanced_reals"] else logits).argmax(1)
 
     def g_step(self, ctx: StepContext) -> dict[str, float]:
         cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]

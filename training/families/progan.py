@@ -10,6 +10,7 @@ so a run resumed mid-fade continues bit-identically. Every resolution exists fro
 Loss as in the paper: WGAN-GP (lambda `gp_lambda`, one critic step) plus the drift term
 `drift` * E[D(x)^2] on reals; Adam 1e-3, betas (0, 0.99). Reals are average-pooled to the current
 resolution and, during a fade, blended with their 2x-coarser version by the same alpha as G.
+The mode-seeking term (`diversity_weight`, as the default preset's) is optional, off by default.
 Grids are named by stage (samples/stage-8px-step-*.png). Export: the final resolution.
 """
 
@@ -29,7 +30,7 @@ from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import resolve_adam_family, rows_grid, settings
-from training.families.gan import zl_inputs
+from training.families.gan import mode_seeking_penalty, zl_inputs
 from training.losses import WGANGPLoss
 from training.nets.karras_layers import upsample2x
 from training.nets.progan import ProDiscriminator, ProGenerator, ProInference, grown_size, pad_to, resolutions
@@ -175,11 +176,16 @@ class ProGANFamily(Family):
     def g_step(self, ctx: StepContext) -> dict[str, float]:
         G, D, n = ctx.nets["g"], ctx.nets["d"], self.cfg.batch_size
         z = torch.randn(n, self.cfg.latent_dim, generator=ctx.noise).to(ctx.device)
-        labels = None
+        labels, diversity = None, self.cfg.diversity_weight
         if self.cfg.conditional:
             labels = torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
+            if diversity:
+                labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
         with ctx.autocast():
-            loss = -D(G(z, labels), labels).float().mean()
+            fake = G(z, labels)
+            loss = -D(fake, labels).float().mean()
+            if diversity:
+                loss = loss + diversity * mode_seeking_penalty(fake.float(), z, n // 2)
         self.optimize("g", loss)
         return {"g_loss": loss.item()}
 

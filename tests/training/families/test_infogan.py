@@ -17,7 +17,7 @@ from gan_core.runtime import open_generator
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import preset
 from training.families.base import DataInfo, StepContext
-from training.families.infogan import InfoGANFamily, info_loss
+from training.families.infogan import InfoGANFamily, balanced_codes, info_loss
 from training.trainer import Trainer
 
 TINY = {"g_width": 8, "d_width": 8}
@@ -98,6 +98,39 @@ def test_self_condition_projects_the_code_given_for_fakes_and_qs_guess_for_reals
     d.train()
     ctx = context(fam)
     assert set(fam.d_step(ctx)) == {"d_loss", "info_cat", "info_cont"} and "g_loss" in fam.g_step(ctx)
+
+
+def test_balanced_codes_give_every_code_an_equal_share_of_the_batch():
+    torch.manual_seed(0)
+    logits = torch.randn(60, 10)
+    logits[:, 3] += 6.0  # Q files nearly every image under code 3
+    assert torch.bincount(logits.argmax(1), minlength=10)[3] >= 55
+    b = balanced_codes(logits)
+    torch.testing.assert_close(b.sum(1), torch.ones(60))
+    assert (b.sum(0) - 6.0).abs().max() < 0.5  # about 60 / 10 images per code
+    assert torch.bincount(b.argmax(1), minlength=10).min() >= 3
+    # a batch that is already balanced keeps its guesses
+    even = torch.full((20, 10), -5.0)
+    even[torch.arange(20), torch.arange(20) % 10] = 5.0
+    assert torch.equal(balanced_codes(even).argmax(1), torch.arange(20) % 10)
+
+
+def test_balanced_reals_train_q_on_reals_and_d_projects_their_balanced_code():
+    fam = family(self_condition=True, balanced_reals=True, lambda_real=2.0)
+    ctx = context(fam)
+    real, _ = ctx.next_batch()
+    d = fam.nets["d"]
+    with torch.no_grad():
+        logits = d(real, label_fn=lambda q: q[:, :10].argmax(1))[1][:, :10]
+    # the label D projects for reals is the rebalanced guess, not the raw argmax
+    assert torch.equal(fam.real_codes(logits), balanced_codes(logits).argmax(1))
+    plain = family(self_condition=True)
+    assert torch.equal(plain.real_codes(logits), logits.argmax(1))
+    q0 = snapshot(d.aux)
+    logs = fam.d_step(ctx)
+    assert set(logs) == {"d_loss", "info_cat", "info_cont", "info_real"} and logs["info_real"] > 0
+    assert changed(q0, d.aux) == set(q0)
+    assert "info_real" not in plain.d_step(context(plain))
 
 
 def test_the_d_step_trains_trunk_and_q_not_g_and_the_g_step_trains_g_and_q_not_the_trunk():

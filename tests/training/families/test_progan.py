@@ -3,6 +3,8 @@ during training (grids per stage, no gradients for inactive blocks), resume mid-
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +12,8 @@ import torch.nn.functional as F
 from gan_core.errors import UserError
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import preset
-from training.families.base import DataInfo
+from training.families.base import DataInfo, StepContext
+from training.families.gan import mode_seeking_penalty
 from training.families.progan import ProGANFamily, growth_at
 from training.trainer import Trainer
 
@@ -18,9 +21,9 @@ TINY = {"g_width": 4, "g_max_width": 8, "d_width": 4, "d_max_width": 8}
 SCHEDULE = {"stable_steps": [2, 2, 2], "fade_steps": [2, 2, 2]}
 
 
-def family(shape=(1, 28, 28), conditional=True, schedule=SCHEDULE) -> ProGANFamily:
+def family(shape=(1, 28, 28), conditional=True, schedule=SCHEDULE, **kw) -> ProGANFamily:
     cfg = preset(
-        "mnist-progan", conditional=conditional, latent_dim=8, arch_params=TINY, family_params=schedule
+        "mnist-progan", conditional=conditional, latent_dim=8, arch_params=TINY, family_params=schedule, **kw
     )
     fam = ProGANFamily(cfg.resolved(), DataInfo(shape, 10, tuple(map(str, range(10)))))
     torch.manual_seed(0)
@@ -128,6 +131,36 @@ def test_growth_transitions_grids_gradients_and_resume_mid_fade(mnist_small, tmp
         1,
         28,
         28,
+    )
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_the_mode_seeking_term_pairs_labels_and_adds_its_penalty(weight):
+    fam = family(diversity_weight=weight, batch_size=8)
+    fam.opts = fam.build_optimizers()
+    fam.schedule(0)
+    seen = {}
+    G = fam.nets["g"]
+
+    def g_spy(z, labels, _orig=G.forward):
+        seen["z"], seen["labels"], seen["fake"] = z, labels, _orig(z, labels)
+        return seen["fake"]
+
+    def d_spy(x, labels, _orig=fam.nets["d"].forward):
+        seen["critic"] = _orig(x, labels)
+        return seen["critic"]
+
+    G.forward, fam.nets["d"].forward = g_spy, d_spy
+    ctx = StepContext(
+        0, torch.device("cpu"), torch.Generator().manual_seed(1), fam.nets, None, contextlib.nullcontext
+    )
+    loss = fam.g_step(ctx)["g_loss"]
+    want = -seen["critic"].float().mean().item()
+    if weight:
+        want += weight * mode_seeking_penalty(seen["fake"].float(), seen["z"], 4).item()
+        assert torch.equal(seen["labels"][:4], seen["labels"][4:])  # pairs (i, i + 4) share a label
+    assert loss == pytest.approx(want, rel=1e-5) and (weight == 0) == (
+        loss == pytest.approx(-seen["critic"].mean().item())
     )
 
 
