@@ -25,7 +25,7 @@ from torch import nn
 
 from training.config import TrainConfig
 from training.families.base import DataInfo, Phase, StepContext
-from training.families.gan import AdversarialFamily, mode_seeking_penalty
+from training.families.gan import AdversarialFamily, mode_seeking_penalty, share_pairs
 from training.families.params import family_params
 from training.nets.common import maybe_sn
 from training.nets.heads import TwoHeadDiscriminator
@@ -120,7 +120,7 @@ class ACGANFamily(AdversarialFamily):
         z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
         labels = torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
         if cfg.diversity_weight:
-            labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
+            share_pairs(labels)
         with ctx.autocast():
             fake = G(z, labels)
             out, cls = D(fake, labels if self.p["projection"] else None)

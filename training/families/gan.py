@@ -35,6 +35,13 @@ def mode_seeking_penalty(
     return 1.0 / (ratio + 1e-5)
 
 
+def share_pairs(*batches: torch.Tensor) -> None:
+    """In place: rows i + n/2 take rows i's values, so the pairs mode_seeking_penalty compares share them."""
+    for t in batches:
+        half = t.shape[0] // 2
+        t[half : 2 * half] = t[:half]
+
+
 def make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
@@ -131,7 +138,7 @@ class AdversarialFamily(Family):
             else None
         )
         if labels is not None and cfg.diversity_weight:
-            labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]
+            share_pairs(labels)
         return z, labels
 
     def g_penalty(self) -> torch.Tensor | None:

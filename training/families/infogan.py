@@ -29,7 +29,7 @@ from training.config import TrainConfig
 from training.families.acgan import aux_loss
 from training.families.base import DataInfo, Phase, StepContext
 from training.families.common import GRID_SEED
-from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty
+from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty, share_pairs
 from training.families.params import family_params
 from training.nets.common import maybe_sn
 from training.nets.heads import TwoHeadDiscriminator
@@ -256,8 +256,7 @@ class InfoGANFamily(AdversarialFamily):
         z, cat, cont = self.draw_codes(n, ctx.noise)
         diversity = cfg.diversity_weight if ctx.step >= self.p["diversity_from"] else 0.0
         if diversity:
-            half = n // 2  # pairs (i, i + n/2) share their codes and differ in z only
-            cat[half : 2 * half], cont[half : 2 * half] = cat[:half], cont[:half]
+            share_pairs(cat, cont)  # pairs (i, i + n/2) share their codes and differ in z only
         z, cat, cont = z.to(ctx.device), cat.to(ctx.device), cont.to(ctx.device)
         with ctx.autocast():
             fake = G(torch.cat([z, cont], 1), cat)

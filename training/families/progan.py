@@ -30,7 +30,7 @@ from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import resolve_adam_family, rows_grid, settings
-from training.families.gan import mode_seeking_penalty, zl_inputs
+from training.families.gan import mode_seeking_penalty, share_pairs, zl_inputs
 from training.losses import WGANGPLoss
 from training.nets.karras_layers import upsample2x
 from training.nets.progan import ProDiscriminator, ProGenerator, ProInference, grown_size, pad_to, resolutions
@@ -180,7 +180,7 @@ class ProGANFamily(Family):
         if self.cfg.conditional:
             labels = torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
             if diversity:
-                labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
+                share_pairs(labels)
         with ctx.autocast():
             fake = G(z, labels)
             loss = -D(fake, labels).float().mean()

@@ -27,7 +27,7 @@ from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import resolve_adam_family, rows_grid, settings
-from training.families.gan import mode_seeking_penalty
+from training.families.gan import mode_seeking_penalty, share_pairs
 from training.nets.stylegan import (
     StyleDiscriminator,
     StyleGenerator,
@@ -175,7 +175,7 @@ class StyleGANFamily(Family):
         n = cfg.batch_size
         z, labels, noise, z_mix, cutoff = self._latents(n, ctx)
         if labels is not None and cfg.diversity_weight:
-            labels[n // 2 : 2 * (n // 2)] = labels[: n // 2]  # pairs (i, i + n/2) share a label
+            share_pairs(labels)
         with ctx.autocast():
             fake = G(z, labels, noise, z_mix, cutoff, w_avg_beta=self.p.w_avg_beta)
             loss = F.softplus(-D(fake, labels).float()).mean()
