@@ -294,6 +294,47 @@ def test_without_a_bound_evaluator_evaluate_says_how_to_get_one(tmp_path, capsys
     )
 
 
+def test_quick_eval_of_a_growing_generator_is_logged_with_a_caveat_and_raises_no_alarm(
+    small_ds, mnist_small_evaluator, tmp_path, capsys
+):
+    from training.config import preset
+    from training.trainer import Trainer
+
+    # 4 -> 8 -> 16 -> 32 px, growth_at: steps 0..7 at (stage, alpha) (0, 1), (1, 0), (1, .5), (1, 1),
+    # (2, 0), (2, 1), (3, 0), (3, 1)
+    cfg = preset("mnist-progan", out=str(tmp_path / "run"), steps=8, batch_size=8, latent_dim=8,
+                 arch_params={"g_width": 4, "g_max_width": 8, "d_width": 4, "d_max_width": 8},
+                 family_params={"stable_steps": [1, 1, 1], "fade_steps": [2, 1, 1]}, eval_every=1, eval_n=200,
+                 sample_every=1000, ckpt_every=1000, threads=1)  # fmt: skip
+    trainer = Trainer(cfg, small_ds, progress=False)
+    qe = attach_quick_eval(trainer)
+    warned = []
+    qe.collapse_warnings = lambda r: warned.append(r["fid"]) or ["stub alarm"]  # counts the checks made
+    trainer.train()
+    evals = [json.loads(ln)["eval"] for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if '"eval"' in ln]  # fmt: skip
+    assert [e.get("caveat") for e in evals] == [  # the eval after step k: the state step k - 1 trained in
+        "still growing: at 4 px, final 32 px",
+        "still growing: fading in 8 px (alpha 0.00), final 32 px",
+        "still growing: fading in 8 px (alpha 0.50), final 32 px",
+        "still growing: at 8 px, final 32 px",
+        "still growing: fading in 16 px (alpha 0.00), final 32 px",
+        "still growing: at 16 px, final 32 px",
+        "still growing: fading in 32 px (alpha 0.00), final 32 px",
+        None,
+    ]
+    assert all("fid" in e for e in evals)  # measured and logged all the same
+    assert warned == [evals[7]["fid"]]  # collapse checks only at the final size
+    captured = capsys.readouterr()
+    err = captured.err
+    assert (
+        "note: step 1: quick evaluation still growing: at 4 px, final 32 px; collapse checks start at the final size"
+        in err
+    )
+    assert err.count("collapse checks start at the final size") == 7
+    assert "WARNING: step 8: stub alarm" in captured.out  # the checks' verdict is printed at the final size
+
+
 def test_collapse_warnings():
     qe = QuickEval(load_evaluator(), 100)
     base = {"modes_covered": 10, "coverage": 0.6, "class_accuracy": 0.9}

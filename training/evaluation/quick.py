@@ -71,13 +71,18 @@ class QuickEval:
         if self.ev.measures_classes:
             for name, a in code_classes(card, codes, predicted, self.ev.card.class_names).items():
                 result[f"code_accuracy.{name}"] = a["accuracy"]
+        caveat = trainer.family.eval_caveat()
         result = {
             "source": "quick_eval",
             "reference": "train",
             **result,
+            **({"caveat": caveat} if caveat else {}),
             "seconds": round(time.perf_counter() - t0, 2),
         }
         trainer.log.write({"step": trainer.step, "eval": result})
+        if caveat:  # a growing G's samples are blurred on purpose: no collapse alarms, no "best" yet
+            note(f"step {trainer.step}: quick evaluation {caveat}; collapse checks start at the final size")
+            return result
         for msg in self.collapse_warnings(result):
             warn(f"step {trainer.step}: {msg}")
         return result

@@ -3,8 +3,9 @@
 Not a family itself (the leading underscore keeps training.registry from treating it as one): the
 two families differ in their energy (squared vs absolute reconstruction error) and in how the
 discriminator is pushed (a margin vs the equilibrium controller k_t), and implement only that.
-The generator is training/nets/dcgan.py's (so exports get export/phase_generator.py's fast form) or,
-with arch_params `generator: mlp`, the classic digit GAN's MLP (training/nets/mlp.py); the
+The generator is training/nets/dcgan.py's (so exports get export/phase_generator.py's fast form),
+with arch_params `generator: mlp` the classic digit GAN's MLP (training/nets/mlp.py), or with
+`generator: decoder` BEGAN's own: the autoencoder's decoder shape, no BatchNorm; the
 discriminator is training/nets/autoencoder.py's strided-conv autoencoder or, with `autoencoder: mlp`,
 its fully connected one (EBGAN's MNIST experiments are fully connected in both networks, and on 2 CPU
 cores the MLPs train ~6x more steps per minute). Labels are optional (`conditional`).
@@ -12,6 +13,7 @@ cores the MLPs train ~6x more steps per minute). Labels are optional (`condition
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar, Literal
 
 import torch
@@ -23,7 +25,7 @@ from training.config import TrainConfig
 from training.families.base import StepContext
 from training.families.common import resolve_adam_family, settings
 from training.families.gan import AdversarialFamily
-from training.nets.autoencoder import AutoencoderDiscriminator, MLPAutoencoderDiscriminator
+from training.nets.autoencoder import AutoencoderDiscriminator, DecoderGenerator, MLPAutoencoderDiscriminator
 from training.nets.dcgan import DCGANGenerator
 from training.nets.mlp import MLPGenerator
 
@@ -33,11 +35,12 @@ class AutoencoderArch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    generator: Literal["dcgan", "mlp"] = Field(
+    generator: Literal["dcgan", "mlp", "decoder"] = Field(
         "dcgan",
-        description="G: the DCGAN, or the classic digit GAN's MLP (EBGAN's MNIST setup is fully connected)",
+        description="G: the DCGAN, the classic digit GAN's MLP (EBGAN's MNIST setup is fully connected), or "
+        "the autoencoder's decoder shape without BatchNorm (BEGAN's paper)",
     )
-    g_width: int = Field(32, ge=1, description="DCGAN generator width")
+    g_width: int = Field(32, ge=1, description="DCGAN / decoder generator width")
     g_hidden: tuple[int, ...] = Field(
         (256, 512, 1024), min_length=1, description="the MLP generator's hidden widths"
     )
@@ -84,7 +87,12 @@ class AutoencoderGAN(AdversarialFamily):
 
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, data, a = self.cfg, self.data, self.arch
-        g_net, g_size = (MLPGenerator, a.g_hidden) if a.generator == "mlp" else (DCGANGenerator, a.g_width)
+        if a.generator == "decoder":
+            g_net, g_size = partial(DecoderGenerator, activation=self.activation), a.g_width
+        else:
+            g_net, g_size = (
+                (MLPGenerator, a.g_hidden) if a.generator == "mlp" else (DCGANGenerator, a.g_width)
+            )
         d_net, d_size = (
             (MLPAutoencoderDiscriminator, a.d_hidden)
             if a.autoencoder == "mlp"

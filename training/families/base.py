@@ -150,6 +150,13 @@ class Family:
         """Inputs for batch `batch` of n images when BatchNorm statistics are re-estimated (training.ema)."""
         raise NotImplementedError
 
+    def eval_caveat(self) -> str | None:
+        """Why metrics taken now are not yet the run's own (e.g. a growing G below its final resolution), or None.
+
+        The quick evaluation logs the metrics with this caveat and holds its collapse checks meanwhile.
+        """
+        return None
+
     def grid_name(self, step: int) -> str:
         """File name (without .png) of the grid written at `step` under samples/ (e.g. one per stage)."""
         return f"step-{step:07d}"

@@ -203,6 +203,13 @@ class ProGANFamily(Family):
         return {**self.arch.model_dump(), "resolutions": self.res, "resolution": self.res[self.stage],
                 "fade_alpha": self.alpha}  # fmt: skip
 
+    def eval_caveat(self) -> str | None:
+        if self.stage == len(self.res) - 1 and self.alpha >= 1.0:
+            return None
+        to = self.res[self.stage]
+        where = f"fading in {to} px (alpha {self.alpha:.2f})" if self.alpha < 1.0 else f"at {to} px"
+        return f"still growing: {where}, final {self.res[-1]} px"
+
     def grid_name(self, step: int) -> str:
         fading = f"-fade{math.floor(self.alpha * 100) / 100:.2f}" if self.alpha < 1.0 else ""  # 0.998 -> 0.99
         return f"stage-{self.res[self.stage]}px{fading}-step-{step:07d}"

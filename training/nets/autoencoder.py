@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.nets.common import Generator
 from training.nets.layers import image_plan
 
 ACTIVATIONS = {"lrelu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU, "relu": nn.ReLU}
@@ -70,6 +71,36 @@ class AutoencoderDiscriminator(nn.Module):
         """(reconstruction of x, the encoder's code)."""
         code = self.encode(x, labels)
         return self.decode(code, labels), code
+
+
+class DecoderGenerator(Generator):
+    """BEGAN's generator: the autoencoder's decoder shape, fed by z (+ a label embedding), no BatchNorm.
+
+    linear -> [c, s, s] -> (activation, 4x4 ConvTranspose 2x) per stage -> tanh. The paper gives G the
+    decoder's architecture so that G can draw what D reconstructs; DCGAN's G with BatchNorm is the
+    alternative (arch_params `generator`).
+    """
+
+    def __init__(
+        self, latent_dim: int, num_classes: int, conditional: bool, image_shape, width: int = 32,
+        embed_dim: int = 32, activation: str = "elu",
+    ):  # fmt: skip
+        super().__init__(latent_dim, num_classes, conditional, image_shape)
+        act = activation_layer(activation)
+        self.s, stages = image_plan(image_shape)
+        chans = [width * 2**k for k in range(stages)][::-1] + [image_shape[0]]
+        self.c0 = chans[0]
+        self.embed = nn.Embedding(num_classes, embed_dim) if conditional else None
+        self.fc = nn.Linear(latent_dim + (embed_dim if conditional else 0), self.c0 * self.s * self.s)
+        up: list[nn.Module] = []
+        for a, b in zip(chans[:-1], chans[1:], strict=True):
+            up += [act(), nn.ConvTranspose2d(a, b, 4, 2, 1)]
+        self.up = nn.Sequential(*up, nn.Tanh())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(labels)], 1)
+        return self.up(self.fc(z).view(-1, self.c0, self.s, self.s))
 
 
 class MLPAutoencoderDiscriminator(nn.Module):

@@ -57,3 +57,35 @@ def test_k_t_is_checkpointed_resumes_exactly_and_is_logged_and_plotted(mnist_sma
     assert extra_keys(recs) == ["k_t", "m_global"]
     assert plot_curves(tmp_path / "a" / "metrics.jsonl", tmp_path / "curves.png") == tmp_path / "curves.png"
     assert (tmp_path / "a" / "curves.png").stat().st_size > 1000  # the run's own plot, written at the end
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 64, 64)])
+def test_decoder_generator_mirrors_the_autoencoders_decoder_without_batchnorm(shape):
+    from training.nets.autoencoder import AutoencoderDiscriminator, DecoderGenerator
+
+    g = DecoderGenerator(8, 10, True, shape, width=4, embed_dim=3)
+    d = AutoencoderDiscriminator(shape, 10, False, width=4, code_dim=8, activation="elu")
+    convs = [m for m in g.up if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (c.in_channels, c.out_channels) for c in d.decoder if isinstance(c, torch.nn.ConvTranspose2d)
+    ]  # the decoder's stages, channel for channel
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in g.modules())
+    assert sum(isinstance(m, torch.nn.ELU) for m in g.modules()) == len(convs)
+    z, y = torch.randn(5, 8), torch.arange(5)
+    out = g(z, y)
+    assert out.shape == (5, *shape) and out.abs().max() <= 1  # tanh: the data's range
+    assert not torch.equal(out, g(z, y.flip(0)))  # the label reaches the image
+
+
+def test_began_with_the_decoder_generator_trains_and_exports_with_parity(mnist_small, tmp_path):
+    from export import export_checkpoint
+    from training.checkpoint import build_generator, load_checkpoint
+
+    arch = {"generator": "decoder", "g_width": 4, "d_width": 4, "code_dim": 8}
+    cfg = preset("mnist-began", out=str(tmp_path / "run"), steps=3, batch_size=8, arch_params=arch,
+                 threads=1, eval_every=0, log_every=1)  # fmt: skip
+    result = Trainer(cfg, load_dataset(mnist_small), progress=False).train()
+    assert type(build_generator(load_checkpoint(result.checkpoint))).__name__ == "DecoderGenerator"
+    card = export_checkpoint(result.checkpoint, tmp_path / "bg.onnx")
+    assert card.arch == "decoder" and card.arch_params["generator"] == "decoder"
+    assert card.export.parity_batches == [1, 7, 256] and card.export.parity_max_abs_diff <= 1

@@ -96,5 +96,7 @@ def test_mlp_generator_and_autoencoder_train_and_export_with_parity(mnist_small,
     assert card.arch_params["generator"] == "mlp" and card.arch_params["autoencoder"] == "mlp"
     assert card.arch == "mlp"  # the card names the generator's network, not the config's default
     assert card.export.parity_batches == [1, 7, 256] and card.export.parity_max_abs_diff <= 1
-    with pytest.raises(UserError, match=r"^arch_params: generator: Input should be 'dcgan' or 'mlp'"):
+    with pytest.raises(
+        UserError, match=r"^arch_params: generator: Input should be 'dcgan', 'mlp' or 'decoder'"
+    ):
         preset("mnist-ebgan", arch_params={"generator": "resnet"}).resolved()
