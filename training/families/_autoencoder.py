@@ -87,12 +87,12 @@ class AutoencoderGAN(AdversarialFamily):
 
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, data, a = self.cfg, self.data, self.arch
-        if a.generator == "decoder":
+        if a.generator == "mlp":
+            g_net, g_size = MLPGenerator, a.g_hidden
+        elif a.generator == "decoder":
             g_net, g_size = partial(DecoderGenerator, activation=self.activation), a.g_width
         else:
-            g_net, g_size = (
-                (MLPGenerator, a.g_hidden) if a.generator == "mlp" else (DCGANGenerator, a.g_width)
-            )
+            g_net, g_size = DCGANGenerator, a.g_width
         d_net, d_size = (
             (MLPAutoencoderDiscriminator, a.d_hidden)
             if a.autoencoder == "mlp"

@@ -28,6 +28,14 @@ def activation_layer(name: str):
     return ACTIVATIONS[name]
 
 
+def decoder_stages(chans: list[int], act) -> list[nn.Module]:
+    """(activation, 4x4 ConvTranspose 2x) from each channel count to the next: the decoder's stages."""
+    stages: list[nn.Module] = []
+    for a, b in zip(chans[:-1], chans[1:], strict=True):
+        stages += [act(), nn.ConvTranspose2d(a, b, 4, 2, 1)]
+    return stages
+
+
 class AutoencoderDiscriminator(nn.Module):
     def __init__(
         self, image_shape, num_classes: int, conditional: bool, width: int = 32, code_dim: int = 64,
@@ -45,11 +53,7 @@ class AutoencoderDiscriminator(nn.Module):
             enc += [nn.Conv2d(a, b, 4, 2, 1), act()]
         self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(self.c_last * self.s * self.s, code_dim))
         self.expand = nn.Linear(code_dim + extra, self.c_last * self.s * self.s)
-        back = [*chans[::-1], image_shape[0]]
-        dec: list[nn.Module] = []
-        for a, b in zip(back[:-1], back[1:], strict=True):
-            dec += [act(), nn.ConvTranspose2d(a, b, 4, 2, 1)]
-        self.decoder = nn.Sequential(*dec)
+        self.decoder = nn.Sequential(*decoder_stages([*chans[::-1], image_shape[0]], act))
 
     def _one_hot(self, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return F.one_hot(labels, self.num_classes).to(like.dtype)
@@ -92,10 +96,7 @@ class DecoderGenerator(Generator):
         self.c0 = chans[0]
         self.embed = nn.Embedding(num_classes, embed_dim) if conditional else None
         self.fc = nn.Linear(latent_dim + (embed_dim if conditional else 0), self.c0 * self.s * self.s)
-        up: list[nn.Module] = []
-        for a, b in zip(chans[:-1], chans[1:], strict=True):
-            up += [act(), nn.ConvTranspose2d(a, b, 4, 2, 1)]
-        self.up = nn.Sequential(*up, nn.Tanh())
+        self.up = nn.Sequential(*decoder_stages(chans, act), nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
