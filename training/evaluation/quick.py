@@ -80,15 +80,21 @@ class QuickEval:
             "seconds": round(time.perf_counter() - t0, 2),
         }
         trainer.log.write({"step": trainer.step, "eval": result})
-        if caveat:  # a growing G's samples are blurred on purpose: no collapse alarms, no "best" yet
+        if caveat:
             note(f"step {trainer.step}: quick evaluation {caveat}; collapse checks start at the final size")
-            return result
         for msg in self.collapse_warnings(result):
             warn(f"step {trainer.step}: {msg}")
         return result
 
     def collapse_warnings(self, r: dict[str, Any]) -> list[str]:
-        """Compare with the best values so far, then update them."""
+        """Compare with the best values so far, then update them.
+
+        An evaluation logged with a caveat (a growing G, whose samples are blurred on purpose) raises
+        nothing and sets no best: training's quick evaluation and benchmarks/family_table.py's replay
+        of metrics.jsonl both come here, so they agree.
+        """
+        if r.get("caveat"):
+            return []
         msgs, best = [], self.best
         # Collapse from the start has no "best" to fall from: realistic samples (precision) that
         # cover almost none of the real data (recall) mean the generator ignores its latent.

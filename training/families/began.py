@@ -36,7 +36,7 @@ class BEGANSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gamma: float = Field(
-        0.5, gt=0, le=1, description="diversity ratio: the equilibrium asks L(G(z)) = gamma L(x)"
+        0.5, gt=0, le=10, description="diversity ratio: the equilibrium asks L(G(z)) = gamma L(x)"
     )
     lambda_k: float = Field(0.001, gt=0, le=1, description="the controller's gain on gamma L(x) - L(G(z))")
 
