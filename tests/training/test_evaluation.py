@@ -324,7 +324,9 @@ def test_quick_eval_of_a_growing_generator_is_logged_with_a_caveat_and_raises_no
     assert all("fid" in e for e in evals)  # measured and logged all the same
     # a few steps of a tiny G: noise, which the checks would flag as soon as they see a "best" to fall from
     assert set(qe.best) == {"modes_covered", "coverage", "class_accuracy"}  # set by the final eval only
-    assert qe.best["coverage"] == evals[7]["coverage"] and qe.best["modes_covered"] == evals[7]["modes_covered"]
+    assert (
+        qe.best["coverage"] == evals[7]["coverage"] and qe.best["modes_covered"] == evals[7]["modes_covered"]
+    )
     captured = capsys.readouterr()
     err = captured.err
     assert (
@@ -337,7 +339,13 @@ def test_quick_eval_of_a_growing_generator_is_logged_with_a_caveat_and_raises_no
 
 def test_caveated_evaluations_raise_no_collapse_warning_and_set_no_best():
     qe = QuickEval(load_evaluator(), 100)
-    collapsed = {"modes_covered": 10, "coverage": 0.08, "class_accuracy": 1.0, "precision": 0.99, "recall": 0.0}
+    collapsed = {
+        "modes_covered": 10,
+        "coverage": 0.08,
+        "class_accuracy": 1.0,
+        "precision": 0.99,
+        "recall": 0.0,
+    }
     growing = {**collapsed, "caveat": "still growing: fading in 32 px (alpha 0.50), final 32 px"}
     assert qe.collapse_warnings(growing) == []
     assert qe.best == {}

@@ -26,6 +26,7 @@ from torch import nn
 from gan_core.card import InputSpec, latent_input
 from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
+from training.families._iic import iic_loss, random_affine
 from training.families.acgan import aux_loss
 from training.families.base import DataInfo, Phase, StepContext
 from training.families.common import GRID_SEED
@@ -68,6 +69,15 @@ DEFAULTS = {
     # balanced code for reals. Without it two codes may share a digit while a third holds several.
     "balanced_reals": False,
     "lambda_real": 1.0,  # weight of Q's loss on the reals' balanced codes
+    # Invariant Information Clustering of the reals (Ji et al. 2019, training/families/_iic.py): in the D step
+    # Q's categorical head (and iic_heads - 1 more heads beside it, plus as many over-clustering heads, on
+    # D's trunk, as IIC) learns to file a real image and `iic_views` warped copies of it under the same code
+    # while using every code; no label is read. The weight of that term (0 = off). With self_condition, D
+    # projects those codes for reals, so each code's fakes are asked to look like the reals filed under it.
+    "iic_weight": 0.0,
+    "iic_heads": 5,
+    "iic_overcluster": 50,  # over-clustering heads' size (0 = none)
+    "iic_views": 4,
 }
 CONT_STDS = ("learned", "fixed")
 G_CAT_LOSSES = ("ce", "hinge")
@@ -121,7 +131,16 @@ class QHead(nn.Module):
     """Q(c | x) from the discriminator's trunk features: FC - BatchNorm - LeakyReLU - FC (the paper's),
     or with `sn` spectral-normalised FC - LeakyReLU - FC (Lipschitz, see DEFAULTS)."""
 
-    def __init__(self, feat_dim: int, hidden: int, n_cat: int, n_cont: int, sn: bool = False):
+    def __init__(
+        self,
+        feat_dim: int,
+        hidden: int,
+        n_cat: int,
+        n_cont: int,
+        sn: bool = False,
+        cluster_heads: int = 0,
+        overcluster: int = 0,
+    ):
         super().__init__()
         norm = [] if sn else [nn.BatchNorm1d(hidden)]
         self.net = nn.Sequential(
@@ -130,9 +149,27 @@ class QHead(nn.Module):
             nn.LeakyReLU(0.1),
             maybe_sn(nn.Linear(hidden, n_cat + 2 * n_cont), sn),
         )
+        # IIC's extra heads on the trunk features (see DEFAULTS: iic_weight): their logits follow Q's outputs
+        self.width = n_cat + 2 * n_cont
+        self.clusters = nn.ModuleList(nn.Linear(feat_dim, n_cat) for _ in range(cluster_heads))
+        self.over = nn.ModuleList(
+            nn.Linear(feat_dim, overcluster) for _ in range(cluster_heads + 1 if overcluster else 0)
+        )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h)
+        """[N, K + 2M] (codes), then the IIC heads' logits when there are any."""
+        q = self.net(h)
+        extra = [m(h) for m in (*self.clusters, *self.over)]
+        return torch.cat([q, *extra], 1) if extra else q
+
+    def cluster_logits(self, q: torch.Tensor, n_cat: int) -> list[torch.Tensor]:
+        """The K-way heads IIC trains (Q's categorical code first), then the over-clustering heads."""
+        heads = [q[:, :n_cat]]
+        at = self.width
+        for m in (*self.clusters, *self.over):
+            heads.append(q[:, at : at + m.out_features])
+            at += m.out_features
+        return heads
 
 
 class InfoGenerator(nn.Module):
@@ -190,6 +227,11 @@ class InfoGANFamily(AdversarialFamily):
             n_cat=self.n_cat,
             n_cont=len(self.cont_names),
             sn=bool(p["q_sn"]),
+            **(
+                {"cluster_heads": int(p["iic_heads"]) - 1, "overcluster": int(p["iic_overcluster"])}
+                if p["iic_weight"]
+                else {}
+            ),
         )
         return {"g": g, "d": TwoHeadDiscriminator(d, q)}
 
@@ -211,6 +253,7 @@ class InfoGANFamily(AdversarialFamily):
 
     def _info(self, q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, cat_loss: str = "ce"):
         p = self.p
+        q = q[:, : self.n_cat + 2 * len(self.cont_names)]  # Q's code outputs, not the IIC heads
         fixed = p["cont_std"] == "fixed"
         return info_loss(q.float(), cat, cont, p["lambda_cat"], p["lambda_cont"], fixed, cat_loss)
 
@@ -222,20 +265,27 @@ class InfoGANFamily(AdversarialFamily):
         real, _ = ctx.next_batch()  # labels unused: InfoGAN is unsupervised
         n = real.shape[0]
         z, cat, cont = (t.to(ctx.device) for t in self.draw_codes(n, ctx.noise))
+        views = int(self.p["iic_views"]) if self.p["iic_weight"] else 0
+        warped = [random_affine(real.repeat(views, 1, 1, 1), ctx.noise)] if views else []
         with ctx.autocast():
             with torch.no_grad():
                 fake = G(torch.cat([z, cont], 1), cat)
             guess = label_fn = None
             if self.p["self_condition"]:  # reals: Q's (balanced) guess of their code; fakes: G's code
                 guess = self.real_codes
-                label_fn = lambda q: torch.cat([guess(q[:n]), cat])  # noqa: E731
-            out, q = D(torch.cat([real, fake.to(real.dtype)]), label_fn=label_fn)
-            out = out.float()
+                label_fn = lambda q: torch.cat([guess(q[:n]), cat, guess(q[2 * n :])])  # noqa: E731
+            out, q = D(torch.cat([real, fake.to(real.dtype), *warped]), label_fn=label_fn)
+            out = out.float()[: 2 * n]  # the warped reals feed IIC only
             adv = self.loss.d_loss(out[:n], out[n:])
             pen = self.loss.penalty(lambda x, _labels: D(x, label_fn=guess)[0], real, fake.float(), None)
-            info, ce, nll = self._info(q[n:], cat, cont)
+            info, ce, nll = self._info(q[n : 2 * n], cat, cont)
             loss = adv + info + (pen if pen is not None else 0.0)
             logs = {}
+            if views:  # IIC: a real and its warped copies under one code, every code used (see DEFAULTS)
+                heads = self.nets["d"].aux.cluster_logits(q.float(), self.n_cat)
+                terms = [iic_loss(h[:n].repeat(views, 1), h[2 * n :]) for h in heads]
+                loss = loss + self.p["iic_weight"] * sum(terms)
+                logs["iic"] = terms[0].item()
             if self.p["balanced_reals"]:  # Q files reals under balanced codes (see DEFAULTS)
                 logits = q[:n, : self.n_cat].float()
                 real_ce = -(balanced_codes(logits) * F.log_softmax(logits, 1)).sum(1).mean()

@@ -246,3 +246,67 @@ def test_builds_on_the_mlp_networks_too():
     assert logits.shape == (8,) and q.shape == (8, 10 + 2 * 2)
     stats = fam.d_step(context(fam))
     assert math.isfinite(stats["d_loss"]) and math.isfinite(stats["info_cat"])
+
+
+def test_iic_loss_is_minus_log_k_for_agreeing_balanced_pairs_and_zero_for_independent_ones():
+    from training.families._iic import iic_loss
+
+    k = 10
+    sure = torch.full((40, k), -30.0)
+    sure[torch.arange(40), torch.arange(40) % k] = 30.0
+    assert iic_loss(sure, sure).item() == pytest.approx(-math.log(k), abs=1e-4)
+    shuffled = sure[torch.randperm(40, generator=torch.Generator().manual_seed(0))]
+    assert iic_loss(sure, shuffled).item() > -math.log(k) + 0.5  # pairs that disagree share less information
+    flat = torch.zeros(40, k)
+    assert abs(iic_loss(flat, flat).item()) < 1e-6  # one cluster's worth of certainty: no information
+    one = torch.full((40, k), -30.0)
+    one[:, 0] = 30.0  # everything under one code: agreeing, but no information either
+    assert abs(iic_loss(one, one).item()) < 1e-4
+    a = torch.randn(40, k, requires_grad=True)
+    iic_loss(a, a.detach().roll(1, 0)).backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+
+
+def test_random_affine_is_seeded_stays_in_range_and_warps_a_little():
+    from training.families._iic import random_affine
+
+    x = torch.full((6, 1, 28, 28), -1.0)
+    x[:, :, 9:19, 11:17] = 1.0  # a bright bar on the background
+    a = random_affine(x, torch.Generator().manual_seed(3))
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert torch.equal(a, random_affine(x, torch.Generator().manual_seed(3)))
+    assert not torch.equal(a, random_affine(x, torch.Generator().manual_seed(4)))
+    assert a.min() >= -1 and a.max() <= 1
+    moved = (a - x).abs().flatten(1).mean(1)
+    assert (moved > 0.01).all() and (moved < 0.5).all()  # each copy changed, none beyond recognition
+    mass = (a + 1).flatten(1).sum(1) / (x + 1).flatten(1).sum(1)
+    assert ((mass > 0.6) & (mass < 1.6)).all()  # the bar is still there (scale +-15%, noise on half)
+
+
+def test_iic_trains_qs_code_head_and_its_extra_heads_on_warped_reals():
+    runs = [family(iic_weight=1.0, self_condition=True) for _ in range(2)]
+    logs = []
+    for f, other in zip(
+        runs, (99, 7), strict=True
+    ):  # the same nets, reals and noise generator; torch's global RNG differs
+        torch.manual_seed(1)
+        ctx = context(f)
+        torch.manual_seed(other)
+        logs.append(f.d_step(ctx))
+    assert logs[0] == logs[1]  # the warps come from the run's (checkpointed) noise generator
+    fam = family(iic_weight=1.0, self_condition=True)
+    q = fam.nets["d"].aux
+    assert len(q.clusters) == 4 and len(q.over) == 5 and all(m.out_features == 50 for m in q.over)
+    ctx = context(fam)
+    real, _ = ctx.next_batch()
+    with torch.no_grad():
+        out = fam.nets["d"](real, label_fn=lambda q: q[:, :10].argmax(1))[1]
+    heads = q.cluster_logits(out, 10)
+    assert [h.shape[1] for h in heads] == [10] * 5 + [50] * 5 and out.shape[1] == 10 + 4 + 4 * 10 + 5 * 50
+    torch.testing.assert_close(heads[0], out[:, :10])  # Q's categorical code is the first clustering head
+    before = snapshot(q)
+    logs = fam.d_step(ctx)
+    assert set(logs) == {"d_loss", "info_cat", "info_cont", "iic"} and -math.log(10) <= logs["iic"] <= 0
+    assert {k.split(".")[0] for k in changed(before, q)} == {"net", "clusters", "over"}
+    assert "g_loss" in fam.g_step(ctx)  # Q's code slice only enters the G step's MI term
+    assert not family().nets["d"].aux.clusters  # off by default: the paper's Q
