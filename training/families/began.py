@@ -36,7 +36,11 @@ class BEGANSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gamma: float = Field(
-        0.5, gt=0, le=10, description="diversity ratio: the equilibrium asks L(G(z)) = gamma L(x)"
+        0.5,
+        gt=0,
+        le=4,
+        description="diversity ratio: the equilibrium asks L(G(z)) = gamma L(x); the paper's range is (0, 1], "
+        "above 1 asks fakes to be harder to reconstruct than reals (on MNIST they are: k_t engages only there)",
     )
     lambda_k: float = Field(0.001, gt=0, le=1, description="the controller's gain on gamma L(x) - L(G(z))")
 

@@ -78,6 +78,9 @@ DEFAULTS = {
     "iic_heads": 5,
     "iic_overcluster": 50,  # over-clustering heads' size (0 = none)
     "iic_views": 4,
+    # Every K-way IIC head, not only Q's code head, takes the MI term's categorical loss on fakes: each head
+    # must file G's code c under c, so G follows the heads' consensus rather than one head's clustering.
+    "iic_tie_heads": False,
 }
 CONT_STDS = ("learned", "fixed")
 G_CAT_LOSSES = ("ce", "hinge")
@@ -253,9 +256,16 @@ class InfoGANFamily(AdversarialFamily):
 
     def _info(self, q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, cat_loss: str = "ce"):
         p = self.p
-        q = q[:, : self.n_cat + 2 * len(self.cont_names)]  # Q's code outputs, not the IIC heads
+        codes = q[:, : self.n_cat + 2 * len(self.cont_names)]  # Q's code outputs, not the IIC heads
         fixed = p["cont_std"] == "fixed"
-        return info_loss(q.float(), cat, cont, p["lambda_cat"], p["lambda_cont"], fixed, cat_loss)
+        total, ce, nll = info_loss(
+            codes.float(), cat, cont, p["lambda_cat"], p["lambda_cont"], fixed, cat_loss
+        )
+        if p["iic_weight"] and p["iic_tie_heads"]:  # the categorical term averaged over every K-way head
+            heads = self.nets["d"].aux.cluster_logits(q.float(), self.n_cat)[1 : int(p["iic_heads"])]
+            tied = (ce + sum(aux_loss(h, cat, cat_loss) for h in heads)) / (1 + len(heads))
+            total, ce = total + p["lambda_cat"] * (tied - ce), tied
+        return total, ce, nll
 
     def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
         return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)

@@ -35,9 +35,11 @@ def _cfg(out, steps):
 def test_k_t_is_checkpointed_resumes_exactly_and_is_logged_and_plotted(mnist_small, tmp_path):
     paper = preset("mnist-began", family_params={}).resolved().family_params
     assert paper == {"gamma": 0.5, "lambda_k": 0.001}
-    assert preset("mnist-began").resolved().family_params == {"gamma": 1.0, "lambda_k": 0.01}  # scaled down
-    with pytest.raises(UserError, match=r"^family_params: gamma: Input should be less than or equal to 1"):
-        preset("mnist-began", family_params={"gamma": 1.5}).resolved()
+    assert preset("mnist-began").resolved().family_params == {"gamma": 1.5, "lambda_k": 0.003}  # scaled
+    with pytest.raises(UserError, match=r"^family_params: gamma: Input should be less than or equal to 4"):
+        preset("mnist-began", family_params={"gamma": 5}).resolved()
+    with pytest.raises(UserError, match=r"^family_params: gamma: Input should be greater than 0"):
+        preset("mnist-began", family_params={"gamma": 0}).resolved()
     ds = load_dataset(mnist_small)
     straight = Trainer(_cfg(tmp_path / "a", 4), ds, progress=False)
     res = straight.train()

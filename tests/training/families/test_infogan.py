@@ -161,8 +161,9 @@ def test_the_mi_term_alone_sends_gradient_through_the_image_into_g():
 
 
 def test_q_learns_to_read_the_codes_in_a_few_steps(mnist_small, tmp_path):
+    # the paper's Q (family_params={}: no IIC heads, whose tied average learns slower from tiny nets)
     cfg = preset("mnist-infogan", out=str(tmp_path), steps=30, batch_size=16, arch_params=TINY, threads=1,
-                 eval_every=0, log_every=10, sample_every=1000, ckpt_every=1000)  # fmt: skip
+                 eval_every=0, log_every=10, sample_every=1000, ckpt_every=1000, family_params={})  # fmt: skip
     trainer = Trainer(cfg, load_dataset(mnist_small), progress=False)
     trainer.train()
     recs = [
@@ -236,16 +237,19 @@ def test_the_lipschitz_q_head_has_spectral_norm_and_no_batchnorm():
 
 def test_builds_on_the_mlp_networks_too():
     """Q reads the MLP discriminator's flattened features (the two-head wrapper once fed it images)."""
-    cfg = preset("mnist-infogan", arch="mlp", arch_params={"g_hidden": [16], "d_hidden": [16, 8]},
-                 loss="ns", spectral_norm=False, batch_size=8).resolved()  # fmt: skip
-    fam = InfoGANFamily(cfg, DataInfo((1, 28, 28), 10, tuple("0123456789")))
-    torch.manual_seed(0)
-    fam.nets = fam.build_nets()
-    fam.opts = fam.build_optimizers()
-    logits, q = fam.nets["d"](torch.rand(8, 1, 28, 28))
-    assert logits.shape == (8,) and q.shape == (8, 10 + 2 * 2)
-    stats = fam.d_step(context(fam))
-    assert math.isfinite(stats["d_loss"]) and math.isfinite(stats["info_cat"])
+    for params in ({}, preset("mnist-infogan").family_params):  # the paper's Q, then the preset's IIC heads
+        cfg = preset("mnist-infogan", arch="mlp", arch_params={"g_hidden": [16], "d_hidden": [16, 8]},
+                     loss="ns", spectral_norm=False, batch_size=8, family_params=params).resolved()  # fmt: skip
+        fam = InfoGANFamily(cfg, DataInfo((1, 28, 28), 10, tuple("0123456789")))
+        torch.manual_seed(0)
+        fam.nets = fam.build_nets()
+        fam.opts = fam.build_optimizers()
+        if not params:
+            logits, q = fam.nets["d"](torch.rand(8, 1, 28, 28))
+            assert logits.shape == (8,) and q.shape == (8, 10 + 2 * 2)
+        stats = fam.d_step(context(fam))
+        assert math.isfinite(stats["d_loss"]) and math.isfinite(stats["info_cat"])
+        assert math.isfinite(fam.g_step(context(fam))["g_info"])
 
 
 def test_iic_loss_is_minus_log_k_for_agreeing_balanced_pairs_and_zero_for_independent_ones():
@@ -310,3 +314,19 @@ def test_iic_trains_qs_code_head_and_its_extra_heads_on_warped_reals():
     assert {k.split(".")[0] for k in changed(before, q)} == {"net", "clusters", "over"}
     assert "g_loss" in fam.g_step(ctx)  # Q's code slice only enters the G step's MI term
     assert not family().nets["d"].aux.clusters  # off by default: the paper's Q
+
+
+def test_tied_heads_average_the_categorical_term_over_every_k_way_head():
+    from training.families.acgan import aux_loss
+
+    fam = family(iic_weight=1.0, iic_tie_heads=True)
+    torch.manual_seed(2)
+    q = torch.randn(6, 10 + 4 + 4 * 10 + 5 * 50)
+    cat, cont = torch.randint(0, 10, (6,)), torch.rand(6, 2) * 2 - 1
+    total, ce, nll = fam._info(q, cat, cont)
+    heads = fam.nets["d"].aux.cluster_logits(q, 10)[:5]
+    want = sum(F.cross_entropy(h, cat) for h in heads) / 5
+    torch.testing.assert_close(ce, want)
+    torch.testing.assert_close(total, want + 0.1 * nll)
+    untied = family(iic_weight=1.0)._info(q, cat, cont)[1]
+    torch.testing.assert_close(untied, aux_loss(q[:, :10], cat, "ce"))  # Q's code head alone
