@@ -11,7 +11,9 @@ Networks reuse the registered architectures: G is the class-conditional generato
 categorical code in place of the label (an embedding concatenated to [z, c]); D is the unconditional
 discriminator whose trunk features also feed Q (FC - BatchNorm - LeakyReLU - FC, as in the paper).
 The card declares z, the categorical code and the continuous codes; the exported module takes
-them in that order.
+them in that order. Options beyond the paper (DEFAULTS, all measured in README) help the categorical
+code take the digit: Q clustering the reals by IIC (`iic_weight`, the mnist-infogan preset), D
+projecting the code (`self_condition`), balanced clusters of reals.
 """
 
 from __future__ import annotations
