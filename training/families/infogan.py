@@ -155,7 +155,7 @@ class QHead(nn.Module):
             maybe_sn(nn.Linear(hidden, n_cat + 2 * n_cont), sn),
         )
         # IIC's extra heads on the trunk features (see DEFAULTS: iic_weight): their logits follow Q's outputs
-        self.width = n_cat + 2 * n_cont
+        self.n_cat, self.width = n_cat, n_cat + 2 * n_cont
         self.clusters = nn.ModuleList(nn.Linear(feat_dim, n_cat) for _ in range(cluster_heads))
         self.over = nn.ModuleList(
             nn.Linear(feat_dim, overcluster) for _ in range(cluster_heads + 1 if overcluster else 0)
@@ -167,9 +167,9 @@ class QHead(nn.Module):
         extra = [m(h) for m in (*self.clusters, *self.over)]
         return torch.cat([q, *extra], 1) if extra else q
 
-    def cluster_logits(self, q: torch.Tensor, n_cat: int) -> list[torch.Tensor]:
+    def cluster_logits(self, q: torch.Tensor) -> list[torch.Tensor]:
         """The K-way heads IIC trains (Q's categorical code first), then the over-clustering heads."""
-        heads = [q[:, :n_cat]]
+        heads = [q[:, : self.n_cat]]
         at = self.width
         for m in (*self.clusters, *self.over):
             heads.append(q[:, at : at + m.out_features])
@@ -258,13 +258,14 @@ class InfoGANFamily(AdversarialFamily):
 
     def _info(self, q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, cat_loss: str = "ce"):
         p = self.p
-        codes = q[:, : self.n_cat + 2 * len(self.cont_names)]  # Q's code outputs, not the IIC heads
+        aux = self.nets["d"].aux
+        codes = q[:, : aux.width]  # Q's code outputs, not the IIC heads
         fixed = p["cont_std"] == "fixed"
         total, ce, nll = info_loss(
             codes.float(), cat, cont, p["lambda_cat"], p["lambda_cont"], fixed, cat_loss
         )
         if p["iic_weight"] and p["iic_tie_heads"]:  # the categorical term averaged over every K-way head
-            heads = self.nets["d"].aux.cluster_logits(q.float(), self.n_cat)[1 : int(p["iic_heads"])]
+            heads = aux.cluster_logits(q.float())[1 : 1 + len(aux.clusters)]  # the K-way ones
             tied = (ce + sum(aux_loss(h, cat, cat_loss) for h in heads)) / (1 + len(heads))
             total, ce = total + p["lambda_cat"] * (tied - ce), tied
         return total, ce, nll
@@ -294,7 +295,7 @@ class InfoGANFamily(AdversarialFamily):
             loss = adv + info + (pen if pen is not None else 0.0)
             logs = {}
             if views:  # IIC: a real and its warped copies under one code, every code used (see DEFAULTS)
-                heads = self.nets["d"].aux.cluster_logits(q.float(), self.n_cat)
+                heads = self.nets["d"].aux.cluster_logits(q.float())
                 terms = [iic_loss(h[:n].repeat(views, 1), h[2 * n :]) for h in heads]
                 loss = loss + self.p["iic_weight"] * sum(terms)
                 logs["iic"] = terms[0].item()

@@ -305,7 +305,7 @@ def test_iic_trains_qs_code_head_and_its_extra_heads_on_warped_reals():
     real, _ = ctx.next_batch()
     with torch.no_grad():
         out = fam.nets["d"](real, label_fn=lambda q: q[:, :10].argmax(1))[1]
-    heads = q.cluster_logits(out, 10)
+    heads = q.cluster_logits(out)
     assert [h.shape[1] for h in heads] == [10] * 5 + [50] * 5 and out.shape[1] == 10 + 4 + 4 * 10 + 5 * 50
     torch.testing.assert_close(heads[0], out[:, :10])  # Q's categorical code is the first clustering head
     before = snapshot(q)
@@ -324,7 +324,7 @@ def test_tied_heads_average_the_categorical_term_over_every_k_way_head():
     q = torch.randn(6, 10 + 4 + 4 * 10 + 5 * 50)
     cat, cont = torch.randint(0, 10, (6,)), torch.rand(6, 2) * 2 - 1
     total, ce, nll = fam._info(q, cat, cont)
-    heads = fam.nets["d"].aux.cluster_logits(q, 10)[:5]
+    heads = fam.nets["d"].aux.cluster_logits(q)[:5]
     want = sum(F.cross_entropy(h, cat) for h in heads) / 5
     torch.testing.assert_close(ce, want)
     torch.testing.assert_close(total, want + 0.1 * nll)
