@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Fields a resumed run must share with its checkpoint; everything else (budgets, logging) may change.
 MODEL_FIELDS = (
     "family", "family_params", "arch", "arch_params", "loss", "conditional", "cond_mode", "spectral_norm", "latent_dim", "batch_size",
     "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "diversity_weight", "lr_decay_from", "ema_decay", "seed",
+    "augment",
 )  # fmt: skip
 
 
@@ -59,6 +60,11 @@ class TrainConfig(BaseModel):
         lt=1,
         description="from this fraction of `steps`, learning rates fall linearly to 0 at `steps`",
     )
+    augment: str = Field(
+        "",
+        description="DiffAugment policy of what D sees, real and fake (training/diffaugment.py): a comma list "
+        "of color, translation, cutout; '' = none",
+    )
     ema_decay: float = Field(0.999, ge=0, lt=1)
     ema_start: int = Field(0, ge=0, description="step from which the EMA averages (copies before)")
     seed: int = 0
@@ -92,6 +98,15 @@ class TrainConfig(BaseModel):
         False,
         description="fill arch_params / latent_dim from the data's image size (the data-agnostic presets)",
     )
+
+    @field_validator("augment")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        if not v:
+            return v
+        from training.diffaugment import parse_policy
+
+        return ",".join(parse_policy(v))
 
     def resolved(self) -> TrainConfig:
         """Fill None fields from the family's (paper) defaults."""

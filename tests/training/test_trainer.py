@@ -30,7 +30,15 @@ def _weights(path):
     return {k: v for k, v in ck.tensors.items() if not k.startswith("rng.")}
 
 
-@pytest.mark.parametrize("loss,extra", [("ns", {}), ("wgan-gp", {}), ("ns", {"diversity_weight": 1.0})])
+@pytest.mark.parametrize(
+    "loss,extra",
+    [
+        ("ns", {}),
+        ("wgan-gp", {}),
+        ("ns", {"diversity_weight": 1.0}),
+        ("hinge", {"augment": "color,translation,cutout"}),
+    ],
+)
 def test_resume_is_bit_identical(tmp_path, small, loss, extra):
     straight = Trainer(
         _cfg(tmp_path / "a", loss=loss, ckpt_every=100, **extra), small, progress=False

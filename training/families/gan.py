@@ -4,7 +4,8 @@ Networks: the registered architectures (training/nets: the Keras MLP, DCGAN), un
 class-conditional (label embedding into G; concat or projection D). Losses: minimax, non-saturating,
 LSGAN, WGAN (clipping), WGAN-GP, hinge (training/losses), each bringing its paper's optimiser,
 learning rates, critic steps and spectral-norm default. Phases: D `n_critic` times, then G once per
-step. Optional mode-seeking term (MSGAN, Mao et al. 2019) on the G step.
+step. Optional mode-seeking term (MSGAN, Mao et al. 2019) on the G step; optional DiffAugment of
+what D sees (`augment`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import nn
 
 from gan_core.card import InputSpec, class_input, latent_input
 from training.config import TrainConfig
+from training.diffaugment import diff_augment, parse_policy
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import rows_grid
 from training.registry import get_arch, get_loss, register_family
@@ -100,6 +102,11 @@ class AdversarialFamily(Family):
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
         self.loss = get_loss(cfg.loss)(gp_lambda=cfg.gp_lambda, clip=cfg.clip)
+        self.policy = parse_policy(cfg.augment)
+
+    def augment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """What D sees of x: x under the run's DiffAugment policy (x itself, and no draws, without one)."""
+        return diff_augment(x, self.policy, ctx.noise)
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
@@ -160,7 +167,7 @@ class AdversarialFamily(Family):
             with torch.no_grad():
                 fake = G(z, cond)
             both_labels = torch.cat([cond, cond]) if cond is not None else None
-            out = D(torch.cat([real, fake.to(real.dtype)]), both_labels).float()
+            out = D(self.augment(torch.cat([real, fake.to(real.dtype)]), ctx), both_labels).float()
             loss = self.loss.d_loss(out[: real.shape[0]], out[real.shape[0] :])
             pen = self.loss.penalty(D, real, fake.float(), cond)
             if pen is not None:
@@ -174,7 +181,7 @@ class AdversarialFamily(Family):
         z, labels = self.g_inputs(ctx)
         with ctx.autocast():
             fake = G(z, labels)
-            loss = self.with_g_terms(self.loss.g_loss(D(fake, labels).float()), fake, z)
+            loss = self.with_g_terms(self.loss.g_loss(D(self.augment(fake, ctx), labels).float()), fake, z)
         self.optimize("g", loss)
         return loss.item()
 

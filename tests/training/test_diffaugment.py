@@ -1,0 +1,71 @@
+import pytest
+import torch
+from pydantic import ValidationError
+
+from training.config import TrainConfig
+from training.diffaugment import POLICIES, color, cutout, diff_augment, parse_policy, translation
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_translation_shifts_each_image_by_its_own_offset_with_zero_fill():
+    x = torch.rand(64, 2, 16, 16) + 1  # no zeros of its own
+    out = translation(x, _gen())
+    shifts = set()
+    for i in range(len(x)):
+        # the offset is where the image's first pixel landed; everything else follows it exactly
+        nz = out[i, 0].nonzero()
+        top, left = nz.min(0).values.tolist()
+        bottom, right = nz.max(0).values.tolist()
+        dy = top if top > 0 else bottom - 15  # moved down (rows filled above) or up
+        dx = left if left > 0 else right - 15
+        shifts.add((dy, dx))
+        assert abs(dy) <= 2 and abs(dx) <= 2  # 1/8 of 16 px
+        expect = torch.zeros_like(x[i])
+        src = x[i][:, max(0, -dy) : 16 - max(0, dy), max(0, -dx) : 16 - max(0, dx)]
+        expect[:, max(0, dy) : 16 - max(0, -dy), max(0, dx) : 16 - max(0, -dx)] = src
+        assert torch.equal(out[i], expect), i
+    assert len(shifts) > 5  # per image, not one shift for the batch
+
+
+def test_cutout_zeroes_one_square_of_half_the_side_per_image():
+    out = cutout(torch.ones(200, 3, 32, 32), _gen())
+    holes = out[:, 0] == 0
+    assert torch.equal(holes, (out == 0).all(1))  # the same square in every channel
+    rows, cols = holes.any(2).sum(1), holes.any(1).sum(1)
+    assert rows.max() == cols.max() == 16 and rows.min() >= 8  # clipped at the border, never more than half
+    assert torch.equal(holes.sum((1, 2)), rows * cols)  # a rectangle
+    assert len({tuple(h.nonzero()[0].tolist()) for h in holes}) > 50
+
+
+def test_color_moves_brightness_saturation_contrast_per_image_and_keeps_gradients():
+    x = torch.rand(8, 3, 8, 8, requires_grad=True)
+    out = color(x, _gen())
+    assert out.shape == x.shape
+    means = (out - x).mean((1, 2, 3))
+    assert means.abs().max() <= 0.5 + 1e-5 and means.std() > 0.05  # brightness in [-0.5, 0.5], per image
+    out.square().sum().backward()
+    assert x.grad.abs().min() > 0
+
+
+def test_same_generator_state_same_augmentation_and_empty_policy_draws_nothing():
+    x = torch.randn(4, 3, 32, 32)
+    a = diff_augment(x, POLICIES, _gen(3))
+    assert torch.equal(a, diff_augment(x, POLICIES, _gen(3)))
+    assert not torch.equal(a, diff_augment(x, POLICIES, _gen(4)))
+    g = _gen(5)
+    before = g.get_state()
+    assert diff_augment(x, (), g) is x
+    assert torch.equal(g.get_state(), before)
+
+
+def test_policy_names_are_checked_and_named_in_the_error():
+    assert parse_policy(" color, cutout ") == ("color", "cutout")
+    assert parse_policy("") == ()
+    assert TrainConfig(name="t", augment="translation, color").augment == "translation,color"
+    with pytest.raises(
+        ValidationError, match="(?s)augment.*unknown policy 'flip'; known: color, translation, cutout"
+    ):
+        TrainConfig(name="t", augment="color,flip")
