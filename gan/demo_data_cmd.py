@@ -26,13 +26,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="image i of a split is the same for a given seed (default: %(default)s)",
     )
+    p.add_argument(
+        "--pixel-noise",
+        type=float,
+        default=4.0,
+        help="std of the Gaussian pixel noise in 0..255 levels; 0 = the same scenes, clean (default: %(default)s)",
+    )
     p.add_argument("--format", default="folder", choices=["folder", "npz"], help="default: %(default)s")
 
 
 def run(args: argparse.Namespace) -> int:
     from gan_core.demo_data import write_demo_data
 
-    rec = write_demo_data(args.out, args.size, args.train, args.test, args.seed, args.format)
+    rec = write_demo_data(
+        args.out, args.size, args.train, args.test, args.seed, args.format, args.pixel_noise
+    )
     print(
         f"wrote {rec['train']} train + {rec['test']} test images, {rec['size']}x{rec['size']} RGB, "
         f"{len(rec['classes'])} classes ({', '.join(rec['classes'])}), seed {rec['seed']}, to {args.out}"

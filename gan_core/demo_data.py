@@ -5,7 +5,8 @@ this one. Image i of a split is a pure function of (seed, split, i): its class i
 shape (position, size, rotation, colour, shading) and background (gradient, stripes, checker or
 smooth noise in two muted colours) come from a generator seeded [seed, split, i], so a bigger
 set starts with the images of a smaller one. Shapes are drawn at twice the size and box-filtered
-down (anti-aliased edges), then get +-4 levels of pixel noise. numpy only.
+down (anti-aliased edges), then get Gaussian pixel noise (std 4 levels by default; 0 gives the clean
+scenes, the same draws otherwise). numpy only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ SIZES = (28, 32, 64)
 SPLITS = {"train": 0, "test": 1}
 VERSION = 1
 SUPERSAMPLE = 2
+PIXEL_NOISE = 4.0  # std of the Gaussian pixel noise, in 0..255 levels
 
 
 def _polygon(x: np.ndarray, y: np.ndarray, n: int, phase: float, inradius: float) -> np.ndarray:
@@ -105,8 +107,8 @@ def _background(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.nd
     return c1 * (1 - t) + c2 * t
 
 
-def render(cls: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One image of class `cls`: uint8 [size, size, 3]."""
+def render(cls: int, size: int, rng: np.random.Generator, pixel_noise: float = PIXEL_NOISE) -> np.ndarray:
+    """One image of class `cls`: uint8 [size, size, 3]; the noise is drawn last, so its std changes nothing else."""
     n = size * SUPERSAMPLE
     coords = (np.arange(n) + 0.5) / n * 2 - 1
     v, u = np.meshgrid(coords, coords, indexing="ij")
@@ -122,11 +124,13 @@ def render(cls: int, size: int, rng: np.random.Generator) -> np.ndarray:
     shade = 1.0 - 0.22 * np.clip(x * np.cos(light) + y * np.sin(light), -1.2, 1.2)[..., None]
     img = np.where(mask, np.clip(colour * shade, 0, 1), _background(rng, u, v))
     img = img.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean((1, 3)) * 255.0
-    img += rng.normal(0, 4.0, img.shape)
+    img += rng.normal(0, 1.0, img.shape) * pixel_noise
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def make_split(n: int, size: int = 32, seed: int = 0, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def make_split(
+    n: int, size: int = 32, seed: int = 0, split: str = "train", pixel_noise: float = PIXEL_NOISE
+) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 [n, 3, size, size], labels int64 [n]) of one split; image i has class i % 10."""
     if size not in SIZES:
         raise DataError(f"size: the demo data comes in {', '.join(map(str, SIZES))} px, got {size}")
@@ -134,12 +138,14 @@ def make_split(n: int, size: int = 32, seed: int = 0, split: str = "train") -> t
         raise DataError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
     if n < 1:
         raise DataError(f"n: must be >= 1, got {n}")
+    if not 0 <= pixel_noise <= 64:
+        raise DataError(f"pixel_noise: must be in [0, 64] levels, got {pixel_noise}")
     labels = np.arange(n, dtype=np.int64) % len(CLASSES)
     images = np.empty((n, 3, size, size), np.uint8)
     for i in range(n):
-        images[i] = render(int(labels[i]), size, np.random.default_rng([seed, SPLITS[split], i])).transpose(
-            2, 0, 1
-        )
+        images[i] = render(
+            int(labels[i]), size, np.random.default_rng([seed, SPLITS[split], i]), pixel_noise
+        ).transpose(2, 0, 1)
     return images, labels
 
 
@@ -150,11 +156,13 @@ def write_demo_data(
     n_test: int = 2_000,
     seed: int = 0,
     format: str = "folder",
+    pixel_noise: float = PIXEL_NOISE,
 ) -> dict:
     """Write both splits: `folder` = OUT/{train,test}/<class>/<index>.png, `npz` = OUT/{train,test}.npz.
 
     OUT/demo.json records how it was made. Returns that record.
     """
+    make_split(1, size, seed, "train", pixel_noise)  # refuses a bad size or noise before the folder exists
     if format not in ("folder", "npz"):
         raise DataError(f"format: must be folder or npz, got {format!r}")
     out = Path(out)
@@ -162,7 +170,7 @@ def write_demo_data(
         raise DataError(f"{out}: folder exists and is not empty (choose a new --out)")
     out.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
-        images, labels = make_split(n, size, seed, split)
+        images, labels = make_split(n, size, seed, split, pixel_noise)
         if format == "npz":
             import io
 
@@ -176,6 +184,6 @@ def write_demo_data(
             path = out / split / CLASSES[labels[i]] / f"{i:06d}.png"
             write_file_fast(path, png_bytes(images[i].transpose(1, 2, 0)))
     record = {"generator": "gan_core.demo_data", "version": VERSION, "size": size, "seed": seed, "format": format,
-              "train": n_train, "test": n_test, "classes": CLASSES}  # fmt: skip
+              "pixel_noise": pixel_noise, "train": n_train, "test": n_test, "classes": CLASSES}  # fmt: skip
     atomic_write_bytes(out / "demo.json", (json.dumps(record, indent=2) + "\n").encode())
     return record

@@ -44,3 +44,14 @@ def test_write_folder_and_npz_load_back(tmp_path):
         write_demo_data(tmp_path / "f")
     with pytest.raises(DataError, match="size: the demo data comes in 28, 32, 64 px, got 48"):
         make_split(1, 48)
+
+
+def test_pixel_noise_changes_only_the_noise():
+    noisy, _ = make_split(20, 32)
+    clean, _ = make_split(20, 32, pixel_noise=0)
+    diff = noisy.astype(int) - clean
+    assert 2.5 < np.abs(diff).mean() < 3.5  # std 4 Gaussian: mean |n| = 3.19, a little less where clipped
+    assert abs(diff.mean()) < 0.2 and np.abs(diff).max() < 25
+    np.testing.assert_array_equal(make_split(20, 32, pixel_noise=4.0)[0], noisy)
+    with pytest.raises(DataError, match=r"pixel_noise: must be in \[0, 64\] levels, got -1"):
+        make_split(1, 32, pixel_noise=-1)
