@@ -110,9 +110,17 @@ class TrainConfig(BaseModel):
 
     def resolved(self) -> TrainConfig:
         """Fill None fields from the family's (paper) defaults."""
-        from training.registry import get_family
+        from gan_core.errors import UserError
+        from training.registry import FAMILIES, get_family
 
-        return get_family(self.family).resolve(self)
+        family = get_family(self.family)
+        if self.augment and not family.augments:  # refused rather than silently left out
+            can = ", ".join(sorted(n for n, f in FAMILIES.items() if f.augments))
+            raise UserError(
+                f"augment: the {self.family} family does not apply DiffAugment to what its D sees; "
+                f"families that do: {can}"
+            )
+        return family.resolve(self)
 
     def model_differences(self, other: TrainConfig) -> list[str]:
         """Human-readable list of model-defining fields that differ (for refusing a resume)."""
@@ -318,6 +326,10 @@ PRESETS.update(
         "dcgan": _sized_from_data(PRESETS["mnist-dcgan"]),
         "wgan-gp": _sized_from_data(PRESETS["mnist-wgan-gp"]),
         "gan": {**PRESETS["mnist-gan"], "size_from_data": True},  # the MLP takes any image size as it is
+        # StyleGAN-style builds its resolutions from the image shape (nets/stylegan.resolutions). R1 gamma
+        # 0.5 instead of MNIST's 3: on the 32 px colour demo, 10 minutes, seeds 0 / 1: 93.5x / 98.0x the
+        # floor against 152x / 141x at 3, 108x at 0.1; cdcgan's best 394x (README, Colour runs).
+        "stylegan": {**PRESETS["mnist-stylegan"], "family_params": {"r1_gamma": 0.5}, "size_from_data": True},
     }
 )
 
@@ -345,9 +357,9 @@ def fit_to_data(cfg: TrainConfig, image_shape, labelled: bool, source: str = "th
             f"{source}: has no class labels (a flat folder or an .npz without labels), but preset {cfg.name!r} is "
             "conditional; use an unconditional preset (dcgan, gan, wgan-gp) or class subfolders"
         )
-    if cfg.arch == "dcgan" and (h != w or h not in SIZE_RULES):
+    if cfg.arch in ("dcgan", "stylegan") and (h != w or h not in SIZE_RULES):
         raise UserError(
-            f"{source}: images are {h}x{w}, dcgan builds square 28, 32 or 64 px images; "
+            f"{source}: images are {h}x{w}, {cfg.arch} builds square 28, 32 or 64 px images; "
             "pass --image-size 28, 32 or 64 (--fit crop or stretch)"
         )
     if not cfg.size_from_data or cfg.arch != "dcgan":

@@ -29,10 +29,33 @@ def test_refusals_name_the_fix():
         "conditional; use an unconditional preset (dcgan, gan, wgan-gp) or class subfolders"
     )
     assert fit_to_data(preset("dcgan"), (3, 32, 32), labelled=False).latent_dim == 64
+    assert fit_to_data(preset("gan"), (3, 48, 40), labelled=True).arch == "mlp"  # the MLP takes any size
+
+
+@pytest.mark.parametrize("name,shape", [("dcgan", (3, 48, 40)), ("stylegan", (3, 48, 48))])
+def test_sizes_the_network_cannot_build_are_refused_with_the_fix(name, shape):
     with pytest.raises(UserError) as e:
-        fit_to_data(preset("dcgan"), (3, 48, 40), labelled=True, source="photos")
+        fit_to_data(preset(name), shape, labelled=True, source="photos")
     assert str(e.value) == (
-        "photos: images are 48x40, dcgan builds square 28, 32 or 64 px images; "
+        f"photos: images are {shape[1]}x{shape[2]}, {name} builds square 28, 32 or 64 px images; "
         "pass --image-size 28, 32 or 64 (--fit crop or stretch)"
     )
-    assert fit_to_data(preset("gan"), (3, 48, 40), labelled=True).arch == "mlp"  # the MLP takes any size
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (3, 64, 64)])
+def test_stylegan_preset_keeps_the_mnist_recipe_and_builds_from_the_data(shape):
+    import torch
+
+    from training.families.base import DataInfo
+    from training.families.stylegan import StyleGANFamily
+
+    cfg = fit_to_data(preset("stylegan"), shape, labelled=True)
+    assert {k: getattr(cfg, k) for k in PRESETS["mnist-stylegan"]} == {
+        **PRESETS["mnist-stylegan"],
+        "family_params": {"r1_gamma": 0.5},  # R1 measured on colour data
+    }
+    assert cfg.size_from_data and not preset("mnist-stylegan").size_from_data
+    fam = StyleGANFamily(cfg.resolved(), DataInfo(shape, 4, ("a", "b", "c", "d")))
+    g = fam.build_nets()["g"]
+    noise = [torch.randn(2, *s) for s in fam.noise_shapes]
+    assert g(torch.randn(2, cfg.latent_dim), torch.tensor([0, 3]), noise).shape == (2, *shape)

@@ -69,3 +69,20 @@ def test_policy_names_are_checked_and_named_in_the_error():
         ValidationError, match="(?s)augment.*unknown policy 'flip'; known: color, translation, cutout"
     ):
         TrainConfig(name="t", augment="color,flip")
+
+
+@pytest.mark.parametrize(
+    "name", ["mnist-acgan", "mnist-infogan", "mnist-began", "mnist-progan", "mnist-cyclegan"]
+)
+def test_families_whose_d_steps_do_not_augment_refuse_it_naming_those_that_do(name):
+    from gan_core.errors import UserError
+    from training.config import preset
+
+    cfg = preset(name, augment="color")
+    with pytest.raises(UserError) as e:
+        cfg.resolved()
+    head, can = str(e.value).split("; families that do: ")
+    assert head == f"augment: the {cfg.family} family does not apply DiffAugment to what its D sees"
+    named = can.split(", ")  # test modules may register families of their own
+    assert {"biggan", "gan", "stylegan"} <= set(named) and cfg.family not in named and named == sorted(named)
+    assert preset(name).resolved().augment == ""  # without it nothing changes

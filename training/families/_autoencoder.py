@@ -70,6 +70,8 @@ def mean_across_ranks(values: list[float]) -> list[float]:
 class AutoencoderGAN(AdversarialFamily):
     """Base of the autoencoder-discriminator families: nets, optimiser defaults, card fields."""
 
+    augments = False  # its own D / G steps do not apply DiffAugment (yet)
+
     activation: ClassVar[str] = "lrelu"
     lr: ClassVar[float] = 2e-4  # Adam, G and D, unless the run sets lr_g / lr_d
     settings_model: ClassVar[type[BaseModel]]  # the family's family_params

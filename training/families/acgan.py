@@ -64,6 +64,8 @@ class ACGANFamily(AdversarialFamily):
     """Conditional G, D with an auxiliary classifier (see module doc); optimisers, phases, card inputs
     and grid as the classic family's."""
 
+    augments = False  # its own D / G steps do not apply DiffAugment (yet)
+
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
         self.p = family_params(cfg, DEFAULTS)

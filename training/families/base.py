@@ -29,6 +29,7 @@ from torch import nn
 
 from gan_core.card import InputSpec, ModelCard
 from training.config import TrainConfig
+from training.diffaugment import diff_augment, parse_policy
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,19 @@ class Family:
     generator: ClassVar[str] = "g"  # the net that is sampled and exported by default
     generators: ClassVar[tuple[str, ...]] = ("g",)  # nets with an EMA copy (exportable)
     needs_data_b: ClassVar[bool] = False  # trains on two datasets (TrainConfig.data_b, ctx.next_batch_b)
+    augments: ClassVar[bool] = False  # its D phases apply TrainConfig.augment (DiffAugment); else refused
 
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         self.cfg = cfg
         self.data = data
         self.nets: dict[str, nn.Module] = {}
         self.opts: dict[str, torch.optim.Optimizer] = {}
+        self.policy = parse_policy(cfg.augment)
+
+    def augment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """What D sees of x: x under the run's DiffAugment policy (x itself, and no draws, without one).
+        Families whose D phases call it set `augments`; the config refuses `augment` for the others."""
+        return diff_augment(x, self.policy, ctx.noise)
 
     # ---- configuration ------------------------------------------------------------------------
     @classmethod

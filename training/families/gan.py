@@ -16,7 +16,6 @@ from torch import nn
 
 from gan_core.card import InputSpec, class_input, latent_input
 from training.config import TrainConfig
-from training.diffaugment import diff_augment, parse_policy
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import rows_grid
 from training.registry import get_arch, get_loss, register_family
@@ -99,14 +98,12 @@ def class_rows_grid(g: nn.Module, cfg: TrainConfig, num_classes: int, device: to
 class AdversarialFamily(Family):
     """G and D of a registered architecture, trained with a registered loss (see module doc)."""
 
+    augments = True  # d_step / g_step pass what D sees through self.augment; subclasses that
+    # replace those steps set it back to False until theirs do
+
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
         self.loss = get_loss(cfg.loss)(gp_lambda=cfg.gp_lambda, clip=cfg.clip)
-        self.policy = parse_policy(cfg.augment)
-
-    def augment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """What D sees of x: x under the run's DiffAugment policy (x itself, and no draws, without one)."""
-        return diff_augment(x, self.policy, ctx.noise)
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:

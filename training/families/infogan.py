@@ -198,6 +198,8 @@ class InfoGANFamily(AdversarialFamily):
     """G, D with a Q head, trained on the adversarial loss plus lambda * L_I (see module doc); the
     loss, its paper defaults and the phases are the classic family's."""
 
+    augments = False  # its own D / G steps do not apply DiffAugment (yet)
+
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
         self.p = family_params(cfg, DEFAULTS)

@@ -9,7 +9,8 @@ regularisation does). The EMA generator is what gets sampled and exported.
 Exported inputs: z, labels (conditional), truncation_psi (in W, towards w_avg: per class for a
 conditional G), z_mix + mix_layer (style mixing: layers >= mix_layer use z_mix), and one noise input
 per resolution, which the feed builder fills from the seed (noise_mode seeded / const / none).
-Networks: training/nets/stylegan.py.
+`augment` (DiffAugment) applies to what D sees in every D call: Gmain's fakes, Dmain's reals and fakes,
+and Dreg's reals, whose R1 gradient is taken through the augmentation. Networks: training/nets/stylegan.py.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def lazy_adam(params, lr: float, betas: tuple[float, float], every: int | None) 
 class StyleGANFamily(Family):
     """G = mapping + modulated synthesis, D = residual; logistic loss, lazy R1, style mixing (module doc)."""
 
+    augments = True  # DiffAugment on everything D sees, R1's reals included (as ADA's run_D augments)
+
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
         self.p = settings(StyleGANSettings, cfg.family_params, "family_params")
@@ -178,7 +181,7 @@ class StyleGANFamily(Family):
             share_pairs(labels)
         with ctx.autocast():
             fake = G(z, labels, noise, z_mix, cutoff, w_avg_beta=self.p.w_avg_beta)
-            loss = F.softplus(-D(fake, labels).float()).mean()
+            loss = F.softplus(-D(self.augment(fake, ctx), labels).float()).mean()
             if cfg.diversity_weight:
                 loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
         self.optimize("g", loss)
@@ -211,7 +214,7 @@ class StyleGANFamily(Family):
                 fake = G(z, cond, noise, z_mix, cutoff)
             both = torch.cat([cond, cond]) if cond is not None else None
             # one D call on [real; fake]: minibatch-std groups are consecutive, so never mix the halves
-            out = D(torch.cat([real, fake.to(real.dtype)]), both).float()
+            out = D(self.augment(torch.cat([real, fake.to(real.dtype)]), ctx), both).float()
             loss = F.softplus(-out[:n]).mean() + F.softplus(out[n:]).mean()
         self.optimize("d", loss)
         return {"d_loss": loss.item()}
@@ -220,8 +223,8 @@ class StyleGANFamily(Family):
         p, D = self.p, ctx.nets["d"]
         real, labels = ctx.next_batch()
         real = real.detach().requires_grad_(True)
-        logits = D(real, labels if self.cfg.conditional else None)
-        (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+        logits = D(self.augment(real, ctx), labels if self.cfg.conditional else None)
+        (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)  # through the augmentation
         penalty = grad.square().sum((1, 2, 3)).mean()
         self.optimize("d", penalty * (p.r1_gamma / 2) * p.r1_every)
         return {"r1_penalty": penalty.item()}

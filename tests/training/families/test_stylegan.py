@@ -162,6 +162,38 @@ def test_phases_train_and_resume_bit_identically(mnist_small, tmp_path):
     assert g(*inputs(fam, 2)).shape == (2, 1, 28, 28)
 
 
+def test_augment_reaches_every_d_call_and_r1_takes_its_gradient_through_it(mnist_small, tmp_path):
+    from gan_core.datasets import load_dataset
+
+    ds = load_dataset(mnist_small)
+    cfg = _cfg(tmp_path / "a", 2).model_copy(update={"augment": "translation,cutout"})
+    trainer = Trainer(cfg, ds, progress=False)
+    fam, seen = trainer.family, []
+    plain = fam.augment
+
+    def recording(x, ctx):
+        out = plain(x, ctx)
+        seen.append((x.shape[0], x.requires_grad, bool((out != x).any())))
+        return out
+
+    fam.augment = recording
+    res = trainer.train()
+    # per step: Gmain's fakes (8, with grad), Dmain's [real; fake] (16); Dreg's reals every 2nd step
+    assert seen == [(8, True, True), (16, False, True), (8, True, True), (8, True, True), (16, False, True)]
+    straight = load_checkpoint(res.checkpoint).tensors
+    Trainer(cfg.model_copy(update={"out": str(tmp_path / "b"), "steps": 1}), ds, progress=False).train()
+    resumed = Trainer(
+        cfg.model_copy(update={"out": str(tmp_path / "b")}), ds, resume=True, progress=False
+    ).train()
+    b = load_checkpoint(resumed.checkpoint).tensors
+    assert all(torch.equal(straight[k], b[k]) for k in straight)  # the draws are checkpointed
+    plain_run = Trainer(_cfg(tmp_path / "c", 2), ds, progress=False).train()
+    c = load_checkpoint(plain_run.checkpoint).tensors
+    assert not torch.equal(
+        straight["d.epilogue.out.weight"], c["d.epilogue.out.weight"]
+    )  # D saw other images
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
