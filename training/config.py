@@ -347,6 +347,19 @@ SIZE_RULES: dict[int, dict[str, Any]] = {
 }
 
 
+def _square_sizes(arch: str) -> tuple[int, ...]:
+    """The square image sides an architecture builds, from its network module (empty: any size)."""
+    if arch == "dcgan":
+        from training.nets.dcgan import SIZES
+
+        return tuple(sorted(SIZES))
+    if arch == "stylegan":
+        from training.nets.stylegan import SIZES
+
+        return SIZES
+    return ()
+
+
 def fit_to_data(cfg: TrainConfig, image_shape, labelled: bool, source: str = "the data") -> TrainConfig:
     """The config for this data: network size from the image size (size_from_data), checks that say what to do.
 
@@ -361,10 +374,12 @@ def fit_to_data(cfg: TrainConfig, image_shape, labelled: bool, source: str = "th
             f"{source}: has no class labels (a flat folder or an .npz without labels), but preset {cfg.name!r} is "
             "conditional; use an unconditional preset (dcgan, gan, wgan-gp) or class subfolders"
         )
-    if cfg.arch in ("dcgan", "stylegan") and (h != w or h not in SIZE_RULES):
+    built = _square_sizes(cfg.arch)
+    if built and (h != w or h not in built):
+        sizes = ", ".join(map(str, built[:-1])) + f" or {built[-1]}"
         raise UserError(
-            f"{source}: images are {h}x{w}, {cfg.arch} builds square 28, 32 or 64 px images; "
-            "pass --image-size 28, 32 or 64 (--fit crop or stretch)"
+            f"{source}: images are {h}x{w}, {cfg.arch} builds square {sizes} px images; "
+            f"pass --image-size {sizes} (--fit crop or stretch)"
         )
     if not cfg.size_from_data or cfg.arch != "dcgan":
         return cfg

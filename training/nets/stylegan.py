@@ -33,11 +33,13 @@ from training.nets.karras_layers import (
     upsample2x,
 )
 
+SIZES = (28, 32, 64)  # the square image sides the networks build
+
 
 def resolutions(image_shape: tuple[int, int, int]) -> list[int]:
     """Synthesis resolutions, coarse to fine: [7, 14, 28] for 28 px, [4, 8, 16, 32] for 32 px, ... 64."""
     _, h, w = image_shape
-    if h != w or h not in (28, 32, 64):
+    if h != w or h not in SIZES:
         raise ValueError(f"stylegan supports square 28, 32 and 64 px images, got {h}x{w}")
     base = 7 if h == 28 else 4
     return [base * 2**i for i in range(int(math.log2(h // base)) + 1)]
