@@ -92,3 +92,27 @@ def test_dcgan_depth_follows_the_image_size():
     dconvs = [m for m in d64.net if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in dconvs] == [(3, 32), (32, 64), (64, 128)]
     assert d64(g64(torch.randn(2, 128), torch.tensor([1, 2])), torch.tensor([1, 2])).shape == (2,)
+
+
+@pytest.mark.parametrize(("shape", "convs"), [((1, 28, 28), 2), ((3, 32, 32), 2), ((3, 64, 64), 3)])
+def test_clusterer_builds_for_each_size_and_reads_its_lowest_loss_head(shape, convs):
+    from training.nets.clusterer import Clusterer
+
+    torch.manual_seed(0)
+    c = Clusterer(shape, k=10, heads=3, overcluster=20, width=4)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in c.modules()) == convs  # down to a side of 7 or 8
+    x = torch.rand(6, *shape) * 2 - 1
+    out = c(x)
+    assert [o.shape for o in out] == [(6, 10)] * 3 + [(6, 20)] * 3  # K-way heads, then over-clustering
+    c.record(torch.tensor([-1.0, -2.0, -1.5]))
+    assert c.best_head() == 1 and c.loss_avg.tolist() == [-1.0, -2.0, -1.5]  # the first step is taken as is
+    for _ in range(200):  # head 2 keeps doing better: the running average follows it
+        c.record(torch.tensor([-1.0, -2.0, -2.2]))
+    assert c.best_head() == 2 and c.updates.item() == 201
+    assert {"loss_avg", "updates"} <= set(c.state_dict())  # the choice is checkpointed with the weights
+    c.train()
+    labels = c.labels(x)
+    assert c.training  # labels() reads BatchNorm's running statistics and leaves the mode as it was
+    assert labels.dtype == torch.int64 and labels.shape == (6,)
+    with torch.no_grad():
+        assert torch.equal(labels, c.eval()(x)[2].argmax(1))

@@ -37,11 +37,13 @@ def random_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return y.clamp(-1, 1).to(x.dtype)
 
 
-def iic_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def iic_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8, lamb: float = 1.0) -> torch.Tensor:
     """-I(c; c') of the paired assignments softmax(a), softmax(b) [N, K] (symmetrised joint, as IIC).
 
-    Minimal (-log K) when each pair agrees and the K clusters share the batch equally.
+    Minimal (-log K) when each pair agrees and the K clusters share the batch equally. `lamb` > 1
+    weights the marginals' entropy more (the `lamb` of IIC's code): a clustering that merges two
+    classes pays more (InfoGAN's clusterer uses 1.5, README).
     """
     p = F.softmax(a.float(), 1).T @ F.softmax(b.float(), 1) / a.shape[0]
     p = ((p + p.T) / 2).clamp_min(eps)
-    return -(p * (p.log() - p.sum(1, keepdim=True).log() - p.sum(0, keepdim=True).log())).sum()
+    return -(p * (p.log() - lamb * p.sum(1, keepdim=True).log() - lamb * p.sum(0, keepdim=True).log())).sum()

@@ -12,8 +12,10 @@ categorical code in place of the label (an embedding concatenated to [z, c]); D 
 discriminator whose trunk features also feed Q (FC - BatchNorm - LeakyReLU - FC, as in the paper).
 The card declares z, the categorical code and the continuous codes; the exported module takes
 them in that order. Options beyond the paper (DEFAULTS, all measured in README) help the categorical
-code take the digit: Q clustering the reals by IIC (`iic_weight`, the mnist-infogan preset), D
-projecting the code (`self_condition`), balanced clusters of reals.
+code take the digit: a clusterer network learning the reals' clusters by IIC before G trains, whose
+cluster D projects for each real image while it projects G's code for each fake (`cluster_steps` with
+`self_condition`: the mnist-infogan preset), Q itself clustering the reals by IIC (`iic_weight`),
+balanced clusters of reals.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from training.families.base import DataInfo, Phase, StepContext
 from training.families.common import GRID_SEED
 from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty, share_pairs
 from training.families.params import family_params
+from training.nets.clusterer import Clusterer
 from training.nets.common import maybe_sn
 from training.nets.heads import TwoHeadDiscriminator
 from training.registry import get_arch, register_family
@@ -83,6 +86,17 @@ DEFAULTS = {
     # Every K-way IIC head, not only Q's code head, takes the MI term's categorical loss on fakes: each head
     # must file G's code c under c, so G follows the heads' consensus rather than one head's clustering.
     "iic_tie_heads": False,
+    # A clusterer of its own (training/nets/clusterer.py): for the first `cluster_steps` steps only it trains,
+    # by IIC on the reals and `cluster_views` warped copies (no label is read), with `cluster_heads` K-way
+    # heads and as many over-clustering heads; from then on it is frozen, G and D train, and with
+    # self_condition D projects its best head's cluster of each real image (0 = no clusterer).
+    "cluster_steps": 0,
+    "cluster_heads": 15,
+    "cluster_overcluster": 50,
+    "cluster_views": 4,
+    "cluster_lamb": 1.5,  # IIC's marginal-entropy weight (_iic.iic_loss)
+    "cluster_lr": 1e-3,  # Adam (0.9, 0.999), the clusterer's own optimiser
+    "cluster_width": 32,
 }
 CONT_STDS = ("learned", "fixed")
 G_CAT_LOSSES = ("ce", "hinge")
@@ -209,6 +223,17 @@ class InfoGANFamily(AdversarialFamily):
                 raise ValueError(
                     f"family_params.{key}: must be one of {', '.join(allowed)}, got {self.p[key]!r}"
                 )
+        self.cluster_steps = int(self.p["cluster_steps"])
+        if self.cluster_steps and not self.p["self_condition"]:
+            raise ValueError(
+                "family_params.cluster_steps: needs self_condition: true (D projects the clusters)"
+            )
+        if self.cluster_steps and (self.p["iic_weight"] or self.p["balanced_reals"]):
+            raise ValueError(
+                "family_params.cluster_steps: the clusterer labels the reals; iic_weight and balanced_reals "
+                "must be off"
+            )
+        self.clustering = self.cluster_steps > 0  # set per step by schedule()
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
@@ -240,15 +265,27 @@ class InfoGANFamily(AdversarialFamily):
                 else {}
             ),
         )
-        return {"g": g, "d": TwoHeadDiscriminator(d, q)}
+        nets = {"g": g, "d": TwoHeadDiscriminator(d, q)}
+        if self.cluster_steps:
+            nets["c"] = Clusterer(
+                shape,
+                self.n_cat,
+                int(p["cluster_heads"]),
+                int(p["cluster_overcluster"]),
+                int(p["cluster_width"]),
+            )
+        return nets
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg, g, d = self.cfg, self.nets["g"], self.nets["d"]
         # Q is trained by both steps: with D's trunk in the D step, with G in the G step.
-        return {
+        opts = {
             "g": make_optimizer(cfg, [*g.parameters(), *d.aux.parameters()], cfg.lr_g),
             "d": make_optimizer(cfg, d.parameters(), cfg.lr_d),
         }
+        if self.cluster_steps:
+            opts["c"] = torch.optim.Adam(self.nets["c"].parameters(), lr=float(self.p["cluster_lr"]))
+        return opts
 
     # ---- training ------------------------------------------------------------------------------
     def draw_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -272,8 +309,36 @@ class InfoGANFamily(AdversarialFamily):
             total, ce = total + p["lambda_cat"] * (tied - ce), tied
         return total, ce, nll
 
+    def schedule(self, step: int) -> None:
+        self.clustering = step < self.cluster_steps
+
+    def phases(self) -> list[Phase]:
+        return [Phase("cluster")] if self.clustering else super().phases()
+
+    def eval_caveat(self) -> str | None:
+        if self.clustering:
+            return f"clustering the reals until step {self.cluster_steps}: G has not trained yet"
+        return None
+
     def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
+        if phase.name == "cluster":
+            return self.cluster_step(ctx)
         return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
+
+    def cluster_step(self, ctx: StepContext) -> dict[str, float]:
+        """IIC on a real batch and `cluster_views` warped copies of it: every head of the clusterer."""
+        clusterer = self.nets["c"]
+        real, _ = ctx.next_batch()  # labels unused
+        n, views = real.shape[0], int(self.p["cluster_views"])
+        warped = random_affine(real.repeat(views, 1, 1, 1), ctx.noise)
+        with ctx.autocast():
+            heads = ctx.nets["c"](torch.cat([real, warped]))
+            terms = torch.stack(
+                [iic_loss(h[:n].repeat(views, 1), h[n:], lamb=self.p["cluster_lamb"]) for h in heads]
+            )
+        self.optimize("c", terms.sum())
+        clusterer.record(terms[: len(clusterer.heads)].detach())
+        return {"iic": clusterer.loss_avg[clusterer.best_head()].item()}  # the best head's running loss
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
@@ -285,14 +350,17 @@ class InfoGANFamily(AdversarialFamily):
         with ctx.autocast():
             with torch.no_grad():
                 fake = G(torch.cat([z, cont], 1), cat)
-            guess = label_fn = None
-            if self.p["self_condition"]:  # reals: Q's (balanced) guess of their code; fakes: G's code
+            guess = label_fn = labels = real_labels = None
+            if self.cluster_steps:  # reals: the clusterer's cluster; fakes: G's code
+                real_labels = self.nets["c"].labels(real)
+                labels = torch.cat([real_labels, cat])
+            elif self.p["self_condition"]:  # reals: Q's (balanced) guess of their code; fakes: G's code
                 guess = self.real_codes
                 label_fn = lambda q: torch.cat([guess(q[:n]), cat, guess(q[2 * n :])])  # noqa: E731
-            out, q = D(torch.cat([real, fake.to(real.dtype), *warped]), label_fn=label_fn)
+            out, q = D(torch.cat([real, fake.to(real.dtype), *warped]), labels, label_fn=label_fn)
             out = out.float()[: 2 * n]  # the warped reals feed IIC only
             adv = self.loss.d_loss(out[:n], out[n:])
-            pen = self.loss.penalty(lambda x, _labels: D(x, label_fn=guess)[0], real, fake.float(), None)
+            pen = self.loss.penalty(lambda x, y: D(x, y, label_fn=guess)[0], real, fake.float(), real_labels)
             info, ce, nll = self._info(q[n : 2 * n], cat, cont)
             loss = adv + info + (pen if pen is not None else 0.0)
             logs = {}
@@ -380,4 +448,5 @@ class InfoGANFamily(AdversarialFamily):
     def card_arch_params(self) -> dict:
         cfg, p = self.cfg, self.p
         return {**cfg.arch_params, "spectral_norm": cfg.spectral_norm, "q_hidden": p["q_hidden"], "q_sn": p["q_sn"],
-                "lambda_cat": p["lambda_cat"], "lambda_cont": p["lambda_cont"]}  # fmt: skip
+                "lambda_cat": p["lambda_cat"], "lambda_cont": p["lambda_cont"],
+                **({"cluster_steps": self.cluster_steps} if self.cluster_steps else {})}  # fmt: skip

@@ -237,7 +237,12 @@ def test_the_lipschitz_q_head_has_spectral_norm_and_no_batchnorm():
 
 def test_builds_on_the_mlp_networks_too():
     """Q reads the MLP discriminator's flattened features (the two-head wrapper once fed it images)."""
-    for params in ({}, preset("mnist-infogan").family_params):  # the paper's Q, then the preset's IIC heads
+    iic = {"iic_weight": 2.0, "iic_views": 2, "iic_tie_heads": True, "self_condition": True}
+    for params in (
+        {},
+        iic,
+        preset("mnist-infogan").family_params,
+    ):  # the paper's Q, Q's IIC heads, the clusterer
         cfg = preset("mnist-infogan", arch="mlp", arch_params={"g_hidden": [16], "d_hidden": [16, 8]},
                      loss="ns", spectral_norm=False, batch_size=8, family_params=params).resolved()  # fmt: skip
         fam = InfoGANFamily(cfg, DataInfo((1, 28, 28), 10, tuple("0123456789")))
@@ -330,3 +335,72 @@ def test_tied_heads_average_the_categorical_term_over_every_k_way_head():
     torch.testing.assert_close(total, want + 0.1 * nll)
     untied = family(iic_weight=1.0)._info(q, cat, cont)[1]
     torch.testing.assert_close(untied, aux_loss(q[:, :10], cat, "ce"))  # Q's code head alone
+
+
+def test_iic_lamb_weights_the_marginals_entropy():
+    from training.families._iic import iic_loss
+
+    k = 10
+    sure = torch.full((40, k), -30.0)
+    sure[torch.arange(40), torch.arange(40) % k] = 30.0
+    # agreeing balanced pairs: (1 - 2 lamb) log K, so -2 log K at lamb 1.5
+    assert iic_loss(sure, sure, lamb=1.5).item() == pytest.approx(-2 * math.log(k), abs=1e-4)
+    classes = torch.arange(40) % k
+    classes[classes == 1] = 0  # a clustering that files two classes under one cluster
+    merged = torch.full((40, k), -30.0)
+    merged[torch.arange(40), classes] = 30.0
+    gain = iic_loss(merged, merged) - iic_loss(sure, sure)
+    assert iic_loss(merged, merged, lamb=1.5) - iic_loss(sure, sure, lamb=1.5) > gain > 0  # costs more
+
+
+def clustering_family(**params) -> InfoGANFamily:
+    return family(self_condition=True, cluster_steps=2, cluster_width=4, cluster_heads=3, **params)
+
+
+def test_the_clusterer_trains_alone_for_cluster_steps_then_is_frozen_while_g_and_d_train():
+    fam = clustering_family()
+    c = fam.nets["c"]
+    assert len(c.heads) == 3 and len(c.over) == 3 and fam.clustering
+    fam.schedule(0)
+    assert [p.name for p in fam.phases()] == ["cluster"]
+    assert "clustering the reals until step 2" in fam.eval_caveat()
+    ctx = context(fam)
+    g0, d0, c0 = snapshot(fam.nets["g"]), snapshot(fam.nets["d"]), snapshot(c)
+    logs = fam.run_phase(fam.phases()[0], ctx)
+    assert set(logs) == {"iic"} and logs["iic"] < 0 and c.updates.item() == 1
+    assert changed(c0, c) == set(c0) and not changed(g0, fam.nets["g"]) and not changed(d0, fam.nets["d"])
+    fam.schedule(2)
+    assert [p.name for p in fam.phases()] == ["d", "g"] and fam.eval_caveat() is None
+    c1 = snapshot(c)
+    stats = {k: v.clone() for k, v in c.state_dict().items() if "running" in k}
+    for phase in fam.phases():
+        fam.run_phase(phase, ctx)
+    assert not changed(c1, c)  # frozen: its weights and BatchNorm statistics stay
+    assert all(torch.equal(stats[k], c.state_dict()[k]) for k in stats)
+    assert "c" in fam.opts and "c" not in family(self_condition=True).nets  # off by default
+
+
+def test_d_projects_the_clusterers_label_for_reals_and_gs_code_for_fakes(monkeypatch):
+    fam = clustering_family()
+    ctx = context(fam)
+    real, _ = ctx.next_batch()
+    want = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    monkeypatch.setattr(fam.nets["c"], "labels", lambda x: want[: x.shape[0]])
+    seen = []
+    d = fam.nets["d"]
+    forward = d.forward
+    monkeypatch.setattr(
+        d, "forward", lambda x, labels=None, label_fn=None: seen.append(labels) or forward(x, labels)
+    )
+    fam.schedule(2)
+    fam.d_step(ctx)
+    gen = torch.Generator().manual_seed(1)  # the codes the D step drew for its fakes
+    _, cat, _ = fam.draw_codes(8, gen)
+    assert torch.equal(seen[0], torch.cat([want, cat]))
+
+
+def test_cluster_settings_are_checked():
+    with pytest.raises(ValueError, match="family_params.cluster_steps: needs self_condition: true"):
+        family(cluster_steps=5)
+    with pytest.raises(ValueError, match="cluster_steps: the clusterer labels the reals; iic_weight and"):
+        family(cluster_steps=5, self_condition=True, iic_weight=1.0)
