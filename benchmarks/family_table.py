@@ -95,25 +95,29 @@ def extras(r: dict) -> str:
     return "; ".join(parts) or "-"
 
 
-def row(r: dict) -> str:
+def row(r: dict, default_fid: float | None = None) -> str:
+    """One markdown row; `default_fid` (the default preset's FID in the same table) gives the x-default column."""
     if "error" in r:
-        return f"| `{r['preset']}` | failed: {r['error']} |" + " |" * 10
+        return f"| `{r['preset']}` | failed: {r['error']} |" + " |" * 11
     warn = str(len(r.get("warnings", []))) if r.get("warnings") else "0"
     head = f"| `{r['preset']}` | {r['family']} | {r['steps']:,} in {r['train_seconds']:.0f} s |"
     if r.get("translation"):
-        return head + " - | - | - | - | - | - | - | " + extras(r) + f" | {warn} |"
+        return head + " - | - | - | - | - | - | - | - | " + extras(r) + f" | {warn} |"
     acc = f"{r['class_accuracy']:.4f}" if r.get("class_accuracy") is not None else "-"
     ratio = f"{r['fid_ratio']:.1f}" if r.get("fid_ratio") else "-"
+    vs_default = f"{r['fid'] / default_fid:.2f}" if default_fid else "-"
     modes = f"{r['modes']['covered']}/{r['modes']['num_classes']}" if "modes" in r else "-"
     return (
-        f"{head} {r['fid']:.2f} | {ratio} | {acc} | {modes} | {r['precision']:.3f} | {r['recall']:.3f} | "
+        f"{head} {r['fid']:.2f} | {ratio} | {vs_default} | {acc} | {modes} | {r['precision']:.3f} | {r['recall']:.3f} | "
         f"{r['coverage']:.3f} | {extras(r)} | {warn} |"
     )
 
 
+DEFAULT_PRESET = "mnist-cdcgan"  # the x-default column's reference
 HEADER = (
-    "| preset | family / loss | steps | FID | x floor | class acc. | modes | precision | recall | coverage | other | warnings |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| preset | family / loss | steps | FID | x floor | x default | class acc. | modes | precision | recall | coverage "
+    "| other | warnings |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -148,9 +152,10 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         reports = list(pool.map(one, presets))
     atomic_write_bytes(out / "table.json", (json.dumps(reports, indent=2) + "\n").encode())
+    default_fid = next((r.get("fid") for r in reports if r["preset"] == DEFAULT_PRESET), None)
     print(HEADER)
     for r in reports:
-        print(row(r))
+        print(row(r, default_fid))
 
 
 if __name__ == "__main__":
