@@ -164,7 +164,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A clusterer (training/nets/clusterer.py) learns the reals' clusters by IIC for the first 1,000 steps (no
     # labels); then G and D train as the default preset's, D projecting the clusterer's cluster for a real and
     # G's code for a fake, plus the paper's MI term: 10 minutes alone on 2 threads, seeds 0 / 1, code as
-    # classifier 99.3% / 99.1% at FID 19.3 / 14.0 (the default beside them: 10.5; README, GAN families).
+    # classifier 99.3% / 99.1% at FID 19.3 / 14.0 (the default beside them: 10.5; docs/families-log.md, session 14).
     "mnist-infogan": dict(
         **{**_DCGAN32, "latent_dim": 62},
         family="infogan",
@@ -179,7 +179,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # adversarial head also projects the label, as the default preset's D, and the class loss is
     # MHingeGAN's (multi-class hinge, D's classifier trained on real images) at weight 0.5: 10 minutes,
     # one thread each beside another run, FID 21.5 / 19.5 at 99.3% class accuracy (two seeds; the default
-    # preset 19.9-21.1 in three runs), against 28.1 / 99.05% with the paper's cross-entropy (README).
+    # preset 19.9-21.1 in three runs), against 28.1 / 99.05% with the paper's cross-entropy (docs/families-log.md).
     "mnist-acgan": dict(
         **_DCGAN32,
         family="acgan",
@@ -194,7 +194,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # StyleGAN2-style (training/families/stylegan.py): class-conditional, 28 px synthesised natively.
     # Batch 16, the default preset's mode-seeking term and Adam 4e-3 (the family's 2e-3 x2): 10 minutes on
     # one thread, FID 17.3 against 29.4 at 2e-3, 62.9 at 1e-3; batch 32 at 2e-3: 71.3, without the term
-    # 200.1 (recall 0.001), batch 64: 341 (README, sessions 8 and 9). R1 gamma 3 (the family's 0.1 x30):
+    # 200.1 (recall 0.001), batch 64: 341 (docs/families-log.md, sessions 8 and 9). R1 gamma 3 (the family's 0.1 x30):
     # 15.2 against 17.3 at 0.1, 16.1 at 1, 19.9 at 10, 29.8 at 0.01 (session 10).
     "mnist-stylegan": dict(
         family="stylegan",
@@ -212,7 +212,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),  # fmt: skip
     # Progressive growing (training/families/progan.py): 4 -> 32 px, WGAN-GP + drift, class-conditional.
     # Batch 8 and the default preset's mode-seeking term: 10 minutes on one thread, FID 23.7 (recall 0.55)
-    # against 27.6 at batch 16, 40.6 at 32, 189.8 at 32 without the term (recall 0.003; README, session 9).
+    # against 27.6 at batch 16, 40.6 at 32, 189.8 at 32 without the term (recall 0.003; docs/families-log.md, session 9).
     # Adam 1.5e-3 (the paper's 1e-3 x1.5): 23.7 against 26.6 at 1e-3 and 26.7 at 2e-3 (session 10).
     "mnist-progan": dict(
         family="progan",
@@ -246,10 +246,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # SAGAN (Zhang et al. 2019): attention at 14 px in G and D, spectral norm in D, hinge, D faster than G
     # (TTUR, D 4e-4). G at 2e-4, not the paper's 1e-4: after ~900 steps (2,000 samples) G 1e-4 had FID 771 and
-    # class acc. 19 %, G 2e-4 FID 358 and 66 % (README, GAN families).
+    # class acc. 19 %, G 2e-4 FID 358 and 66 % (docs/families-log.md, short tuning runs).
     # G takes the label as the default preset's G does (an embedding joined to z) and has no spectral
     # norm; batch 32 (the attention block costs ~2x the default's step): 10 minutes on one thread beside
-    # the default preset, FID 15.44 vs its 15.04 = 1.03x (the paper's cBN + SN G at batch 64: 5.8x; README).
+    # the default preset, FID 15.44 vs its 15.04 = 1.03x (the paper's cBN + SN G at batch 64: 5.8x; docs/families-log.md).
     "mnist-sagan": dict(
         **{**_HINGE_CONDITIONAL, "batch_size": 32},
         arch="sagan",
@@ -265,7 +265,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Adam (0, 0.999) as BigGAN; G 2e-4, D 4e-4, 1 D step (paper, 128 px at batch 2048: 5e-5 / 2e-4, 2 D steps).
     # Batch 16, D at 2x G's rate, no spectral norm on G: a BigGAN step is ~2.4x the default's per image
     # on CPU, so small batches buy the steps (10 minutes on one thread: FID 19.5 at batch 16, 40.8 at 32,
-    # 164 for the paper's SN G at batch 64 and one rate; README, session 8).
+    # 164 for the paper's SN G at batch 64 and one rate; docs/families-log.md, session 8).
     "mnist-biggan": dict(
         **{**_HINGE_CONDITIONAL, "batch_size": 16},
         family="biggan",
@@ -280,7 +280,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # EBGAN (Zhao et al. 2017): autoencoder D (energy = reconstruction error), margin loss, pulling-away term.
     # Fully connected G and autoencoder, as the paper's MNIST runs: ~6x the conv networks' steps per minute;
     # Adam 5e-4 (the family's 2e-4 learned ~1.7x slower per step). 10 minutes on one thread beside the
-    # default preset: FID 33.7 vs its 16.1 = 2.09x (2e-4: 72.1 vs 20.6 = 3.50x; conv networks: 181; README).
+    # default preset: FID 33.7 vs its 16.1 = 2.09x (2e-4: 72.1 vs 20.6 = 3.50x; conv networks: 181; docs/families-log.md).
     "mnist-ebgan": dict(
         family="ebgan",
         latent_dim=64,
@@ -293,7 +293,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=1000,
     ),
     # BEGAN (Berthelot et al. 2017): autoencoder D with L1 error, equilibrium controller k_t. Scaled for a
-    # short run on sparse digits (README, GAN families: BEGAN): gamma 1.5 and lambda_k 0.003 (paper 0.5 /
+    # short run on sparse digits (docs/families-log.md): gamma 1.5 and lambda_k 0.003 (paper 0.5 /
     # 0.001: on MNIST fakes are harder to reconstruct than reals, so below gamma 1 k_t stays at 0 and G
     # collapses), batch 32, Adam 5e-4 / 1e-3 (paper 1e-4: the L1 autoencoder sits at the blank image),
     # a light mode-seeking term.
@@ -306,7 +306,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         diversity_weight=0.05,
         # Both rates fall linearly to 0 over the second half: at 10,000 steps (10 minutes on 2 threads)
         # FID 133.6 with recall 0.84 against 295.3 without, whose losses spike from step 7,000 (FID 159 at
-        # 8,000, 221 at 9,000; README, session 13). The paper halves its rate when convergence stalls.
+        # 8,000, 221 at 9,000; docs/families-log.md, session 13). The paper halves its rate when convergence stalls.
         lr_decay_from=0.5,
         steps=10_000,  # 8,200 in 10 minutes on one thread beside another run (session 11)
         ema_decay=0.999,

@@ -42,7 +42,7 @@ def iic_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8, lamb: float = 
 
     Minimal (-log K) when each pair agrees and the K clusters share the batch equally. `lamb` > 1
     weights the marginals' entropy more (the `lamb` of IIC's code): a clustering that merges two
-    classes pays more (InfoGAN's clusterer uses 1.5, README).
+    classes pays more (InfoGAN's clusterer uses 1.5: docs/families-log.md, session 14).
     """
     p = F.softmax(a.float(), 1).T @ F.softmax(b.float(), 1) / a.shape[0]
     p = ((p + p.T) / 2).clamp_min(eps)

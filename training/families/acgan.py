@@ -9,7 +9,7 @@ minimises its adversarial loss plus the class cross-entropy of its fakes.
 The class loss is F.cross_entropy on the head's raw logits (it applies log-softmax itself): a
 softmax layer before it, as in a well-known public implementation, squashes the gradients.
 The aux loss on fakes rewards G for the most classifiable image of each class, which can collapse
-diversity within a class (README: recall 0.67 against the default preset's 0.79). The mnist-acgan
+diversity within a class (docs/families-log.md: recall 0.67 against the default preset's 0.79). The mnist-acgan
 preset counters it with MHingeGAN's choices (Kavalerov et al. 2021): a multi-class hinge instead of
 the cross-entropy, so G stops being pulled once its image's class wins by a margin, and D's
 classifier trained on real images only (`class_loss: hinge`, `d_fake_class: false`, `aux_weight`

@@ -11,7 +11,7 @@ Networks reuse the registered architectures: G is the class-conditional generato
 categorical code in place of the label (an embedding concatenated to [z, c]); D is the unconditional
 discriminator whose trunk features also feed Q (FC - BatchNorm - LeakyReLU - FC, as in the paper).
 The card declares z, the categorical code and the continuous codes; the exported module takes
-them in that order. Options beyond the paper (DEFAULTS, all measured in README) help the categorical
+them in that order. Options beyond the paper (DEFAULTS, all measured in docs/families-log.md) help the categorical
 code take the digit: a clusterer network learning the reals' clusters by IIC before G trains, whose
 cluster D projects for each real image while it projects G's code for each fake (`cluster_steps` with
 `self_condition`: the mnist-infogan preset), Q itself clustering the reals by IIC (`iic_weight`),

@@ -4,7 +4,7 @@ G: the latent z is split into (stages + 1) equal chunks; chunk k >= 1 is concate
 class embedding and feeds both conditional BatchNorms of up-block k (training.nets.layers.
 ConditionalBatchNorm2d); chunk 0 with the shared embedding feeds the first linear layer ([c0, s, s]),
 as in the paper's BigGAN-deep (chunk 0 alone, BigGAN's own first layer, learned more slowly in short
-runs: README, GAN families). Up-block: cBN, ReLU, 2x nearest upsample, 3x3 conv, cBN, ReLU, 3x3 conv, plus
+runs: docs/families-log.md). Up-block: cBN, ReLU, 2x nearest upsample, 3x3 conv, cBN, ReLU, 3x3 conv, plus
 an upsampled 1x1-conv skip. Then BN, ReLU, 3x3 conv, tanh. D: residual down-blocks (ReLU, 3x3, ReLU,
 3x3, 2x2 average pool, 1x1-conv skip), one block at the last size, ReLU, global sum pooling, linear +
 projection (Miyato & Koyama 2018). Spectral norm on every convolution and linear layer of both nets
