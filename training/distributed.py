@@ -82,3 +82,13 @@ def param_checksum(module: nn.Module) -> float:
             w = torch.arange(t.numel(), dtype=torch.float64, device=t.device).remainder_(97).add_(i + 1)
             total += float((t.detach().double().flatten() * w).sum())
     return total
+
+
+def mean_across_ranks(values: list[float]) -> list[float]:
+    """The values averaged over DDP ranks (unchanged in a single process), so every rank's copy of a
+    family's controller state (BEGAN's k_t, the InfoGAN clusterer's head losses) agrees."""
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    tdist.all_reduce(t)
+    return (t / tdist.get_world_size()).tolist()

@@ -17,7 +17,6 @@ from functools import partial
 from typing import ClassVar, Literal
 
 import torch
-import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
@@ -56,15 +55,6 @@ class AutoencoderArch(BaseModel):
 def per_sample(err: torch.Tensor) -> torch.Tensor:
     """Mean over every non-batch dim: one reconstruction error per image."""
     return err.flatten(1).mean(1)
-
-
-def mean_across_ranks(values: list[float]) -> list[float]:
-    """The values averaged over DDP ranks (unchanged in a single process), so every rank's controller agrees."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return values
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
-    return (t / dist.get_world_size()).tolist()
 
 
 class AutoencoderGAN(AdversarialFamily):

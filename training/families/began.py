@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.families._autoencoder import AutoencoderGAN, mean_across_ranks, per_sample
+from training.distributed import mean_across_ranks
+from training.families._autoencoder import AutoencoderGAN, per_sample
 from training.families.base import StepContext
 from training.registry import register_family
 

@@ -30,6 +30,7 @@ from torch import nn
 from gan_core.card import InputSpec, latent_input
 from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
+from training.distributed import mean_across_ranks
 from training.families._iic import iic_loss, random_affine
 from training.families.acgan import aux_loss
 from training.families.base import DataInfo, Phase, StepContext
@@ -337,7 +338,8 @@ class InfoGANFamily(AdversarialFamily):
                 [iic_loss(h[:n].repeat(views, 1), h[n:], lamb=self.p["cluster_lamb"]) for h in heads]
             )
         self.optimize("c", terms.sum())
-        clusterer.record(terms[: len(clusterer.heads)].detach())
+        # every DDP rank must read the same head: it is picked by the losses averaged over the ranks
+        clusterer.record(torch.tensor(mean_across_ranks(terms[: len(clusterer.heads)].tolist())))
         return {"iic": clusterer.loss_avg[clusterer.best_head()].item()}  # the best head's running loss
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
