@@ -288,7 +288,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         arch_params={"generator": "mlp", "autoencoder": "mlp"},
         lr_g=5e-4,
         lr_d=5e-4,
-        steps=14_000,  # 14,000 in 534 s on one thread beside another run (session 8's machine)
+        # 30,000 in 486 s alone on 2 threads: FID 18.35 (1.86x the default) against 30.65 (3.10x) when
+        # it stopped at 14,000 in 278 s, the cap it had from one-thread pairs (docs/families-log.md, session 15)
+        steps=30_000,
         ema_decay=0.999,
         eval_every=1000,
     ),
