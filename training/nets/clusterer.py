@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from training.nets.dcgan import layout
+
 LOSS_AVG_DECAY = 0.98  # running average of each head's IIC loss (about the last 50 steps)
 
 
@@ -29,13 +31,13 @@ class Clusterer(nn.Module):
         width: int = 32,
     ):
         super().__init__()
-        c, side, _ = image_shape
+        side, n_down = layout(image_shape)  # DCGAN's sizes: 28 -> 7, 32 -> 8 (2 layers), 64 -> 8 (3 layers)
         layers: list[nn.Module] = []
-        ch_in, ch = c, width
-        while side > 8:  # 28 -> 14 -> 7, 32 -> 16 -> 8, 64 -> 32 -> 16 -> 8
-            norm = [nn.BatchNorm2d(ch)] if layers else []  # no BatchNorm on the first layer (DCGAN's rule)
+        ch_in, ch = image_shape[0], width
+        for i in range(n_down):
+            norm = [nn.BatchNorm2d(ch)] if i else []  # no BatchNorm on the first layer (DCGAN's rule)
             layers += [nn.Conv2d(ch_in, ch, 4, 2, 1, bias=not norm), *norm, nn.LeakyReLU(0.2)]
-            side, ch_in, ch = side // 2, ch, ch * 2
+            ch_in, ch = ch, ch * 2
         hidden = 8 * width
         self.trunk = nn.Sequential(
             *layers,

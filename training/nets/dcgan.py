@@ -21,7 +21,8 @@ from training.registry import register_arch
 SIZES = {28: (7, 2), 32: (8, 2), 64: (8, 3)}
 
 
-def _layout(image_shape) -> tuple[int, int]:
+def layout(image_shape) -> tuple[int, int]:
+    """(base map side, stride-2 layers) of a square image side in SIZES; other sizes are refused."""
     c, h, w = image_shape
     if h != w or h not in SIZES:
         raise ValueError(f"dcgan supports square 28, 32 and 64 px images, got {h}x{w}")
@@ -31,7 +32,7 @@ def _layout(image_shape) -> tuple[int, int]:
 class DCGANGenerator(Generator):
     def __init__(self, latent_dim, num_classes, conditional, image_shape, width=64, embed_dim=32):
         super().__init__(latent_dim, num_classes, conditional, image_shape)
-        self.s, n_up = _layout(image_shape)
+        self.s, n_up = layout(image_shape)
         self.c0 = width * 2**n_up
         self.embed = nn.Embedding(num_classes, embed_dim) if conditional else None
         in_dim = latent_dim + (embed_dim if conditional else 0)
@@ -76,7 +77,7 @@ class DCGANDiscriminator(Discriminator):
         mbstd=0,
         pool=False,
     ):
-        s, n_down = _layout(image_shape)
+        s, n_down = layout(image_shape)
         top = width * 2 ** (n_down - 1)  # channels of the last strided conv
         # pool=True: a 3x3 conv then global sum pooling (SNGAN-style head), so the projection
         # term compares labels with 2*top pooled features instead of a flattened feature map.
