@@ -310,7 +310,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # FID 133.6 with recall 0.84 against 295.3 without, whose losses spike from step 7,000 (FID 159 at
         # 8,000, 221 at 9,000; docs/families-log.md, session 13). The paper halves its rate when convergence stalls.
         lr_decay_from=0.5,
-        steps=10_000,  # 8,200 in 10 minutes on one thread beside another run (session 11)
+        # 10,000 in 503 s alone on 2 threads; a 12,000 cap (decay from 6,000) destabilised at step 6,000 and
+        # ended at FID 263.8 against 120.9 (docs/families-log.md, session 15)
+        steps=10_000,
         ema_decay=0.999,
         eval_every=1000,
     ),
