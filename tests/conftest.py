@@ -90,7 +90,15 @@ TINY_ARCH = {
     "mnist-sagan": {"g_width": 8, "d_width": 8},
     "mnist-biggan": {"g_width": 8, "d_width": 8, "shared_dim": 8},
     "mnist-ebgan": {"g_width": 8, "d_width": 8, "code_dim": 8},
-    "mnist-began": {"g_width": 8, "d_width": 8, "code_dim": 8},
+    # the preset's shape: fully connected G and autoencoder, LeakyReLU
+    "mnist-began": {
+        "generator": "mlp",
+        "g_hidden": [16],
+        "autoencoder": "mlp",
+        "d_hidden": 16,
+        "code_dim": 8,
+        "d_activation": "lrelu",
+    },  # fmt: skip
 }
 # Further overrides of a tiny run: the progan model trains step 0 at 4 px and step 1 at its final 32 px.
 # progan: straight to 32 px; Adam at the paper's 1e-3 (the preset's 1.5e-3 pushes this 4-channel net's few

@@ -295,24 +295,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=1000,
     ),
     # BEGAN (Berthelot et al. 2017): autoencoder D with L1 error, equilibrium controller k_t. Scaled for a
-    # short run on sparse digits (docs/families-log.md): gamma 1.5 and lambda_k 0.003 (paper 0.5 /
-    # 0.001: on MNIST fakes are harder to reconstruct than reals, so below gamma 1 k_t stays at 0 and G
-    # collapses), batch 32, Adam 5e-4 / 1e-3 (paper 1e-4: the L1 autoencoder sits at the blank image),
-    # a light mode-seeking term.
+    # short run on sparse digits (docs/families-log.md, sessions 7-16): fully connected G and autoencoder as
+    # mnist-ebgan (LeakyReLU: ahead of ELU at equal steps), gamma 1.5 and lambda_k 0.003 (paper 0.5 / 0.001: on
+    # MNIST fakes are harder to reconstruct than reals, so below gamma 1 k_t stays at 0 and G collapses), k_t
+    # clamped to [0, 0.7] (paper [0, 1]: once k_t passes ~1 / gamma, D sinks its own reconstruction of the reals
+    # to push fakes away and the run blows up; 0.8 did, 0.45-0.6 learned slower), Adam 5e-4, a light
+    # mode-seeking term, both rates decayed linearly to 0 over the second half.
     "mnist-began": dict(
         family="began",
-        **{**_DCGAN32, "batch_size": 32},
-        family_params={"gamma": 1.5, "lambda_k": 0.003},
+        latent_dim=64,
+        batch_size=64,
+        arch_params={"generator": "mlp", "autoencoder": "mlp", "d_activation": "lrelu"},
+        family_params={"gamma": 1.5, "lambda_k": 0.003, "k_max": 0.7},
         lr_g=5e-4,
-        lr_d=1e-3,
+        lr_d=5e-4,
         diversity_weight=0.05,
-        # Both rates fall linearly to 0 over the second half: at 10,000 steps (10 minutes on 2 threads)
-        # FID 133.6 with recall 0.84 against 295.3 without, whose losses spike from step 7,000 (FID 159 at
-        # 8,000, 221 at 9,000; docs/families-log.md, session 13). The paper halves its rate when convergence stalls.
         lr_decay_from=0.5,
-        # 10,000 in 503 s alone on 2 threads; a 12,000 cap (decay from 6,000) destabilised at step 6,000 and
-        # ended at FID 263.8 against 120.9 (docs/families-log.md, session 15)
-        steps=10_000,
+        steps=30_000,
         ema_decay=0.999,
         eval_every=1000,
     ),

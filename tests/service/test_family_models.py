@@ -16,7 +16,7 @@ from service.generate import Generator
 from service.schemas import GenerateRequest
 from service.settings import Settings
 
-FAMILIES = {"mnist-sagan": "sagan", "mnist-biggan": "biggan", "mnist-ebgan": "dcgan", "mnist-began": "dcgan"}
+FAMILIES = {"mnist-sagan": "sagan", "mnist-biggan": "biggan", "mnist-ebgan": "dcgan", "mnist-began": "mlp"}
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,10 @@ class AutoencoderArch(BaseModel):
     d_hidden: int = Field(256, ge=1, description="the fully connected autoencoder's hidden width")
     code_dim: int = Field(64, ge=1, description="the encoder's code (EBGAN's pulling-away term works on it)")
     embed_dim: int = Field(32, ge=1, description="G's label embedding when conditional")
+    d_activation: Literal["lrelu", "elu", "relu"] | None = Field(
+        None,
+        description="the autoencoder's (and decoder-shaped G's) activation; None: the family's (EBGAN lrelu, BEGAN elu)",
+    )
 
 
 def per_sample(err: torch.Tensor) -> torch.Tensor:
@@ -70,6 +74,7 @@ class AutoencoderGAN(AdversarialFamily):
         super().__init__(cfg, data)
         self.p = settings(self.settings_model, cfg.family_params, "family_params")
         self.arch = settings(AutoencoderArch, cfg.arch_params, "arch_params")
+        self.activation = self.arch.d_activation or type(self).activation
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
@@ -126,7 +131,7 @@ class AutoencoderGAN(AdversarialFamily):
         return self.name
 
     def card_arch_params(self) -> dict:
-        return {**self.arch.model_dump(), "d": "autoencoder", "d_activation": self.activation}
+        return {**self.arch.model_dump(), "d": "autoencoder", "d_activation": self.activation}  # resolved
 
     def card_fields(self) -> dict:
         """The card's `arch` names the generator's network (the config's is the family default 'dcgan')."""

@@ -1,18 +1,24 @@
 """BEGAN (Berthelot et al. 2017): an autoencoder discriminator with L1 reconstruction error, balanced
 by a proportional controller instead of a margin.
 
-    L(v)    = mean_pixels |v - D(v)|
+    L(v)    = mean_pixels |v - D(v)|^eta      (eta = `norm`, 1 or 2 as the paper allows; 1 by default)
     L_D     = L(x) - k_t L(G(z_D))            L_G = L(G(z_G))
-    k_t+1   = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1)
+    k_t+1   = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, k_max)     (the paper's k_max: 1)
     M_global = L(x) + |gamma L(x) - L(G(z_G))|   (the convergence measure)
 
-gamma (diversity ratio, 0.5) and lambda_k (0.001) are family_params, k_0 = 0 as in the paper. k_t is
-family state kept in the checkpoint (a resumed run continues the controller exactly); k_t and
-M_global go to metrics.jsonl with the losses and are plotted in curves.png. The controller is
+gamma (diversity ratio, 0.5), lambda_k (0.001), k_max (1) and eta are family_params (defaults: the
+paper's), k_0 = 0 as in the paper. k_max below 1 keeps D's loss positive while fakes are less than
+1 / k_max times as hard to reconstruct as reals: once k_t L(G(z)) nears L(x), D lowers its loss fastest
+by spoiling every reconstruction, fakes' and reals' alike, and the run blows up (docs/families-log.md,
+session 16). k_t is family state kept in the checkpoint (a resumed run continues the controller
+exactly); k_t, M_global and the two errors the controller compares (`recon_real` L(x), `recon_fake`
+L(G(z_G))) go to metrics.jsonl with the losses and are plotted in curves.png. The controller is
 updated after each G step from that step's L(G(z_G)) and the D step's L(x), averaged over DDP ranks.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,11 +30,12 @@ from training.registry import register_family
 
 
 def k_update(
-    k: float, real_error: float, fake_error: float, gamma: float, lambda_k: float
+    k: float, real_error: float, fake_error: float, gamma: float, lambda_k: float, k_max: float = 1.0
 ) -> tuple[float, float]:
-    """(k_t+1, M_global) from k_t, L(x) and L(G(z_G)): the paper's controller step and convergence measure."""
+    """(k_t+1, M_global) from k_t, L(x) and L(G(z_G)): the paper's controller step and convergence measure
+    (k clamped to [0, k_max]; the paper's k_max is 1)."""
     balance = gamma * real_error - fake_error
-    return min(max(k + lambda_k * balance, 0.0), 1.0), real_error + abs(balance)
+    return min(max(k + lambda_k * balance, 0.0), k_max), real_error + abs(balance)
 
 
 class BEGANSettings(BaseModel):
@@ -44,11 +51,23 @@ class BEGANSettings(BaseModel):
         "above 1 asks fakes to be harder to reconstruct than reals (on MNIST they are: k_t engages only there)",
     )
     lambda_k: float = Field(0.001, gt=0, le=1, description="the controller's gain on gamma L(x) - L(G(z))")
+    k_max: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="k_t's upper clamp (the paper's: 1); once k_t L(G(z)) nears L(x), D "
+        "spoils its reconstructions of reals and fakes alike to push fakes away",
+    )
+    norm: Literal[1, 2] = Field(
+        1,
+        description="eta, the reconstruction error's exponent: L(v) = mean |v - D(v)|^eta (the paper: 1 or 2)",
+    )
 
 
 @register_family("began")
 class BEGANFamily(AutoencoderGAN):
-    """DCGAN generator vs ELU autoencoder discriminator, L1 energies, equilibrium controller (see module doc)."""
+    """Generator vs autoencoder discriminator (ELU unless arch_params say otherwise), L1 energies,
+    equilibrium controller (see module doc)."""
 
     activation = "elu"
     lr = 1e-4
@@ -60,7 +79,8 @@ class BEGANFamily(AutoencoderGAN):
         self.real_error = 0.0  # L(x) of the latest D step
 
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return per_sample((recon - x).abs())
+        diff = (recon - x).abs()
+        return per_sample(diff if self.p.norm == 1 else diff.square())
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         with ctx.autocast():
@@ -76,8 +96,13 @@ class BEGANFamily(AutoencoderGAN):
             loss = self.with_g_terms(err.mean(), fake, z)
         self.optimize("g", loss)
         real_error, fake_error = mean_across_ranks([self.real_error, err.mean().item()])
-        self.k, m_global = k_update(self.k, real_error, fake_error, self.p.gamma, self.p.lambda_k)
-        return {"g_loss": loss.item(), "k_t": self.k, "m_global": m_global}
+        self.k, m_global = k_update(
+            self.k, real_error, fake_error, self.p.gamma, self.p.lambda_k, self.p.k_max
+        )
+        return {
+            "g_loss": loss.item(), "k_t": self.k, "m_global": m_global,
+            "recon_real": real_error, "recon_fake": fake_error,
+        }  # fmt: skip
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         return {"k": torch.tensor([self.k], dtype=torch.float64)}

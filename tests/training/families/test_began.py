@@ -26,6 +26,53 @@ def test_k_update_is_the_papers_proportional_control_clamped_to_0_1():
     assert k_update(0.999, 9.0, 0.0, 0.5, 0.01)[0] == 1.0  # ... and above
 
 
+def test_k_max_lowers_the_upper_clamp_only():
+    assert k_update(0.59, 9.0, 0.0, 0.5, 0.01, k_max=0.6)[0] == 0.6  # would reach 0.635
+    assert k_update(0.3, 0.3, 0.1, 0.5, 0.01, k_max=0.6)[0] == pytest.approx(
+        0.3005
+    )  # below it: the paper's step
+    assert k_update(0.6, 0.1, 5.0, 0.5, 0.01, k_max=0.6)[0] == pytest.approx(
+        0.6 - 0.01 * 4.95
+    )  # falls as before
+    with pytest.raises(UserError, match=r"^family_params: k_max: Input should be less than or equal to 1"):
+        preset("mnist-began", family_params={"k_max": 1.5}).resolved()
+    with pytest.raises(UserError, match=r"^family_params: k_max: Input should be greater than 0"):
+        preset("mnist-began", family_params={"k_max": 0}).resolved()
+
+
+@pytest.mark.parametrize(("norm", "expected"), [(1, [0.5, 0.25]), (2, [0.25, 0.125])])
+def test_the_energy_is_the_mean_error_to_the_power_eta(mnist_small, tmp_path, norm, expected):
+    cfg = preset("mnist-began", out=str(tmp_path), steps=1, batch_size=8, arch_params=TINY, threads=1,
+                 eval_every=0, family_params={"norm": norm})  # fmt: skip
+    family = Trainer(cfg, load_dataset(mnist_small), progress=False).family
+    x = torch.zeros(2, 1, 2, 2)
+    recon = torch.tensor([[0.5, -0.5, 0.5, -0.5], [0.5, 0.0, 0.0, -0.5]]).view(2, 1, 2, 2)
+    assert family.error(recon, x).tolist() == pytest.approx(expected)
+    with pytest.raises(UserError, match=r"^family_params: norm: Input should be 1 or 2"):
+        preset("mnist-began", family_params={"norm": 3}).resolved()
+
+
+@pytest.mark.parametrize(("activation", "layer"), [(None, torch.nn.ELU), ("lrelu", torch.nn.LeakyReLU)])
+def test_the_autoencoders_activation_is_the_familys_unless_arch_params_name_one(mnist_small, tmp_path, activation,
+                                                                               layer):  # fmt: skip
+    arch = {"generator": "mlp", "g_hidden": [16], "autoencoder": "mlp", "d_hidden": 16, "code_dim": 8}
+    if activation:
+        arch["d_activation"] = activation
+    cfg = preset(
+        "mnist-began", out=str(tmp_path), steps=1, batch_size=8, arch_params=arch, threads=1, eval_every=0
+    )
+    family = Trainer(cfg, load_dataset(mnist_small), progress=False).family
+    acts = {type(m) for m in family.nets["d"].modules() if isinstance(m, (torch.nn.ELU, torch.nn.LeakyReLU))}
+    assert acts == {layer}
+    assert (
+        family.card_arch_params()["d_activation"] == {torch.nn.ELU: "elu", torch.nn.LeakyReLU: "lrelu"}[layer]
+    )
+    with pytest.raises(
+        UserError, match=r"^arch_params: d_activation: Input should be 'lrelu', 'elu' or 'relu'"
+    ):
+        preset("mnist-began", arch_params={"d_activation": "tanh"}).resolved()
+
+
 def _cfg(out, steps):
     return preset("mnist-began", out=str(out), steps=steps, batch_size=8, arch_params=TINY, threads=1,
                   eval_every=0, log_every=1, ckpt_every=2,
@@ -34,8 +81,9 @@ def _cfg(out, steps):
 
 def test_k_t_is_checkpointed_resumes_exactly_and_is_logged_and_plotted(mnist_small, tmp_path):
     paper = preset("mnist-began", family_params={}).resolved().family_params
-    assert paper == {"gamma": 0.5, "lambda_k": 0.001}
-    assert preset("mnist-began").resolved().family_params == {"gamma": 1.5, "lambda_k": 0.003}  # scaled
+    assert paper == {"gamma": 0.5, "lambda_k": 0.001, "k_max": 1.0, "norm": 1}
+    scaled = {"gamma": 1.5, "lambda_k": 0.003, "k_max": 0.7, "norm": 1}
+    assert preset("mnist-began").resolved().family_params == scaled
     with pytest.raises(UserError, match=r"^family_params: gamma: Input should be less than or equal to 4"):
         preset("mnist-began", family_params={"gamma": 5}).resolved()
     with pytest.raises(UserError, match=r"^family_params: gamma: Input should be greater than 0"):
@@ -56,7 +104,8 @@ def test_k_t_is_checkpointed_resumes_exactly_and_is_logged_and_plotted(mnist_sma
     res_b = resumed.train()
     a, b = ck.tensors, load_checkpoint(res_b.checkpoint).tensors
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert extra_keys(recs) == ["k_t", "m_global"]
+    assert extra_keys(recs) == ["k_t", "m_global", "recon_real", "recon_fake"]
+    assert all(r["recon_real"] > 0 and r["recon_fake"] > 0 for r in recs)  # the errors k_t compares
     assert plot_curves(tmp_path / "a" / "metrics.jsonl", tmp_path / "curves.png") == tmp_path / "curves.png"
     assert (tmp_path / "a" / "curves.png").stat().st_size > 1000  # the run's own plot, written at the end
 
