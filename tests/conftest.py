@@ -98,7 +98,7 @@ TINY_ARCH = {
         "d_hidden": 16,
         "code_dim": 8,
         "d_activation": "lrelu",
-    },  # fmt: skip
+    },
 }
 # Further overrides of a tiny run: the progan model trains step 0 at 4 px and step 1 at its final 32 px.
 # progan: straight to 32 px; Adam at the paper's 1e-3 (the preset's 1.5e-3 pushes this 4-channel net's few
