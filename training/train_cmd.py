@@ -80,9 +80,12 @@ def config_from_args(args: argparse.Namespace):
         except json.JSONDecodeError:
             overrides[key] = val
     try:
-        return preset(args.preset, **overrides)
+        cfg = preset(args.preset, **overrides)  # drops None: a flag left out keeps the preset's value
     except KeyError as e:
         raise UserError(str(e.args[0])) from None
+    # ... but `--set FIELD=null` asks for None (e.g. lr_decay_from=null: no decay), so apply those after
+    nulls = {item.partition("=")[0] for item in args.set if item.partition("=")[2].strip() == "null"}
+    return type(cfg).model_validate({**cfg.model_dump(), **dict.fromkeys(nulls)}) if nulls else cfg
 
 
 def run(args: argparse.Namespace) -> int:

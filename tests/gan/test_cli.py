@@ -58,6 +58,21 @@ def test_bad_flag_values(tmp_path, capsys):
     assert "steps: Input should be greater than or equal to 0" in capsys.readouterr().err
     assert main(["train", "--set", "nonsense", "--out", str(tmp_path)]) == 2
     assert "--set expects FIELD=JSON, got 'nonsense'" in capsys.readouterr().err
+    assert main(["train", "--set", "steps=null", "--out", str(tmp_path)]) == 2
+    assert "steps: Input should be a valid integer" in capsys.readouterr().err
+
+
+def test_set_null_gives_a_field_none_where_a_left_out_flag_keeps_the_preset():
+    import argparse
+
+    from training import train_cmd
+
+    parser = argparse.ArgumentParser()
+    train_cmd.add_arguments(parser)
+    config = lambda *argv: train_cmd.config_from_args(parser.parse_args(["--preset", "mnist-began", *argv]))  # noqa: E731
+    assert config().lr_decay_from == 0.5 and config().steps == 30_000  # the preset's
+    assert config("--set", "lr_decay_from=null").lr_decay_from is None  # no decay, as asked
+    assert config("--set", "lr_decay_from=0.25", "--steps", "100").lr_decay_from == 0.25
 
 
 def test_console_script_help():
