@@ -71,6 +71,7 @@ def config_from_args(args: argparse.Namespace):
         "sample_every": args.sample_every, "ckpt_every": args.ckpt_every, "eval_every": args.eval_every, "threads": args.threads,
         "image_size": args.image_size, "fit": args.fit, "channels": args.channels, "evaluator": args.evaluator,
     }  # fmt: skip
+    nulls: set[str] = set()  # `--set FIELD=null`: preset() drops None (a flag left out), so set these after
     for item in args.set:
         key, sep, val = item.partition("=")
         if not sep:
@@ -79,12 +80,14 @@ def config_from_args(args: argparse.Namespace):
             overrides[key] = json.loads(val)
         except json.JSONDecodeError:
             overrides[key] = val
+        if overrides[key] is None:
+            nulls.add(key)
+        else:
+            nulls.discard(key)  # the last --set of a field wins
     try:
-        cfg = preset(args.preset, **overrides)  # drops None: a flag left out keeps the preset's value
+        cfg = preset(args.preset, **overrides)
     except KeyError as e:
         raise UserError(str(e.args[0])) from None
-    # ... but `--set FIELD=null` asks for None (e.g. lr_decay_from=null: no decay), so apply those after
-    nulls = {item.partition("=")[0] for item in args.set if item.partition("=")[2].strip() == "null"}
     return type(cfg).model_validate({**cfg.model_dump(), **dict.fromkeys(nulls)}) if nulls else cfg
 
 
