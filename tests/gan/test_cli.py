@@ -70,7 +70,7 @@ def test_set_null_gives_a_field_none_where_a_left_out_flag_keeps_the_preset():
     parser = argparse.ArgumentParser()
     train_cmd.add_arguments(parser)
     config = lambda *argv: train_cmd.config_from_args(parser.parse_args(["--preset", "mnist-began", *argv]))  # noqa: E731
-    assert config().lr_decay_from == 0.5 and config().steps == 30_000  # the preset's
+    assert config().lr_decay_from == 0.5 and config().steps == 36_000  # the preset's
     assert config("--set", "lr_decay_from=null").lr_decay_from is None  # no decay, as asked
     last_wins = config("--set", "lr_decay_from=null", "--set", "lr_decay_from=0.2")
     assert last_wins.lr_decay_from == 0.2

@@ -108,14 +108,24 @@ class AutoencoderGAN(AdversarialFamily):
         recon, code = ctx.nets["d"](x, labels)
         return self.error(recon.float(), x.float()), code.float()
 
-    def d_errors(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-image errors of the next real batch and of as many fresh fakes, in one D pass."""
-        real, cond, z = self.d_inputs(ctx)
-        with torch.no_grad():
-            fake = ctx.nets["g"](z, cond)
-        both = torch.cat([cond, cond]) if cond is not None else None
-        err, _ = self.scored(ctx, torch.cat([real, fake.to(real.dtype)]), both)
-        return err[: real.shape[0]], err[real.shape[0] :]
+    def d_errors(
+        self, ctx: StepContext, fakes: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-image errors of the next real batch and of as many fresh fakes (or of `fakes`: images,
+        latents, labels or None), in one D pass; then the fakes' latents and D's codes of the fakes."""
+        if fakes is None:
+            real, cond, z = self.d_inputs(ctx)
+            with torch.no_grad():
+                fake = ctx.nets["g"](z, cond)
+            fake_cond = cond
+        else:
+            real, labels = ctx.next_batch()
+            cond = labels if self.cfg.conditional else None
+            fake, z, fake_cond = fakes
+        both = torch.cat([cond, fake_cond]) if cond is not None else None
+        err, code = self.scored(ctx, torch.cat([real, fake.detach().to(real.dtype)]), both)
+        n = real.shape[0]
+        return err[:n], err[n:], z, code[n:]
 
     def g_scored(self, ctx: StepContext):
         """(fakes, their latents, their per-image errors, their codes) of a G step."""

@@ -27,6 +27,17 @@ def settings(model: type[BaseModel], values: dict, field: str) -> BaseModel:
         raise UserError(f"{field}: {one_line(e)}") from None
 
 
+def adam(cfg: TrainConfig, params, lr: float, betas=None, eps: float = 1e-8) -> torch.optim.Adam:
+    """torch's Adam (betas default: the run's), through the fused kernel when the run asks (`fused_adam`)."""
+    return torch.optim.Adam(
+        params,
+        lr=lr,
+        betas=tuple(cfg.betas if betas is None else betas),
+        eps=eps,
+        fused=cfg.fused_adam or None,
+    )
+
+
 def resolve_adam_family(
     cfg: TrainConfig,
     family: str,

@@ -32,6 +32,7 @@ from gan_core.errors import UserError
 from gan_core.imaging import float_to_uint8, uniform_cells
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
+from training.families.common import adam
 from training.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from training.registry import register_family
 
@@ -199,7 +200,7 @@ class CycleGANFamily(Family):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.cfg
         lr = {"g": cfg.lr_g, "f": cfg.lr_g, "d_a": cfg.lr_d, "d_b": cfg.lr_d}
-        return {k: torch.optim.Adam(self.nets[k].parameters(), lr=lr[k], betas=tuple(cfg.betas)) for k in lr}
+        return {k: adam(cfg, self.nets[k].parameters(), lr[k]) for k in lr}
 
     def _step(self, names: tuple[str, ...], loss: torch.Tensor) -> None:
         """One backward for a loss shared by several nets, then each net's optimiser steps."""

@@ -56,7 +56,7 @@ class EBGANFamily(AutoencoderGAN):
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         with ctx.autocast():
-            real, fake = self.d_errors(ctx)
+            real, fake, _, _ = self.d_errors(ctx)
             loss = margin_loss(real, fake, self.p.margin)
         self.optimize("d", loss)
         return {"d_loss": loss.item(), "energy_real": real.mean().item(), "energy_fake": fake.mean().item()}

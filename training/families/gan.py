@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from gan_core.card import InputSpec, class_input, latent_input
+from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import rows_grid
+from training.families.common import adam, rows_grid
 from training.registry import get_arch, get_loss, register_family
 
 
@@ -45,8 +46,10 @@ def share_pairs(*batches: torch.Tensor) -> None:
 
 def make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
+        if cfg.fused_adam:
+            raise UserError("fused_adam: this run's optimizer is rmsprop; fused_adam applies to Adam only")
         return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
+    return adam(cfg, params, lr)
 
 
 def resolve_loss_defaults(cfg: TrainConfig) -> TrainConfig:

@@ -34,7 +34,7 @@ from training.distributed import mean_across_ranks
 from training.families._iic import iic_loss, random_affine
 from training.families.acgan import aux_loss
 from training.families.base import DataInfo, Phase, StepContext
-from training.families.common import GRID_SEED
+from training.families.common import GRID_SEED, adam
 from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty, share_pairs
 from training.families.params import family_params
 from training.nets.clusterer import Clusterer
@@ -285,7 +285,9 @@ class InfoGANFamily(AdversarialFamily):
             "d": make_optimizer(cfg, d.parameters(), cfg.lr_d),
         }
         if self.cluster_steps:
-            opts["c"] = torch.optim.Adam(self.nets["c"].parameters(), lr=float(self.p["cluster_lr"]))
+            opts["c"] = adam(
+                cfg, self.nets["c"].parameters(), float(self.p["cluster_lr"]), betas=(0.9, 0.999)
+            )
         return opts
 
     # ---- training ------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from gan_core.card import InputSpec
 from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import resolve_adam_family, rows_grid, settings
+from training.families.common import adam, resolve_adam_family, rows_grid, settings
 from training.families.gan import mode_seeking_penalty, share_pairs, zl_inputs
 from training.losses import WGANGPLoss
 from training.nets.karras_layers import upsample2x
@@ -126,8 +126,7 @@ class ProGANFamily(Family):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.cfg
         return {
-            name: torch.optim.Adam(self.nets[name].parameters(), lr=lr, betas=tuple(c.betas), eps=1e-8)
-            for name, lr in (("g", c.lr_g), ("d", c.lr_d))
+            name: adam(c, self.nets[name].parameters(), lr) for name, lr in (("g", c.lr_g), ("d", c.lr_d))
         }
 
     # ---- growth -------------------------------------------------------------------------------

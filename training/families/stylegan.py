@@ -27,7 +27,7 @@ from gan_core.card import InputSpec, class_input, latent_input
 from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import resolve_adam_family, rows_grid, settings
+from training.families.common import adam, resolve_adam_family, rows_grid, settings
 from training.families.gan import mode_seeking_penalty, share_pairs
 from training.nets.stylegan import (
     StyleDiscriminator,
@@ -94,10 +94,10 @@ def stylegan_inputs(latent_dim: int, conditional: bool, image_shape) -> list[Inp
     return inputs
 
 
-def lazy_adam(params, lr: float, betas: tuple[float, float], every: int | None) -> torch.optim.Adam:
+def lazy_adam(cfg: TrainConfig, params, lr: float, every: int | None) -> torch.optim.Adam:
     """Adam for a net with a lazy regulariser every `every` steps (None = none): lr and betas x c, c = k/(k+1)."""
     c = every / (every + 1) if every else 1.0
-    return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=1e-8)
+    return adam(cfg, params, lr * c, betas=(cfg.betas[0] ** c, cfg.betas[1] ** c))
 
 
 @register_family("stylegan")
@@ -135,12 +135,8 @@ class StyleGANFamily(Family):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg, p = self.cfg, self.p
         return {
-            "g": lazy_adam(
-                self.nets["g"].parameters(), cfg.lr_g, cfg.betas, p.pl_every if p.pl_weight else None
-            ),
-            "d": lazy_adam(
-                self.nets["d"].parameters(), cfg.lr_d, cfg.betas, p.r1_every if p.r1_gamma else None
-            ),
+            "g": lazy_adam(cfg, self.nets["g"].parameters(), cfg.lr_g, p.pl_every if p.pl_weight else None),
+            "d": lazy_adam(cfg, self.nets["d"].parameters(), cfg.lr_d, p.r1_every if p.r1_gamma else None),
         }
 
     # ---- training -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from gan_core.datasets import load_dataset
 from gan_core.errors import UserError
 from training.checkpoint import load_checkpoint
 from training.config import preset
-from training.families.began import k_update
+from training.families.began import k_update, latent_constraint
 from training.runlog import extra_keys, plot_curves, read_metrics
 from training.trainer import Trainer
 
@@ -57,9 +57,8 @@ def test_the_autoencoders_activation_is_the_familys_unless_arch_params_name_one(
     arch = {"generator": "mlp", "g_hidden": [16], "autoencoder": "mlp", "d_hidden": 16, "code_dim": 8}
     if activation:
         arch["d_activation"] = activation
-    cfg = preset(
-        "mnist-began", out=str(tmp_path), steps=1, batch_size=8, arch_params=arch, threads=1, eval_every=0
-    )
+    cfg = preset("mnist-began", out=str(tmp_path), steps=1, batch_size=8, arch_params=arch, threads=1,
+                 eval_every=0, latent_dim=8)  # fmt: skip
     family = Trainer(cfg, load_dataset(mnist_small), progress=False).family
     acts = {type(m) for m in family.nets["d"].modules() if isinstance(m, (torch.nn.ELU, torch.nn.LeakyReLU))}
     assert acts == {layer}
@@ -71,6 +70,68 @@ def test_the_autoencoders_activation_is_the_familys_unless_arch_params_name_one(
         preset("mnist-began", arch_params={"d_activation": "tanh"}).resolved()
 
 
+def test_latent_constraint_is_the_mean_distance_from_z_to_ds_code():
+    z = torch.zeros(2, 3)
+    code = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]])
+    assert latent_constraint(z, code).item() == pytest.approx((5.0 + 1.0) / 2)
+    assert latent_constraint(code, code).item() == 0.0
+
+
+def test_the_latent_constraint_joins_ds_loss_and_is_logged(mnist_small, tmp_path):
+    ds = load_dataset(mnist_small)
+    arch = {**TINY, "code_dim": 16}
+    params = {"gamma": 0.5, "lambda_k": 0.001, "latent_constraint": 0.25}
+    cfg = preset("mnist-began", out=str(tmp_path / "cs"), steps=1, batch_size=8, arch_params=arch, threads=1,
+                 eval_every=0, log_every=1, latent_dim=16, family_params=params)  # fmt: skip
+    Trainer(cfg, ds, progress=False).train()
+    (rec,) = read_metrics(tmp_path / "cs" / "metrics.jsonl")
+    assert rec["latent_gap"] > 0  # k_0 = 0: D's first loss is L(x) + alpha ||z - Enc(G(z))||
+    assert rec["d_loss"] == pytest.approx(rec["recon_real"] + 0.25 * rec["latent_gap"], rel=1e-5)
+    off = preset("mnist-began", out=str(tmp_path / "off"), steps=1, batch_size=8, arch_params=arch, threads=1,
+                 eval_every=0, log_every=1, latent_dim=16, family_params={**params, "latent_constraint": 0})  # fmt: skip
+    Trainer(off, ds, progress=False).train()
+    (rec,) = read_metrics(tmp_path / "off" / "metrics.jsonl")
+    assert "latent_gap" not in rec and rec["d_loss"] == pytest.approx(rec["recon_real"], rel=1e-5)
+    with pytest.raises(UserError, match=r"^family_params: latent_constraint compares D's code with z, so "
+                       r"arch_params code_dim \(8\) must equal latent_dim \(64\)"):  # fmt: skip
+        Trainer(preset("mnist-began", out=str(tmp_path / "bad"), arch_params=TINY, family_params=params), ds,
+                progress=False)  # fmt: skip
+    with pytest.raises(UserError, match=r"^family_params: latent_constraint: Input should be greater than"):
+        preset("mnist-began", family_params={"latent_constraint": -1}).resolved()
+
+
+@pytest.mark.parametrize(("share", "g_calls"), [(False, 2), (True, 1)])
+def test_share_fakes_trains_g_on_the_fakes_its_d_step_scored(mnist_small, tmp_path, share, g_calls):
+    params = {"gamma": 1.5, "lambda_k": 0.003, "share_fakes": share}
+    cfg = preset("mnist-began", out=str(tmp_path), steps=3, batch_size=8, arch_params=TINY, threads=1,
+                 eval_every=0, log_every=1, family_params=params)  # fmt: skip
+    trainer = Trainer(cfg, load_dataset(mnist_small), progress=False)
+    g_batches, d_batches = [], []
+    trainer.family.nets["g"].register_forward_hook(
+        lambda m, args, out: g_batches.append(out.detach().clone())
+    )
+    trainer.family.nets["d"].register_forward_hook(
+        lambda m, args, out: d_batches.append(args[0].detach().clone())
+    )
+    trainer.train()
+    assert len(g_batches) == 3 * g_calls  # one G forward per step when shared, else one per phase
+    assert len(d_batches) == 3 * 2  # D scores reals + fakes, then the G step's fakes
+    for step in range(3):
+        d_fakes, g_fakes = d_batches[2 * step][8:], d_batches[2 * step + 1]
+        assert torch.equal(d_fakes, g_fakes) == share  # the very images D just scored
+    assert all(r["recon_fake"] > 0 and 0 <= r["k_t"] <= 1 for r in read_metrics(tmp_path / "metrics.jsonl"))
+
+
+def test_share_fakes_refuses_several_d_steps_per_g_step(mnist_small, tmp_path):
+    cfg = preset(
+        "mnist-began", out=str(tmp_path), arch_params=TINY, n_critic=2, family_params={"share_fakes": True}
+    )
+    with pytest.raises(
+        UserError, match=r"^family_params: share_fakes needs one D step per G step, got n_critic=2"
+    ):
+        Trainer(cfg, load_dataset(mnist_small), progress=False)
+
+
 def _cfg(out, steps):
     return preset("mnist-began", out=str(out), steps=steps, batch_size=8, arch_params=TINY, threads=1,
                   eval_every=0, log_every=1, ckpt_every=2,
@@ -79,8 +140,9 @@ def _cfg(out, steps):
 
 def test_k_t_is_checkpointed_resumes_exactly_and_is_logged_and_plotted(mnist_small, tmp_path):
     paper = preset("mnist-began", family_params={}).resolved().family_params
-    assert paper == {"gamma": 0.5, "lambda_k": 0.001, "k_max": 1.0, "norm": 1}
-    scaled = {"gamma": 1.5, "lambda_k": 0.003, "k_max": 0.7, "norm": 1}
+    paper_keys = {"latent_constraint": 0.0, "share_fakes": False, "norm": 1}
+    assert paper == {"gamma": 0.5, "lambda_k": 0.001, "k_max": 1.0, **paper_keys}
+    scaled = {"gamma": 1.5, "lambda_k": 0.003, "k_max": 0.7, **paper_keys, "latent_constraint": 0.05}
     assert preset("mnist-began").resolved().family_params == scaled
     with pytest.raises(UserError, match=r"^family_params: gamma: Input should be less than or equal to 4"):
         preset("mnist-began", family_params={"gamma": 5}).resolved()
@@ -132,7 +194,7 @@ def test_began_with_the_decoder_generator_trains_and_exports_with_parity(mnist_s
 
     arch = {"generator": "decoder", "g_width": 4, "d_width": 4, "code_dim": 8}
     cfg = preset("mnist-began", out=str(tmp_path / "run"), steps=3, batch_size=8, arch_params=arch,
-                 threads=1, eval_every=0, log_every=1)  # fmt: skip
+                 threads=1, eval_every=0, log_every=1, latent_dim=8)  # fmt: skip
     result = Trainer(cfg, load_dataset(mnist_small), progress=False).train()
     assert type(build_generator(load_checkpoint(result.checkpoint))).__name__ == "DecoderGenerator"
     card = export_checkpoint(result.checkpoint, tmp_path / "bg.onnx")
