@@ -15,9 +15,10 @@ alpha, 0 = off, logged as `latent_gap`): the encoder must map each fake back to 
 errors kept falling where, at the same seed without it, they crept up at k_t's cap (session 17; FID
 1.88-2.51x the default's over three seeds against 2.77-3.03x). `share_fakes` trains G on the fakes its
 step's D step scored (z_D = z_G: one G forward per step instead of two). k_t is family state kept in the
-checkpoint (a resumed run continues the controller exactly); k_t, M_global and the two errors the controller compares (`recon_real` L(x), `recon_fake`
-L(G(z_G))) go to metrics.jsonl with the losses and are plotted in curves.png. The controller is
-updated after each G step from that step's L(G(z_G)) and the D step's L(x), averaged over DDP ranks.
+checkpoint (a resumed run continues the controller exactly); k_t, M_global and the two errors the
+controller compares (`recon_real` L(x), `recon_fake` L(G(z_G))) go to metrics.jsonl with the losses and
+are plotted in curves.png. The controller is updated after each G step from that step's L(G(z_G)) and
+the D step's L(x), averaged over DDP ranks.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def k_update(
 
 def latent_constraint(z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     """BEGAN-CS's constraint (Chang et al. 2018): the mean L2 distance between each fake's latent z and
-    D's code of G(z), so the encoder keeps the fakes' latents instead of collapsing them."""
+    D's code of G(z); weighted into D's loss, it makes the encoder map each fake back to its latent."""
     return (z.float() - code.float()).norm(dim=1).mean()
 
 
