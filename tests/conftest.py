@@ -116,11 +116,18 @@ TINY_OVERRIDES = {
 }
 
 
+def tiny_config(name: str, out, **overrides):
+    """Preset `name` at its tiny size (TINY_ARCH, TINY_OVERRIDES): 2 steps of batch 16 on one thread, plus `overrides`."""
+    from training.config import preset
+
+    return preset(name, out=str(out), steps=2, batch_size=16, arch_params=TINY_ARCH[name], threads=1,
+                  eval_every=0, **{**TINY_OVERRIDES.get(name, {}), **overrides})  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(mnist_small, tmp_path_factory):
     """preset name -> path of its checkpoint (trained 2 steps with tiny widths), cached per session."""
     from gan_core.datasets import load_dataset
-    from training.config import preset
     from training.trainer import Trainer
 
     ds = load_dataset(mnist_small)
@@ -128,17 +135,7 @@ def tiny_checkpoint(mnist_small, tmp_path_factory):
 
     def make(name: str):
         if name not in made:
-            out = tmp_path_factory.mktemp(name)
-            cfg = preset(
-                name,
-                out=str(out),
-                steps=2,
-                batch_size=16,
-                arch_params=TINY_ARCH[name],
-                threads=1,
-                eval_every=0,
-                **TINY_OVERRIDES.get(name, {}),
-            )
+            cfg = tiny_config(name, tmp_path_factory.mktemp(name))
             made[name] = Trainer(cfg, ds, progress=False).train().checkpoint
         return made[name]
 

@@ -96,17 +96,24 @@ class BEGANFamily(AutoencoderGAN):
     lr = 1e-4
     settings_model = BEGANSettings
 
-    def __init__(self, cfg, data):
-        super().__init__(cfg, data)
-        if self.p.latent_constraint and self.arch.code_dim != cfg.latent_dim:
+    @classmethod
+    def resolve(cls, cfg):
+        """The autoencoder families' resolution, plus what BEGAN's own settings need of the rest of the run."""
+        cfg = super().resolve(cfg)
+        p, code_dim = cfg.family_params, cfg.arch_params["code_dim"]
+        if p["latent_constraint"] and code_dim != cfg.latent_dim:
             raise UserError(
                 f"family_params: latent_constraint compares D's code with z, so arch_params code_dim "
-                f"({self.arch.code_dim}) must equal latent_dim ({cfg.latent_dim})"
+                f"({code_dim}) must equal latent_dim ({cfg.latent_dim})"
             )
-        if self.p.share_fakes and cfg.n_critic not in (None, 1):
+        if p["share_fakes"] and cfg.n_critic != 1:
             raise UserError(
                 f"family_params: share_fakes needs one D step per G step, got n_critic={cfg.n_critic}"
             )
+        return cfg
+
+    def __init__(self, cfg, data):
+        super().__init__(cfg, data)
         self.k = 0.0  # k_0
         self.real_error = 0.0  # L(x) of the latest D step
         self.shared = None  # share_fakes: the D step's fakes (images, latents, labels) for this step's G step

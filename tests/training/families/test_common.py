@@ -7,8 +7,8 @@ import torch
 
 from gan_core.datasets import load_dataset
 from gan_core.errors import UserError
-from tests.conftest import TINY_ARCH, TINY_OVERRIDES
-from training.config import TrainConfig, preset
+from tests.conftest import TINY_ARCH, tiny_config
+from training.config import TrainConfig
 from training.families.common import adam
 from training.trainer import Trainer
 
@@ -24,9 +24,7 @@ def test_adam_takes_the_runs_betas_unless_given_and_fuses_only_when_asked():
 
 
 def _tiny_trainer(name: str, data, out, **overrides) -> Trainer:
-    cfg = preset(name, out=str(out), steps=2, batch_size=16, arch_params=TINY_ARCH[name], threads=1,
-                 eval_every=0, **{**TINY_OVERRIDES.get(name, {}), **overrides})  # fmt: skip
-    return Trainer(cfg, data, progress=False)
+    return Trainer(tiny_config(name, out, **overrides), data, progress=False)
 
 
 @pytest.mark.parametrize("name", sorted(TINY_ARCH))
