@@ -17,8 +17,9 @@ from gan_core.latents import MAX_SEED
 from service.batcher import DeadlineExceeded, Overloaded
 from service.bulk import BulkWork
 from service.encoding import ENCODE_INLINE, Images, Reply, encode, grid_image, npz_bytes
-from service.inputs import ClientError, feeds_for, labels_for, latent_matrix
+from service.inputs import ClientError, code_values, feeds_for, labels_for, latent_matrix
 from service.interpolation import path
+from service.limits import over_limit
 from service.model_set import Model, ModelScan, load_models, models_doc, scan_models
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import Settings
@@ -61,9 +62,9 @@ class Generator:
         return models_doc(self.models, self.default, self.scan.failed)
 
     def _limit(self, field_name: str, value: int, limit_field: str) -> None:
-        limit = getattr(self.settings, limit_field)
-        if value > limit:
-            raise ClientError(f"{field_name}: must be <= {limit} ({Settings.ENV[limit_field]}), got {value}")
+        error = over_limit(field_name, value, limit_field, self.settings)
+        if error is not None:
+            raise error
 
     def admit(self, model: Model, n: int) -> None:
         """Refuse early, before any work, when the model's queue has no room for n images."""
@@ -87,7 +88,10 @@ class Generator:
         indices = np.arange(req.start_index, req.start_index + req.count, dtype=np.int64)
         labels = labels_for(model, req.labels, indices)
         idx = range(req.start_index, req.start_index + req.count)
-        args = (model, seed, idx, labels, req.codes, req.truncation, None, req.noise_mode)
+        # a plain dict, checked here: the typed Codes model of service.schemas cannot be pickled
+        # to the bulk process (a 500 for any bulk request with codes)
+        codes = code_values(model, req.codes)
+        args = (model, seed, idx, labels, codes, req.truncation, None, req.noise_mode)
         if req.count <= ENCODE_INLINE:
             feeds = feeds_for(*args)
         else:  # ~30 ms of Python per 1,024 images: off the event loop and its GIL (service.bulk)

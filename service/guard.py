@@ -12,12 +12,14 @@ Content-Type. This guard runs first, and for each API request, in order:
   finishes the request at once instead of pinning it until BentoML's own timeout;
 - a client that hangs up after its body, before the answer, cancels the work (its images not yet
   computed leave the batcher's queue) instead of having it computed for nobody;
-- the JSON against the route's pydantic schema (400, "field: message").
+- the JSON against the route's pydantic schema (400, "field: message"), then its size-like fields
+  against their settings (service.limits), before the route allocates anything.
 
 Raw routes (POST /translate: multipart, JSON or npz bodies, parsed by the route itself) get the
 token, concurrency and body checks but neither the Content-Type check nor schema validation.
 
-Each refusal is one log line (throttled for the kinds a flood repeats). Valid bodies are replayed
+Refusals are logged throttled (service.throttled_log): the first of a kind at once, then one line
+per interval counting the rest, so a flood of bad requests cannot flood the log. Valid bodies are replayed
 unchanged to BentoML, or answered here by `direct` (service.app: the same handler without
 BentoML's routing and re-parsing). GET /models is mapped onto the BentoML API (BentoML APIs are
 POST-only).
@@ -34,6 +36,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from service.inputs import ClientError
+from service.limits import check_fields
 from service.settings import Settings
 from service.throttled_log import ThrottledLog
 
@@ -150,7 +154,11 @@ class RequestGuard:
         try:
             req = self.schemas[path].model_validate_json(body)
         except ValidationError as e:
-            return await self._reject(scope, send, 400, error_line(e))
+            return await self._reject(scope, send, 400, error_line(e), kind="invalid")
+        try:  # sizes bounded by settings, before the route builds anything from them
+            check_fields(path, req, self.settings)
+        except ClientError as e:
+            return await self._reject(scope, send, e.status, str(e), kind="invalid")
         scope.setdefault("state", {})[STATE_MODEL] = getattr(req, "model", None)
         app = self.direct(path, req) if self.direct is not None else None
         if app is None:  # BentoML must parse exactly what was validated here, as JSON.
@@ -258,11 +266,9 @@ class RequestGuard:
     ) -> None:
         client = (scope.get("client") or ("-", 0))[0]
         line = "%s %s %s -> %d: %s"
-        args = (client, scope["method"], scope["path"], status, message)
-        if kind:
-            flood_log.warning(kind, line, *args)
-        else:
-            log.warning(line, *args)
+        flood_log.warning(
+            kind or f"refused {status}", line, client, scope["method"], scope["path"], status, message
+        )
         start, body = json_error(status, message, headers)
         await send(start)
         await send(body)

@@ -16,6 +16,7 @@ import json
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from service.limits import FIELD_LIMITS
 from service.schemas import ErrorResponse, ImagesResponse, ModelsResponse
 from service.settings import Settings
 
@@ -45,12 +46,6 @@ ERRORS = {
     504: "not done within GAN_REQUEST_TIMEOUT_S; the work was dropped",
 }
 BODYLESS_ERRORS = (500, 503)  # GET /models
-# documented maxima that depend on settings; the service checks them itself to name the variable
-SETTING_MAXIMA = {
-    "/generate": ("count", "maximum", "max_count"),
-    "/generate_from_latents": ("latents", "maxItems", "max_latents"),
-    "/interpolate": ("steps", "maximum", "max_steps"),
-}
 HEADER_INT = {"schema": {"type": "string", "pattern": "^[0-9]+$"}}
 
 
@@ -77,6 +72,15 @@ def openapi30(node):
     if "const" in node:
         node["enum"] = [node.pop("const")]
     return node
+
+
+def bound_schema(node: dict, key: str, value: int) -> None:
+    """Put `key: value` on a property's schema, inside the non-null branch of an optional field."""
+    for option in node.get("anyOf", ()):
+        if option.get("type") != "null":
+            option[key] = value
+    if "anyOf" not in node:
+        node[key] = value
 
 
 def _ref(name: str) -> dict:
@@ -125,8 +129,11 @@ def api_document(
     entries += [(model, "validation") for model in requests.values()]
     _, top = models_json_schema(entries, ref_template="#/components/schemas/{model}")
     schemas = top["$defs"]
-    for route, (field, key, limit) in SETTING_MAXIMA.items():
-        schemas[requests[route].__name__]["properties"][field][key] = getattr(settings, limit)
+    for route, limits in FIELD_LIMITS.items():  # bounds set by settings: the guard enforces them
+        if route in requests:
+            props = schemas[requests[route].__name__]["properties"]
+            for lim in limits:
+                bound_schema(props[lim.field], lim.schema_key, getattr(settings, lim.setting))
     secured = bool(settings.api_token)
     doc = json.loads(json.dumps(base))
     paths = doc.setdefault("paths", {})

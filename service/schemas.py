@@ -133,7 +133,10 @@ class TraverseRequest(_Body):
         "(default: the class /generate gives image `index`)",
     )
     truncation: float | None = Field(
-        None, ge=MIN_TRUNCATION, description="redraw latent entries with |z| > truncation"
+        None,
+        ge=MIN_TRUNCATION,
+        le=MAX_TRUNCATION,
+        description="redraw latent entries with |z| > truncation (0.1 .. 10)",
     )
     codes: dict[str, CodeValue] | None = Field(
         None,

@@ -4,7 +4,8 @@ Row r is image `index` of seed r: its noise, its other codes and (conditional mo
 what /generate gives that image, and only the swept code changes from column to column, so a
 column is "the same digits with the code at this value". Columns: every value of a categorical
 code, `steps` evenly spaced values over a continuous (or ranged scalar) code's range, or explicit
-`values`. Limits: columns <= GAN_MAX_STEPS, rows x columns <= GAN_MAX_COUNT. The images go through
+`values`. Limits: columns <= GAN_MAX_STEPS, rows x columns <= GAN_MAX_COUNT, both checked before
+anything is built. The images go through
 the model's batcher like every other request, and are encoded by service.encoding.
 """
 
@@ -22,6 +23,7 @@ from gan_core.feeds import concat_feeds
 from gan_core.imaging import grid, png_bytes
 from service.encoding import ENCODE_INLINE, Reply
 from service.inputs import CODE_KINDS, ClientError, feeds_for, labels_for
+from service.limits import over_limit
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,11 +55,27 @@ def swept_input(model: Model, name: str) -> InputSpec:
     raise ClientError(f"code: model {model.name!r} has no code {name!r} (codes: {known})")
 
 
-def column_values(spec: InputSpec, steps: int | None, values: list[float] | None) -> np.ndarray:
-    """The swept code's value per column, checked against the card."""
+def column_count(spec: InputSpec, steps: int | None, values: list[float] | None) -> tuple[int, str]:
+    """The number of columns and the field that sets it, from the request alone: nothing is built
+    before it is checked against GAN_MAX_STEPS."""
     if values is not None:
         if steps is not None:
             raise ClientError("steps: give either steps or values, not both")
+        return len(values), "values"
+    if spec.kind == "categorical":
+        if steps is not None:
+            raise ClientError(
+                f"steps: code {spec.name!r} is categorical; it takes all its values (or give values)"
+            )
+        return spec.num_choices, "code"
+    if spec.range is None:
+        raise ClientError(f"values: code {spec.name!r} declares no range to sweep; give its values")
+    return steps or DEFAULT_STEPS, "steps"
+
+
+def column_values(spec: InputSpec, steps: int | None, values: list[float] | None) -> np.ndarray:
+    """The swept code's value per column, checked against the card (after column_count)."""
+    if values is not None:
         arr = np.asarray(values, np.float64)
         for j, v in enumerate(arr):
             if spec.kind == "categorical" and (v != round(v) or not 0 <= v < spec.num_choices):
@@ -70,13 +88,7 @@ def column_values(spec: InputSpec, steps: int | None, values: list[float] | None
                 )
         return arr.astype(np.int64 if spec.kind == "categorical" else np.float32)
     if spec.kind == "categorical":
-        if steps is not None:
-            raise ClientError(
-                f"steps: code {spec.name!r} is categorical; it takes all its values (or give values)"
-            )
         return np.arange(spec.num_choices, dtype=np.int64)
-    if spec.range is None:
-        raise ClientError(f"values: code {spec.name!r} declares no range to sweep; give its values")
     return np.linspace(spec.range[0], spec.range[1], steps or DEFAULT_STEPS).astype(np.float32)
 
 
@@ -95,10 +107,16 @@ def fixed_codes(req: TraverseRequest, code: str) -> dict:
     return codes
 
 
-def check_size(settings: Settings, rows: int, cols: int) -> None:
-    if cols > settings.max_steps:
+def check_size(settings: Settings, rows: int, cols: int, cols_field: str = "values") -> None:
+    """Columns <= GAN_MAX_STEPS (named by the field that set them) and rows x columns <= GAN_MAX_COUNT."""
+    if cols_field != "code":
+        error = over_limit(cols_field, cols, "max_steps", settings)
+        if error is not None:
+            raise error
+    elif cols > settings.max_steps:
         raise ClientError(
-            f"values: {cols} columns, must be <= {settings.max_steps} ({Settings.ENV['max_steps']})"
+            f"code: its {cols} values would be {cols} columns, more than {settings.max_steps} "
+            f"({Settings.ENV['max_steps']}); give the values to show"
         )
     if rows * cols > settings.max_count:
         raise ClientError(
@@ -117,9 +135,10 @@ def row_labels(model: Model, req: TraverseRequest, rows: int) -> np.ndarray | No
 async def traverse_code(core: Generator, req: TraverseRequest) -> Traversal:
     model = core.model(req.model)
     spec = swept_input(model, req.code)
+    cols, cols_field = column_count(spec, req.steps, req.values)
+    rows = len(req.seeds)
+    check_size(core.settings, rows, cols, cols_field)
     values = column_values(spec, req.steps, req.values)
-    rows, cols = len(req.seeds), len(values)
-    check_size(core.settings, rows, cols)
     core.admit(model, rows * cols)
     codes = fixed_codes(req, spec.name)
     labels = row_labels(model, req, rows)

@@ -17,7 +17,7 @@ from gan_core.feeds import build_feeds
 from gan_core.runtime import open_generator
 from service.generate import ClientError, Generator
 from service.local_server import local_serve
-from service.schemas import GenerateRequest, TraverseRequest
+from service.schemas import GenerateRequest, TraverseRequest, request_models
 from service.settings import Settings
 from service.traverse import encode_traversal, traverse_code
 from tests.service.test_card_driven_inputs import CARD as TOY_CARD
@@ -102,7 +102,9 @@ ERRORS = [
     ({"code": "digit", "values": [1.5]}, "values[0]: must be a whole number in 0..9, got 1.5"),
     ({"code": "c1", "values": [0, 2]}, "values[1]: must be in [-1, 1], got 2"),
     ({"code": "c1", "values": [0], "steps": 3}, "steps: give either steps or values, not both"),
-    ({"code": "c1", "steps": 65}, "values: 65 columns, must be <= 64 (GAN_MAX_STEPS)"),
+    ({"code": "c1", "steps": 65}, "steps: must be <= 64 (GAN_MAX_STEPS), got 65"),
+    ({"code": "c1", "steps": 10**9}, "steps: must be <= 64 (GAN_MAX_STEPS), got 1000000000"),
+    ({"code": "c1", "values": [0.5] * 65}, "values: must be <= 64 (GAN_MAX_STEPS), got 65"),
     ({"code": "digit", "seeds": list(range(7))}, "seeds: 7 rows x 10 columns = 70 images, must be <= 64 (GAN_MAX_COUNT)"),
     ({"code": "c1", "codes": {"c1": 0}}, "codes.c1: is the swept code; its columns come from steps or values"),
     ({"code": "c1", "codes": {"digit": [1, 2]}}, "codes.digit: a traversal takes one value for every image, not a list"),
@@ -135,3 +137,20 @@ def test_the_http_route_validates_and_answers(served):
         over = httpx.post(url + "/traverse", json={"code": "digit", "seeds": list(range(7))}, timeout=30)
         assert over.status_code == 400 and "GAN_MAX_COUNT" in over.json()["error"]
         assert "post" in httpx.get(url + "/docs.json", timeout=30).json()["paths"]["/traverse"]
+
+
+def test_bulk_requests_with_typed_codes_are_answered_like_small_ones(core):
+    """Past ENCODE_INLINE images the feeds are made in the bulk process: the request's codes (the
+    card-typed model the guard validates with) must reach it as plain values, not a 500."""
+    typed = request_models([m.card for m in core.models.values()])["generate"]
+    big = typed.model_validate({"model": "mnist-infogan", "seed": 4, "count": 12, "codes": {"digit": 3}})
+    images = asyncio.run(core.generate(big)).images
+    for start in (0, 6):
+        small = typed.model_validate({"model": "mnist-infogan", "seed": 4, "count": 6, "start_index": start,
+                                      "codes": {"digit": 3}})  # fmt: skip
+        np.testing.assert_array_equal(asyncio.run(core.generate(small)).images, images[start : start + 6])
+    with pytest.raises(ClientError) as e:
+        asyncio.run(
+            core.generate(typed.model_validate({"model": "toy-codes", "count": 12, "codes": {"c1": 0.5}}))
+        )
+    assert str(e.value) == "codes.c1: model 'toy-codes' has no such code (codes: digit, gain)"
