@@ -28,9 +28,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
 from gan_core.errors import UserError, one_line
-from service import connections, fatal, mixing
+from service import connections, fatal, metrics, mixing, traffic_timeout
 from service.generate import ClientError, Generator, Reply
-from service.guard import OPEN_ROUTES, RequestGuard
+from service.guard import OPEN_ROUTES, RequestGuard, flood_log
 from service.metrics import RequestMetrics
 from service.mixing import MixRequest, MixResponse
 from service.model_set import ModelScan, scan_models
@@ -55,8 +55,11 @@ log = logging.getLogger("gan_service")
 
 
 IN_WORKER = bentoml.server_context.worker_index is not None
-if not IN_WORKER:
+if IN_WORKER:
+    metrics.use_own_metrics_dir()
+else:
     fatal.arm()  # the serving process: exit 2 when one of its workers cannot serve
+    metrics.own_metrics_dir()  # its workers' metric files, apart from any other server's
 
 
 def _checked_start() -> tuple[Settings, ModelScan]:
@@ -92,6 +95,7 @@ _service_config: dict = {
 if not SETTINGS.trace_requests:
     _service_config["tracing"] = {"excluded_urls": [*API_ROUTES, TRANSLATE_ROUTE]}
 connections.install(SETTINGS)
+traffic_timeout.install()
 
 
 def _response(reply: Reply) -> Response:
@@ -99,7 +103,7 @@ def _response(reply: Reply) -> Response:
 
 
 def _client_error(e: ClientError, route: str) -> JSONResponse:
-    log.warning("POST %s -> %d: %s", route, e.status, e)
+    flood_log.warning(f"refused {e.status}", "POST %s -> %d: %s", route, e.status, e)
     return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers or None)
 
 
@@ -177,6 +181,12 @@ class GeneratorService:
             self.core = Generator(SETTINGS, SCAN)
         except UserError as e:  # e.g. a model file changed since the serving process checked it
             fatal.stop_server(one_line(e))
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        """After the drain: end the bulk process and release its queues' semaphores, which a worker
+        exiting without this leaves to multiprocessing's resource tracker (a warning per shutdown)."""
+        self.core.close()
 
     @bentoml.api(route="/generate", input_spec=REQUESTS["generate"], output_spec=ImagesResponse)
     async def generate(self, **fields) -> Response:

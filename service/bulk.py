@@ -81,5 +81,6 @@ class BulkWork:
         return await asyncio.get_running_loop().run_in_executor(self.executor, make, result)
 
     def close(self) -> None:
+        """End the process and join it, so its queues are closed and their semaphores released."""
         if self.executor:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor.shutdown(wait=True, cancel_futures=True)

@@ -13,6 +13,11 @@ It is uvicorn's own protocol with these additions:
   waited longest for headers (408, so slow or idle clients cannot lock others out); when every
   connection has a request in progress, the new one is answered 503 + Retry-After and closed;
   either way its file descriptor is freed at once instead of held;
+- a request whose line and headers exceed GAN_MAX_HEADER_BYTES, or which sends more than
+  GAN_MAX_HEADERS header fields, is answered 431 and closed as soon as the limit is passed: the
+  httptools parser buffers an unfinished header whatever its size (a 32 MiB one was read and
+  answered 200, and eight such connections grew a worker by 330 MiB), so the bytes of a request's
+  head are counted here as they arrive, and its fields as the parser reports them;
 - each of these is logged, throttled (service.throttled_log), and counted in /metrics.
 
 The body deadline (GAN_BODY_TIMEOUT_S) is kept by service.guard, where the body is read.
@@ -51,6 +56,11 @@ class LimitedHTTPProtocol(AutoHTTPProtocol):
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._head_open = False  # between a request's first byte and the end of its headers
+        self._head_bytes = 0
+        self._head_fields = 0
+        self._parsed_bytes = 0
+        self._head_refusal: str | None = None
         cap = self.settings.max_connections
         if len(self.connections) > cap:
             if self.waiting:
@@ -65,9 +75,57 @@ class LimitedHTTPProtocol(AutoHTTPProtocol):
 
     def data_received(self, data: bytes) -> None:
         cycle = self.cycle
+        head_open = self._head_open
         super().data_received(data)
         if self.cycle is not cycle:  # a request's headers are in: the ASGI side takes over
             self._disarm()
+        if head_open and self._head_open and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.settings.max_header_bytes:
+                self._refuse("header_size", 431, self._too_large_head())
+
+    # httptools parser callbacks (uvicorn's h11 protocol bounds its own buffer instead: 400)
+    # Two counts bound a head: the wire bytes received while it is open (from the chunk after the one
+    # it began in: they catch an unfinished header, which the parser buffers unseen) and the bytes
+    # of its parsed parts (a whole head that arrives in one chunk).
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_open, self._head_bytes, self._head_fields, self._parsed_bytes = True, 0, 0, 0
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_fields += 1
+        self._parsed(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _parsed(self, n: int) -> None:
+        self._parsed_bytes += n
+        if (
+            self._head_fields > self.settings.max_headers
+            or self._parsed_bytes > self.settings.max_header_bytes
+        ):
+            # the parser turns this into an error, which uvicorn answers through send_400_response
+            self._head_refusal = self._too_large_head()
+            raise ValueError(self._head_refusal)
+
+    def on_headers_complete(self) -> None:
+        self._head_open = False
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_refusal is not None:
+            return self._refuse("header_size", 431, self._head_refusal)
+        super().send_400_response(msg)
+
+    def _too_large_head(self) -> str:
+        s = self.settings
+        return (
+            f"headers: must be <= {s.max_header_bytes} bytes ({s.ENV['max_header_bytes']}) "
+            f"and <= {s.max_headers} fields ({s.ENV['max_headers']})"
+        )
 
     def on_response_complete(self) -> None:
         done = self.cycle

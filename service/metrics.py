@@ -8,19 +8,63 @@ counts instead, with labels from closed sets only: the route (one of the service
 (one of the served names; "unknown" for a name that is not served, "" for routes without one).
 It also answers GET /metrics, merging all workers' values when BentoML runs prometheus_client
 in multiprocess mode (PROMETHEUS_MULTIPROC_DIR), as its own endpoint did.
+
+The workers' files go to a folder of this server's own (`own_metrics_dir`), not BentoML's
+`$BENTOML_HOME/prometheus_multiproc_dir`, which every `bentoml serve` under the same home shares
+and wipes at start: a second server on the machine erased the first's counts and its /metrics
+then showed the second's.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from service.guard import STATE_MODEL
 
 ROUTES = ("/", "/docs.json", "/livez", "/readyz", "/healthz", "/metrics")
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+METRICS_DIR_ENV = "GAN_METRICS_DIR"  # set by the serving process for its workers; not a user setting
+_PREFIX = "gan-metrics-"
+
+
+def own_metrics_dir() -> str:
+    """In the serving process: a new folder for its workers' metric files, passed to them by
+    environment and removed at exit; folders left by servers that were killed are removed first."""
+    tmp = Path(tempfile.gettempdir())
+    for old in tmp.glob(f"{_PREFIX}*-*"):
+        pid = old.name.removeprefix(_PREFIX).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
+    os.environ[METRICS_DIR_ENV] = path
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def use_own_metrics_dir() -> None:
+    """In a worker, before any metric exists: write into the serving process's folder."""
+    path = os.environ.get(METRICS_DIR_ENV)
+    if path and os.path.isdir(path):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @functools.cache

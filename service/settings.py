@@ -37,6 +37,8 @@ class Settings:
     max_connections: int = 1024  # open HTTP connections per worker
     max_concurrency: int = 256  # API requests in progress per worker (body read, queued or running)
     header_timeout_s: float = 10.0  # a connection's request line + headers must arrive within this
+    max_header_bytes: int = 64 * 1024  # request line + headers of one request (431 past it)
+    max_headers: int = 100  # header fields of one request (431 past it)
     body_timeout_s: float = 10.0  # a request's whole body must arrive within this once its headers did
     request_timeout_s: float = 30.0  # queue + generation deadline of one request (504 past it)
     api_token: str | None = None
@@ -64,6 +66,8 @@ class Settings:
         "max_connections": "GAN_MAX_CONNECTIONS",
         "max_concurrency": "GAN_MAX_CONCURRENCY",
         "header_timeout_s": "GAN_HEADER_TIMEOUT_S",
+        "max_header_bytes": "GAN_MAX_HEADER_BYTES",
+        "max_headers": "GAN_MAX_HEADERS",
         "body_timeout_s": "GAN_BODY_TIMEOUT_S",
         "request_timeout_s": "GAN_REQUEST_TIMEOUT_S",
         "api_token": "GAN_API_TOKEN",

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from numpy.lib import format as npformat
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -37,7 +38,7 @@ from starlette.routing import Route
 
 from gan_core.card import DIRECTIONS
 from service.encoding import Images, encode
-from service.guard import error_line
+from service.guard import error_line, flood_log
 from service.inputs import ClientError
 from service.settings import Settings
 
@@ -180,30 +181,66 @@ def _fields(query: dict[str, str], body: dict[str, Any]) -> TranslateFields:
 def npz_images(
     data: bytes, settings: Settings, shape: tuple[int, int, int]
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """images (and labels) of an npz body, members' sizes checked before they are read (zip bombs)."""
+    """images (and labels) of an npz body. Each member's .npy header (shape, dtype) is read and
+    checked against the member's size and the limits before any array is allocated: a header may
+    claim any shape (2**45 pixels over 16 bytes), and a zip directory any size."""
     limit = settings.max_translate_images * int(np.prod(shape)) + NPY_HEADER
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for info in zf.infolist():
+            members = {info.filename.removesuffix(".npy"): info for info in zf.infolist()}
+            for info in members.values():
                 if info.file_size > limit:
                     raise ClientError(
                         f"npz: member {info.filename} expands to {info.file_size} bytes; must be <= {limit}",
                         413,
                     )
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            if "images" not in z.files:
-                raise ClientError(f"npz: needs an 'images' array (found {', '.join(z.files) or 'none'})")
-            images = z["images"]
-            labels = z["labels"] if "labels" in z.files else None
+            if "images" not in members:
+                raise ClientError(f"npz: needs an 'images' array (found {', '.join(members) or 'none'})")
+            images = _npy_member(zf, members["images"], "images", "u", settings)
+            if images.dtype != np.uint8:
+                raise ClientError(f"npz: 'images' must be uint8 pixels, got {images.dtype}")
+            labels = (
+                _npy_member(zf, members["labels"], "labels", "iu", settings) if "labels" in members else None
+            )
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise ClientError(f"npz: not a readable .npz file ({str(e).splitlines()[0][:120]})") from None
-    if images.dtype != np.uint8:
-        raise ClientError(f"npz: 'images' must be uint8 pixels, got {images.dtype}")
-    if labels is not None and (labels.shape != (len(images),) or labels.dtype.kind not in "iu"):
+    if labels is not None and labels.shape != (len(images),):
         raise ClientError(
             f"npz: 'labels' must be [N] integers, one per image ({len(images)}), got {labels.dtype} {list(labels.shape)}"
         )
     return images, (None if labels is None else labels.astype(np.int64))
+
+
+def _npy_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, kinds: str, settings: Settings
+) -> np.ndarray:
+    """One .npy member as an array, its header checked first: numeric dtype of `kinds`, at least one
+    dimension, at most GAN_MAX_TRANSLATE_IMAGES rows, and exactly as many data bytes as it claims."""
+    with zf.open(info) as f:
+        version = npformat.read_magic(f)
+        read_header = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+        shape, fortran, dtype = read_header(f, max_header_size=NPY_HEADER)
+        if dtype.hasobject or dtype.kind not in kinds:
+            raise ClientError(
+                f"npz: '{name}' must be {'uint8 pixels' if kinds == 'u' else 'integers'}, got {dtype}"
+            )
+        if len(shape) == 0:
+            raise ClientError(f"npz: '{name}' is a single value; it must be an array with one row per image")
+        if shape[0] > settings.max_translate_images:
+            raise ClientError(
+                f"images: must be <= {settings.max_translate_images} per request ({Settings.ENV['max_translate_images']}), got {shape[0]}"
+            )
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        payload = info.file_size - f.tell()
+        if nbytes != payload:
+            raise ClientError(
+                f"npz: '{name}' header claims shape {list(shape)} ({nbytes} bytes) but the member holds {payload}"
+            )
+        buf = f.read(nbytes)
+    if len(buf) != nbytes:
+        raise ClientError(f"npz: '{name}' is truncated ({len(buf)} of {nbytes} bytes)")
+    arr = np.frombuffer(buf, dtype).reshape(shape, order="F" if fortran else "C")
+    return np.ascontiguousarray(arr)
 
 
 def check_array(images: np.ndarray, shape: tuple[int, int, int], model: str) -> np.ndarray:
@@ -304,7 +341,7 @@ async def translate(request: Request, core: Generator) -> Response:
         result = Images(model, out, upload.labels, np.arange(len(out), dtype=np.int64), None)
         reply = await encode(result, upload.fields.format)
     except ClientError as e:
-        log.warning("POST %s -> %d: %s", ROUTE, e.status, e)
+        flood_log.warning(f"refused {e.status}", "POST %s -> %d: %s", ROUTE, e.status, e)
         return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers or None)
     headers = {**reply.headers, "X-Direction": model.card.translation.direction}
     return Response(reply.body, media_type=reply.media_type, headers=headers)
