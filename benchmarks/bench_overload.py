@@ -12,6 +12,11 @@ the mixed phase only), and runs, against the same server:
   hangup  --hangups requests whose headers promise a 1,000-byte body, send 12 bytes and hang up:
           requests left in progress, probe latency.
   urls    --urls requests to random unknown paths: size of /metrics before and after.
+  probes  --probes GET /readyz, /livez and unknown paths over --probe-clients keep-alive
+          connections (a load balancer's health checks, sped up): requests/s, worker RSS.
+  headers --header-floods connections each sending --header-mib MiB of one unfinished header
+          (answered 431 at GAN_MAX_HEADER_BYTES), then one request with 200 header fields:
+          how they ended, worker RSS during and after.
   sigterm seconds from SIGTERM (with bulk requests in flight) to the server's exit, and whether
           those requests were answered.
 
@@ -20,6 +25,7 @@ return near its start). Loopback only; every phase is bounded in count and time.
 
   python benchmarks/bench_overload.py                                   # 4 bulk png clients
   python benchmarks/bench_overload.py --bulk 16 --bulk-format npz --phases mixed
+  python benchmarks/bench_overload.py --phases probes,headers                # the two floods alone
 """
 
 from __future__ import annotations
@@ -214,6 +220,61 @@ def unknown_urls(url: str, args) -> None:
           f"{state} -> {worker_state()}")  # fmt: skip
 
 
+def probe_flood(port: int, args) -> None:
+    import http.client
+    import threading
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for i in range(n):
+            conn.request("GET", ("/readyz", "/livez", "/no-such-page")[i % 3])
+            conn.getresponse().read()
+        conn.close()
+
+    before = worker_state()
+    per_client = args.probes // args.probe_clients
+    threads = [threading.Thread(target=client, args=(per_client,)) for _ in range(args.probe_clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    n = per_client * args.probe_clients
+    print(f"probes  {n} GET /readyz, /livez, unknown paths over {args.probe_clients} connections: {n / wall:.0f} req/s; "
+          f"{before} -> {worker_state()}")  # fmt: skip
+
+
+def header_flood(port: int, args) -> None:
+    import http.client
+
+    before = worker_state()
+    socks = []
+    for _ in range(args.header_floods):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        socks.append(s)
+    sent = dict.fromkeys(range(len(socks)), 0)
+    chunk = b"a" * 65536
+    for _ in range(int(args.header_mib * 16)):
+        for k, s in enumerate(socks):
+            if sent[k] >= 0:
+                try:
+                    s.sendall(chunk)
+                    sent[k] += len(chunk)
+                except OSError:
+                    sent[k] = -sent[k] - 1  # refused: stop sending on it
+    during = worker_state()
+    endings = await_answers(socks, 10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/readyz", headers={f"X-F{i}": "v" for i in range(200)})
+    many = conn.getresponse().status
+    took = [-v - 1 if v < 0 else v for v in sent.values()]
+    print(f"headers {args.header_floods} connections x {args.header_mib:g} MiB of one header: accepted "
+          f"{max(took) / 2**10:.0f} KiB at most before the server closed them; {endings}; 200 header fields -> {many}")  # fmt: skip
+    print(f"        {before} -> during {during} -> after {worker_state()}")
+
+
 def in_progress(url: str) -> float:
     import httpx
 
@@ -266,7 +327,7 @@ def main() -> int:
     p.add_argument("--url", help="run the mixed phase against a running service")
     p.add_argument("--models-dir", type=Path, default=REPO / "service" / "models")
     p.add_argument("--threads", type=int, default=1, help="ORT intra-op threads of the server")
-    p.add_argument("--phases", default="mixed,slow,hangup,urls,sigterm")
+    p.add_argument("--phases", default="mixed,slow,hangup,urls,probes,headers,sigterm")
     p.add_argument("--seconds", type=float, default=15.0, help="length of the mixed phase")
     p.add_argument("--small", type=int, default=8, help="one-image clients")
     p.add_argument("--bulk", type=int, default=4, help="bulk clients")
@@ -275,6 +336,10 @@ def main() -> int:
     p.add_argument("--slow", type=int, default=2000, help="stalled connections")
     p.add_argument("--hangups", type=int, default=5000)
     p.add_argument("--urls", type=int, default=2000, help="requests to random unknown paths")
+    p.add_argument("--probes", type=int, default=60000, help="health-check and unknown-path requests")
+    p.add_argument("--probe-clients", type=int, default=4, help="keep-alive connections of the probe flood")
+    p.add_argument("--header-floods", type=int, default=8, help="connections sending one huge header")
+    p.add_argument("--header-mib", type=float, default=32, help="MiB of header each tries to send")
     p.add_argument("--max-connections", type=int, default=256, help="GAN_MAX_CONNECTIONS of the server")
     p.add_argument("--header-timeout", type=float, default=2.0, help="GAN_HEADER_TIMEOUT_S of the server")
     args = p.parse_args()
@@ -294,6 +359,10 @@ def main() -> int:
             hangup_flood(url, port, args)
         if "urls" in phases:
             unknown_urls(url, args)
+        if "probes" in phases:
+            probe_flood(port, args)
+        if "headers" in phases:
+            header_flood(port, args)
         if "sigterm" in phases:
             sigterm(url, args)
     return 0

@@ -18,9 +18,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,6 +31,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@dataclass
+class LocalServer:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    rss_before: int = 0  # a test's reading of worker_rss() to compare with later
+
+    def workers(self) -> list[psutil.Process]:
+        """The server's API worker processes (not the arbiter, not their bulk processes)."""
+        tree = psutil.Process(self.process.pid).children(recursive=True)
+        return [p for p in tree if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+
+    def worker_rss(self) -> int:
+        """Resident bytes of the API workers together (what a flood would grow)."""
+        return sum(p.memory_info().rss for p in self.workers())
 
 
 @contextmanager
@@ -46,13 +65,30 @@ def local_serve(
     cwd: the folder holding the service's packages (the repo, or a built bento's src/); env: extra
     variables; log_path: where the server's output goes (default: a temporary file).
     """
+    with local_server(models_dir, threads, workers, ready_timeout, cwd, env, log_path) as server:
+        yield server.url
+
+
+@contextmanager
+def local_server(
+    models_dir: str | os.PathLike,
+    threads: int = 1,
+    workers: int = 1,
+    ready_timeout: float = 120,
+    cwd: str | os.PathLike = REPO,
+    env: dict[str, str] | None = None,
+    log_path: str | os.PathLike | None = None,
+) -> Iterator[LocalServer]:
+    """local_serve, yielding the server (its URL, process and log) for tests that watch it."""
     with tempfile.TemporaryDirectory(prefix="gan-serve-") as home:
         log_path = Path(log_path or Path(home) / "serve.log")
         with open(log_path, "wb") as out:
             yield from _serve(models_dir, threads, workers, ready_timeout, cwd, env, home, out, log_path)
 
 
-def _serve(models_dir, threads, workers, ready_timeout, cwd, env, home, out, log_path) -> Iterator[str]:
+def _serve(
+    models_dir, threads, workers, ready_timeout, cwd, env, home, out, log_path
+) -> Iterator[LocalServer]:
     port = free_port()
     env = {**os.environ, "GAN_MODELS_DIR": str(models_dir), "GAN_ORT_THREADS": str(threads), "GAN_WORKERS": str(workers),
            "BENTOML_DO_NOT_TRACK": "true", "ORT_DISABLE_TELEMETRY": "1", "BENTOML_HOME": home, **(env or {})}  # fmt: skip
@@ -76,7 +112,7 @@ def _serve(models_dir, threads, workers, ready_timeout, cwd, env, home, out, log
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        yield url
+        yield LocalServer(url, proc, log_path)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -217,7 +217,8 @@ def test_sigterm_answers_bulk_requests_in_flight_and_leaves_no_process(tmp_path,
             httpx.post(url + "/generate", json={"count": 1024, "format": "npz"}, timeout=60).status_code
         )
 
-    with local_serve(tmp_path, env={"GAN_MAX_BATCH": "1"}) as url:
+    log = tmp_path / "serve.log"
+    with local_serve(tmp_path, env={"GAN_MAX_BATCH": "1"}, log_path=log) as url:
         (server,) = [p for p in psutil.Process().children() if "serve" in " ".join(p.cmdline())]
         tree = [server, *server.children(recursive=True)]
         assert any("multiprocessing" in " ".join(p.cmdline()) for p in tree)  # the bulk process is there
@@ -235,6 +236,8 @@ def test_sigterm_answers_bulk_requests_in_flight_and_leaves_no_process(tmp_path,
     assert answers == [200, 200, 200]
     _, alive = psutil.wait_procs(tree, timeout=5)
     assert alive == []
+    # the worker's shutdown hook ends the bulk process and releases its queues' semaphores
+    assert "leaked semaphore" not in log.read_text()
 
 
 def serve_refused(env: dict[str, str]) -> subprocess.CompletedProcess:

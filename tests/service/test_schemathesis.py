@@ -1,9 +1,13 @@
 """The API against its own OpenAPI document: schemathesis fuzzes every operation of a real
-`bentoml serve` (valid and invalid bodies) and checks each answer's status, media type, headers
-and JSON against /docs.json, and that no request gets a server error. Bounded: a fixed number of
+`bentoml serve` holding a model of each kind the routes serve (conditional and unconditional
+DCGANs, InfoGAN codes, StyleGAN mixing, a CycleGAN pair) with valid and invalid bodies, and checks
+each answer's status, media type, headers and JSON against /docs.json, that no request gets a
+server error, and that the worker's memory stays bounded after it all. Bounded: a fixed number of
 examples per operation, derandomized, no example database."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 import schemathesis
@@ -18,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.local_server import local_serve
+from service.local_server import local_server
 
 CHECKS = [
     not_a_server_error,
@@ -28,21 +32,38 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-# (path, method, examples per generation mode): 1,081 requests in all
+# (path, method, examples per generation mode): 1,421 requests in all
 OPERATIONS = [
     ("/generate", "POST", 260),
     ("/generate_from_latents", "POST", 120),
     ("/interpolate", "POST", 120),
+    ("/traverse", "POST", 80),
+    ("/mix", "POST", 60),
+    ("/translate", "POST", 40),
     ("/models", "POST", 40),
     ("/models", "GET", 5),
 ]
 LIMITS = {"GAN_MAX_COUNT": "16", "GAN_MAX_LATENTS": "16", "GAN_MAX_STEPS": "8"}
+MAX_GROWTH = 96 * 2**20  # worker RSS after the whole run, over its RSS before
 
 
 @pytest.fixture(scope="module")
-def api(models_dir):
-    with local_serve(models_dir, env=LIMITS) as url:
-        yield url, schemathesis.openapi.from_url(url + "/docs.json")
+def fuzzed_dir(models_dir, tiny_onnx, cyclegan_onnx, tmp_path_factory):
+    d = tmp_path_factory.mktemp("fuzzed")
+    for path in models_dir.glob("*.onnx"):
+        shutil.copy(path, d / path.name)
+    for name in ("mnist-infogan", "mnist-stylegan"):
+        shutil.copy(tiny_onnx(name)[1], d / f"{name}.onnx")
+    for path, _ in cyclegan_onnx.values():
+        shutil.copy(path, d / path.name)
+    return d
+
+
+@pytest.fixture(scope="module")
+def api(fuzzed_dir):
+    with local_server(fuzzed_dir, env={**LIMITS, "GAN_DEFAULT_MODEL": "mnist-cdcgan"}) as server:
+        server.rss_before = server.worker_rss()
+        yield server, schemathesis.openapi.from_url(server.url + "/docs.json")
 
 
 def fuzz(url: str, operation, mode: GenerationMode, examples: int) -> int:
@@ -63,10 +84,17 @@ def fuzz(url: str, operation, mode: GenerationMode, examples: int) -> int:
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
 def test_every_answer_matches_the_openapi_document(api, mode):
-    url, schema = api
+    server, schema = api
+    url = server.url
     sent = {}
     for path, method, examples in OPERATIONS:
         if mode == GenerationMode.NEGATIVE and method == "GET":
             continue  # no parameters, nothing to get wrong
         sent[f"{method} {path}"] = fuzz(url, schema[path][method], mode, examples)
-    assert sum(sent.values()) >= 540, sent  # x 2 modes: > 1,000 requests
+    assert sum(sent.values()) >= 700, sent  # x 2 modes: > 1,400 requests
+
+
+def test_the_worker_stays_within_its_memory_bound_after_the_fuzz_run(api):
+    server, _ = api
+    grown = server.worker_rss() - server.rss_before
+    assert grown < MAX_GROWTH, f"worker RSS grew {grown / 2**20:.0f} MiB over the fuzz run"
