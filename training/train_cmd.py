@@ -13,8 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--preset",
         default="mnist-cdcgan",
         metavar="NAME|FILE.yaml",
-        help="named run config (training/presets/NAME.yaml) or a preset file's path, e.g. a copy of one "
-        "(default: %(default)s)",
+        help="named run config (`gan presets` lists them) or a preset file's path, e.g. a copy of one in "
+        "training/presets/ (default: %(default)s)",
     )
     p.add_argument(
         "--data", "--data-a", dest="data",
