@@ -22,7 +22,8 @@ import torch
 
 from gan_core.datasets import load_dataset
 from gan_core.demo_data import write_demo_data
-from training.config import fit_to_data, preset
+from training.config import preset
+from training.sizing import fit_to_data
 from training.trainer import Trainer
 
 

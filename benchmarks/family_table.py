@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--presets", help="comma-separated (default: every mnist-* preset)")
     ap.add_argument("--out", default="runs/table")
     args = ap.parse_args()
-    from training.config import PRESETS
+    from training.presets import PRESETS
 
     presets = args.presets.split(",") if args.presets else [p for p in PRESETS if p.startswith("mnist-")]
     out = Path(args.out)

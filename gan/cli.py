@@ -15,6 +15,7 @@ from gan_core.errors import UserError, one_line, user_errors
 # name -> module implementing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
     "train": "training.train_cmd",
+    "presets": "training.presets_cmd",
     "augment": "gan.augment_cmd",
     "augment-merge": "augment.merge_cmd",
     "augment-report": "training.augment_report",

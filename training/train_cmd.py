@@ -9,13 +9,12 @@ from training.train_evaluator_cmd import add_preprocess_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from training.config import PRESETS
-
     p.add_argument(
         "--preset",
         default="mnist-cdcgan",
-        choices=sorted(PRESETS),
-        help="named run config (default: %(default)s)",
+        metavar="NAME|FILE.yaml",
+        help="named run config (`gan presets` lists them) or a preset file's path, e.g. a copy of one in "
+        "training/presets/ (default: %(default)s)",
     )
     p.add_argument(
         "--data", "--data-a", dest="data",
@@ -96,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from gan_core.fileio import FileWriteError
     from gan_core.preprocess import Preprocess
     from training.checkpoint import list_checkpoints
-    from training.config import fit_to_data
     from training.evaluation import attach_quick_eval
+    from training.sizing import fit_to_data
     from training.trainer import Trainer, TrainingError
 
     cfg = config_from_args(args)

@@ -3,7 +3,9 @@
 import pytest
 
 from gan_core.errors import UserError
-from training.config import PRESETS, fit_to_data, preset
+from training.config import preset
+from training.presets import PRESETS
+from training.sizing import fit_to_data
 
 
 @pytest.mark.parametrize("size,latent", [(28, 64), (32, 64), (64, 128)])

@@ -81,6 +81,7 @@ class Family:
     generators: ClassVar[tuple[str, ...]] = ("g",)  # nets with an EMA copy (exportable)
     needs_data_b: ClassVar[bool] = False  # trains on two datasets (TrainConfig.data_b, ctx.next_batch_b)
     augments: ClassVar[bool] = False  # its D phases apply TrainConfig.augment (DiffAugment); else refused
+    own_loss: ClassVar[str | None] = None  # what it trains with instead of TrainConfig.loss (then unused)
 
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         self.cfg = cfg

@@ -95,6 +95,7 @@ class BEGANFamily(AutoencoderGAN):
     activation = "elu"
     lr = 1e-4
     settings_model = BEGANSettings
+    own_loss = "equilibrium"
 
     @classmethod
     def resolve(cls, cfg):

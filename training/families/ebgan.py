@@ -50,6 +50,7 @@ class EBGANFamily(AutoencoderGAN):
     """DCGAN generator vs autoencoder discriminator, margin loss, pulling-away term (see module doc)."""
 
     settings_model = EBGANSettings
+    own_loss = "margin"
 
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return per_sample((recon - x).pow(2))
