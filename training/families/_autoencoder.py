@@ -22,7 +22,7 @@ from torch import nn
 
 from training.config import TrainConfig
 from training.families.base import StepContext
-from training.families.common import resolve_adam_family, settings
+from training.families.common import arch_settings, resolve_adam_family
 from training.families.gan import AdversarialFamily
 from training.nets.autoencoder import AutoencoderDiscriminator, DecoderGenerator, MLPAutoencoderDiscriminator
 from training.nets.dcgan import DCGANGenerator
@@ -68,18 +68,16 @@ class AutoencoderGAN(AdversarialFamily):
 
     activation: ClassVar[str] = "lrelu"
     lr: ClassVar[float] = 2e-4  # Adam, G and D, unless the run sets lr_g / lr_d
-    settings_model: ClassVar[type[BaseModel]]  # the family's family_params
 
     def __init__(self, cfg: TrainConfig, data):
         super().__init__(cfg, data)
-        self.p = settings(self.settings_model, cfg.family_params, "family_params")
-        self.arch = settings(AutoencoderArch, cfg.arch_params, "arch_params")
+        self.arch = arch_settings(AutoencoderArch, cfg, self.name)
         self.activation = self.arch.d_activation or type(self).activation
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
         return resolve_adam_family(
-            cfg, cls.name, "dcgan", (cls.settings_model, AutoencoderArch), cls.lr, (0.5, 0.999)
+            cls.with_settings(cfg), cls.name, "dcgan", AutoencoderArch, cls.lr, (0.5, 0.999)
         )
 
     def build_nets(self) -> dict[str, nn.Module]:

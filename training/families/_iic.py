@@ -1,4 +1,4 @@
-"""Invariant Information Clustering (Ji et al. 2019) for InfoGAN's categorical head on real images.
+"""Invariant Information Clustering (Ji et al. 2019): how InfoGAN's clusterer learns the reals' clusters.
 
 Not a family (the leading underscore keeps training.registry from importing it as one). IIC asks a
 K-way head to give an image and a perturbed copy of it the same cluster while using all K clusters:
@@ -42,7 +42,7 @@ def iic_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8, lamb: float = 
 
     Minimal (-log K) when each pair agrees and the K clusters share the batch equally. `lamb` > 1
     weights the marginals' entropy more (the `lamb` of IIC's code): a clustering that merges two
-    classes pays more (InfoGAN's clusterer uses 1.5: docs/families-log.md, session 14).
+    classes pays more (InfoGAN's clusterer: `cluster_lamb`, 1.5 by default).
     """
     p = F.softmax(a.float(), 1).T @ F.softmax(b.float(), 1) / a.shape[0]
     p = ((p + p.T) / 2).clamp_min(eps)

@@ -9,43 +9,55 @@ minimises its adversarial loss plus the class cross-entropy of its fakes.
 The class loss is F.cross_entropy on the head's raw logits (it applies log-softmax itself): a
 softmax layer before it, as in a well-known public implementation, squashes the gradients.
 The aux loss on fakes rewards G for the most classifiable image of each class, which can collapse
-diversity within a class (docs/families-log.md: recall 0.67 against the default preset's 0.79). The mnist-acgan
-preset counters it with MHingeGAN's choices (Kavalerov et al. 2021): a multi-class hinge instead of
-the cross-entropy, so G stops being pulled once its image's class wins by a margin, and D's
-classifier trained on real images only (`class_loss: hinge`, `d_fake_class: false`, `aux_weight`
-0.5; FID 28.1 -> 19.5-21.5 at 99.3% class accuracy, level with the default preset's 19.9-21.1); the
-mode-seeking term (`diversity_weight`) is the classic family's.
+diversity within a class. The mnist-acgan preset counters it with MHingeGAN's choices (Kavalerov et
+al. 2021): a multi-class hinge instead of the cross-entropy, so G stops being pulled once its image's
+class wins by a margin, and D's classifier trained on real images only (`class_loss: hinge`,
+`d_fake_class: false`, `aux_weight` 0.5; measured in docs/families-log.md); the mode-seeking term
+(`diversity_weight`) is the classic family's.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
+from gan_core.errors import UserError
 from training.config import TrainConfig
-from training.families.base import DataInfo, Phase, StepContext
+from training.families.base import Phase, StepContext
 from training.families.gan import AdversarialFamily, mode_seeking_penalty, share_pairs
-from training.families.params import family_params
+from training.families.params import FamilySettings
 from training.nets.common import maybe_sn
 from training.nets.heads import TwoHeadDiscriminator
 from training.registry import get_arch, register_family
 
-DEFAULTS = {
-    "aux_weight": 1.0,  # weight of the class loss in both players' objectives
-    "aux_sn": False,  # spectral norm on the classifier head too (the trunk follows spectral_norm)
-    # The adversarial head also takes the label by projection (Miyato & Koyama 2018), as the default
-    # preset's D does; the class head is ACGAN's either way.
-    "projection": False,
-    # D's class loss on fakes too (the paper's). Off, D's classifier learns from real images only and G
-    # is still pulled towards images it classifies as the asked class.
-    "d_fake_class": True,
-    # "ce": cross-entropy (the paper's); "hinge": the multi-class hinge of MHingeGAN (Kavalerov et al.
-    # 2021), which stops pulling a fake once its class wins by a margin of 1 instead of rewarding ever
-    # more classifiable (less varied) images of the class.
-    "class_loss": "ce",
-}
-CLASS_LOSSES = ("ce", "hinge")
+
+class ACGANSettings(FamilySettings):
+    """family_params of the acgan family (defaults: the paper's)."""
+
+    aux_weight: float = Field(1.0, ge=0, description="weight of the class loss in both players' objectives")
+    aux_sn: bool = Field(
+        False, description="spectral norm on the classifier head too (the trunk follows spectral_norm)"
+    )
+    projection: bool = Field(
+        False,
+        description="the adversarial head also takes the label by projection (Miyato & Koyama 2018), as the "
+        "default preset's D does; the class head is ACGAN's either way",
+    )
+    d_fake_class: bool = Field(
+        True,
+        description="D's class loss on fakes too (the paper's); off, D's classifier learns from real images "
+        "only and G is still pulled towards images it classifies as the asked class",
+    )
+    class_loss: Literal["ce", "hinge"] = Field(
+        "ce",
+        description="'ce': cross-entropy (the paper's); 'hinge': the multi-class hinge of MHingeGAN "
+        "(Kavalerov et al. 2021), which stops pulling a fake once its class wins by a margin of 1 instead "
+        "of rewarding ever more classifiable (less varied) images of the class",
+    )
 
 
 def aux_loss(class_logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce") -> torch.Tensor:
@@ -65,30 +77,24 @@ class ACGANFamily(AdversarialFamily):
     and grid as the classic family's."""
 
     augments = False  # its own D / G steps do not apply DiffAugment (yet)
-
-    def __init__(self, cfg: TrainConfig, data: DataInfo):
-        super().__init__(cfg, data)
-        self.p = family_params(cfg, DEFAULTS)
-        if self.p["class_loss"] not in CLASS_LOSSES:
-            raise ValueError(
-                f"family_params.class_loss: must be one of {', '.join(CLASS_LOSSES)}, got {self.p['class_loss']!r}"
-            )
+    settings_model = ACGANSettings
+    p: ACGANSettings
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
         if not cfg.conditional:
-            raise ValueError("acgan generates the classes it is asked for: conditional must be true")
+            raise UserError("acgan generates the classes it is asked for: conditional must be true")
         return super().resolve(cfg)
 
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, shape, k = self.cfg, tuple(self.data.image_shape), self.data.num_classes
         arch = get_arch(cfg.arch)
         g, _ = arch(shape, k, True, cfg.latent_dim, sn=False, **cfg.arch_params)
-        proj = bool(self.p["projection"])
+        proj = self.p.projection
         _, d = arch(
             shape, k, proj, cfg.latent_dim, cond_mode="projection", sn=cfg.spectral_norm, **cfg.arch_params
         )
-        sn = bool(self.p["aux_sn"])
+        sn = self.p.aux_sn
         return {"g": g, "d": TwoHeadDiscriminator(d, lambda feat: maybe_sn(nn.Linear(feat, k), sn))}
 
     def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
@@ -97,20 +103,20 @@ class ACGANFamily(AdversarialFamily):
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
         real, labels = ctx.next_batch()
-        n, w = real.shape[0], self.p["aux_weight"]
+        n, w = real.shape[0], self.p.aux_weight
         z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
         fake_labels = torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
         with ctx.autocast():
             with torch.no_grad():
                 fake = G(z, fake_labels)
-            both = torch.cat([labels, fake_labels]) if self.p["projection"] else None
+            both = torch.cat([labels, fake_labels]) if self.p.projection else None
             out, cls = D(torch.cat([real, fake.to(real.dtype)]), both)
             out = out.float()
             adv = self.loss.d_loss(out[:n], out[n:])
             pen = self.loss.penalty(lambda x, y: D(x, y)[0], real, fake.float(), both)
-            kind = self.p["class_loss"]
+            kind = self.p.class_loss
             real_ce, fake_ce = aux_loss(cls[:n], labels, kind), aux_loss(cls[n:], fake_labels, kind)
-            class_loss = real_ce + fake_ce if self.p["d_fake_class"] else real_ce
+            class_loss = real_ce + fake_ce if self.p.d_fake_class else real_ce
             loss = adv + w * class_loss + (pen if pen is not None else 0.0)
         self.optimize("d", loss)
         self.loss.after_d_step(self.nets["d"].d)
@@ -125,10 +131,10 @@ class ACGANFamily(AdversarialFamily):
             share_pairs(labels)
         with ctx.autocast():
             fake = G(z, labels)
-            out, cls = D(fake, labels if self.p["projection"] else None)
+            out, cls = D(fake, labels if self.p.projection else None)
             adv = self.loss.g_loss(out.float())
-            ce = aux_loss(cls, labels, self.p["class_loss"])
-            loss = adv + self.p["aux_weight"] * ce
+            ce = aux_loss(cls, labels, self.p.class_loss)
+            loss = adv + self.p.aux_weight * ce
             if cfg.diversity_weight:
                 loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
         self.optimize("g", loss)
@@ -139,4 +145,4 @@ class ACGANFamily(AdversarialFamily):
 
     def card_arch_params(self) -> dict:
         cfg = self.cfg
-        return {**cfg.arch_params, "spectral_norm": cfg.spectral_norm, **self.p}
+        return {**cfg.arch_params, "spectral_norm": cfg.spectral_norm, **self.p.model_dump()}

@@ -14,6 +14,11 @@ takes a second dataset (TrainConfig.data_b), the family's DataInfo carries it as
 draw its batches from `ctx.next_batch_b`. A family with several exportable generators names them
 in `generators` (each gets an EMA copy, checkpointed as '<net>_ema') and maps export `directions()`
 onto them.
+
+A family's own settings (TrainConfig.family_params) are one pydantic model, its `settings_model` (a
+training.families.params.FamilySettings: unknown keys and wrongly typed values are refused). resolve()
+checks them and makes every other refusal that needs only the config (one UserError line each), so a
+resolved config is one the family trains; the family reads its settings as `self.p`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch import nn
 from gan_core.card import InputSpec, ModelCard
 from training.config import TrainConfig
 from training.diffaugment import diff_augment, parse_policy
+from training.families.params import FamilySettings, validated
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,12 @@ class Family:
     needs_data_b: ClassVar[bool] = False  # trains on two datasets (TrainConfig.data_b, ctx.next_batch_b)
     augments: ClassVar[bool] = False  # its D phases apply TrainConfig.augment (DiffAugment); else refused
     own_loss: ClassVar[str | None] = None  # what it trains with instead of TrainConfig.loss (then unused)
+    settings_model: ClassVar[type[FamilySettings]] = FamilySettings  # its family_params (here: none)
 
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         self.cfg = cfg
         self.data = data
+        self.p = self.settings(cfg)
         self.nets: dict[str, nn.Module] = {}
         self.opts: dict[str, torch.optim.Optimizer] = {}
         self.policy = parse_policy(cfg.augment)
@@ -97,9 +105,22 @@ class Family:
 
     # ---- configuration ------------------------------------------------------------------------
     @classmethod
+    def settings(cls, cfg: TrainConfig) -> FamilySettings:
+        """cfg.family_params as the family's settings model; a bad one is one UserError line."""
+        return validated(cls.settings_model, cfg.family_params, "family_params", f"the {cls.name} family")
+
+    @classmethod
+    def with_settings(cls, cfg: TrainConfig) -> TrainConfig:
+        """cfg with its family_params checked and written back with every default filled, so the
+        checkpoint and the card record the settings a run really used."""
+        return cfg.model_copy(update={"family_params": cls.settings(cfg).model_dump()})
+
+    @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
-        """Fill the config's None fields with the family's (paper) defaults."""
-        return cfg
+        """Fill the config's None fields with the family's (paper) defaults and refuse what the family
+        cannot train, one UserError line each. Every override starts from `with_settings(cfg)` (or
+        super().resolve), so a family's settings are always checked here."""
+        return cls.with_settings(cfg)
 
     @classmethod
     def data_from_card(cls, card: ModelCard) -> DataInfo:

@@ -8,17 +8,16 @@ by a proportional controller instead of a margin.
 
 gamma (diversity ratio, 0.5), lambda_k (0.001), k_max (1) and eta are family_params (defaults: the
 paper's), k_0 = 0 as in the paper. k_max below 1 keeps D's loss positive while fakes are less than
-1 / k_max times as hard to reconstruct as reals: once k_t L(G(z)) nears L(x), D lowers its loss fastest
-by spoiling every reconstruction, fakes' and reals' alike, and the run blows up (docs/families-log.md,
-session 16). The bracketed term is BEGAN-CS's latent constraint (Chang et al. 2018; `latent_constraint` =
-alpha, 0 = off, logged as `latent_gap`): the encoder must map each fake back to its latent. With it both
-errors kept falling where, at the same seed without it, they crept up at k_t's cap (session 17; FID
-1.88-2.51x the default's over three seeds against 2.77-3.03x). `share_fakes` trains G on the fakes its
-step's D step scored (z_D = z_G: one G forward per step instead of two). k_t is family state kept in the
-checkpoint (a resumed run continues the controller exactly); k_t, M_global and the two errors the
-controller compares (`recon_real` L(x), `recon_fake` L(G(z_G))) go to metrics.jsonl with the losses and
-are plotted in curves.png. The controller is updated after each G step from that step's L(G(z_G)) and
-the D step's L(x), averaged over DDP ranks.
+1 / k_max times as hard to reconstruct as reals: once k_t L(G(z)) nears L(x), D lowers its loss fastest by
+spoiling every reconstruction, fakes' and reals' alike, and the run blows up (docs/families-log.md). The
+bracketed term is BEGAN-CS's latent constraint (Chang et al. 2018; `latent_constraint` = alpha, 0 = off,
+logged as `latent_gap`): the encoder must map each fake back to its latent, which kept both errors
+falling where without it they crept up at k_t's cap (docs/families-log.md). `share_fakes` trains G on
+the fakes its step's D step scored (z_D = z_G: one G forward per step instead of two). k_t is family
+state kept in the checkpoint (a resumed run continues the controller exactly); k_t, M_global and the two
+errors the controller compares (`recon_real` L(x), `recon_fake` L(G(z_G))) go to metrics.jsonl with the
+losses and are plotted in curves.png. The controller is updated after each G step from that step's
+L(G(z_G)) and the D step's L(x), averaged over DDP ranks.
 """
 
 from __future__ import annotations
@@ -26,12 +25,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gan_core.errors import UserError
 from training.distributed import mean_across_ranks
 from training.families._autoencoder import AutoencoderGAN, per_sample
 from training.families.base import StepContext
+from training.families.params import FamilySettings
 from training.registry import register_family
 
 
@@ -50,10 +50,8 @@ def latent_constraint(z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     return (z.float() - code.float()).norm(dim=1).mean()
 
 
-class BEGANSettings(BaseModel):
+class BEGANSettings(FamilySettings):
     """family_params of the began family (the paper's values)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     gamma: float = Field(
         0.5,

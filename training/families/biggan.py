@@ -12,20 +12,17 @@ seeded stream) truncates every chunk, as BigGAN does; the service takes it as `t
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from gan_core.card import InputSpec, class_input, latent_input
-from training.config import TrainConfig
-from training.families.common import settings
-from training.families.gan import AdversarialFamily, resolve_loss_defaults
+from training.families.gan import AdversarialFamily
+from training.families.params import FamilySettings
 from training.registry import register_family
 
 
-class BigGANSettings(BaseModel):
+class BigGANSettings(FamilySettings):
     """family_params of the biggan family."""
-
-    model_config = ConfigDict(extra="forbid")
 
     ortho_reg: float = Field(1e-4, ge=0, description="beta of the orthogonal regularisation on G (0 = off)")
 
@@ -55,14 +52,8 @@ def regularised_weights(g: nn.Module) -> list[torch.Tensor]:
 class BigGANFamily(AdversarialFamily):
     """training/nets/biggan.py networks, hinge loss, orthogonal regularisation on G (see module doc)."""
 
-    def __init__(self, cfg: TrainConfig, data):
-        super().__init__(cfg, data)
-        self.p = settings(BigGANSettings, cfg.family_params, "family_params")
-
-    @classmethod
-    def resolve(cls, cfg: TrainConfig) -> TrainConfig:
-        params = settings(BigGANSettings, cfg.family_params, "family_params").model_dump()
-        return resolve_loss_defaults(cfg).model_copy(update={"family_params": params})
+    settings_model = BigGANSettings
+    p: BigGANSettings
 
     def g_penalty(self) -> torch.Tensor | None:
         beta = self.p.ortho_reg

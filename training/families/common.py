@@ -1,8 +1,5 @@
-"""What several families share: typed settings, the Karras-style config defaults, the sample grid.
-
-A family's `family_params` / `arch_params` dicts are validated by a pydantic model and written back
-with every default filled, so the checkpoint and the card record the settings a run really used.
-"""
+"""What several families share: Adam, the config defaults of the families with their own networks,
+the sample grid."""
 
 from __future__ import annotations
 
@@ -10,21 +7,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from gan_core.errors import UserError, one_line
+from gan_core.errors import UserError
 from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
+from training.families.params import validated
 
 GRID_SEED = 2024  # the same latents for every grid of a run
-
-
-def settings(model: type[BaseModel], values: dict, field: str) -> BaseModel:
-    """`values` validated by `model`; a bad key or value is one UserError line naming `field`."""
-    try:
-        return model(**values)
-    except ValidationError as e:
-        raise UserError(f"{field}: {one_line(e)}") from None
 
 
 def adam(cfg: TrainConfig, params, lr: float, betas=None, eps: float = 1e-8) -> torch.optim.Adam:
@@ -38,18 +28,24 @@ def adam(cfg: TrainConfig, params, lr: float, betas=None, eps: float = 1e-8) -> 
     )
 
 
+def arch_settings(model: type[BaseModel], cfg: TrainConfig, family: str) -> BaseModel:
+    """cfg.arch_params as the family's network model; a bad one is one UserError line."""
+    return validated(model, cfg.arch_params, "arch_params", f"the {family} family's networks")
+
+
 def resolve_adam_family(
     cfg: TrainConfig,
     family: str,
     arch: str,
-    models: tuple[type[BaseModel], type[BaseModel]],
+    arch_model: type[BaseModel],
     lr: float,
     betas: tuple[float, float],
     **update,
 ) -> TrainConfig:
-    """`cfg` with the family's own network name (the config default 'dcgan' becomes `arch`), its
-    family_params / arch_params validated by `models` with every default filled, Adam at `lr` /
-    `betas` unless set, one critic step unless set, no spectral norm, plus `update`."""
+    """`cfg` (its family_params already resolved by the family) with the family's own network name
+    (the config default 'dcgan' becomes `arch`), its arch_params validated by `arch_model` with every
+    default filled, Adam at `lr` / `betas` unless set, one critic step unless set, no spectral norm,
+    plus `update`."""
     if cfg.arch not in ("dcgan", arch):
         raise UserError(
             f"arch: the {family!r} family builds its own {arch!r} networks, got arch={cfg.arch!r}"
@@ -59,8 +55,7 @@ def resolve_adam_family(
     return cfg.model_copy(
         update={
             "arch": arch,
-            "family_params": settings(models[0], cfg.family_params, "family_params").model_dump(),
-            "arch_params": settings(models[1], cfg.arch_params, "arch_params").model_dump(),
+            "arch_params": arch_settings(arch_model, cfg, family).model_dump(),
             "n_critic": cfg.n_critic or 1,
             "optimizer": "adam",
             "lr_g": cfg.lr_g or lr,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from gan_core.card import DIRECTIONS, Domain, InputSpec, ModelCard, Translation, image_input
@@ -32,15 +33,37 @@ from gan_core.errors import UserError
 from gan_core.imaging import float_to_uint8, uniform_cells
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import adam
+from training.families.common import adam, arch_settings
+from training.families.params import FamilySettings
 from training.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from training.registry import register_family
 
 ARCH = "resnet-patchgan"
-ARCH_DEFAULTS = {"g_width": 64, "g_blocks": 9, "d_width": 64, "d_layers": 3}
-# lambda_a / lambda_b weigh the cycles that start in A / B (the paper code's --lambda_A / --lambda_B)
-FAMILY_DEFAULTS = {"lambda_a": 10.0, "lambda_b": 10.0, "lambda_identity": 0.5, "pool_size": 50}
 NETS = {"a2b": "g", "b2a": "f"}
+
+
+class CycleGANSettings(FamilySettings):
+    """family_params of the cyclegan family (defaults: the paper's)."""
+
+    lambda_a: float = Field(
+        10.0, ge=0, description="weight of the cycle that starts in A (the paper code's --lambda_A)"
+    )
+    lambda_b: float = Field(10.0, ge=0, description="weight of the cycle that starts in B (--lambda_B)")
+    lambda_identity: float = Field(
+        0.5, ge=0, description="weight of the identity terms, relative to the cycles' (0 = off)"
+    )
+    pool_size: int = Field(50, ge=0, description="fakes each replay buffer keeps (0 = no buffer)")
+
+
+class CycleGANArch(BaseModel):
+    """arch_params of the cyclegan networks (defaults: the paper's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    g_width: int = Field(64, ge=1, description="the ResNet generators' first conv width")
+    g_blocks: int = Field(9, ge=0, description="the generators' residual blocks")
+    d_width: int = Field(64, ge=1, description="the PatchGANs' first conv width")
+    d_layers: int = Field(3, ge=1, description="the PatchGANs' stride-2 layers")
 
 
 def lsgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -138,15 +161,16 @@ class CycleGANFamily(Family):
 
     generators = ("g", "f")
     needs_data_b = True
+    settings_model = CycleGANSettings
+    p: CycleGANSettings
 
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
         if data.b is None:
             raise UserError("data_b: the cyclegan family needs a second dataset (domain B)")
-        self.arch = {**ARCH_DEFAULTS, **cfg.arch_params}
-        self.params = {**FAMILY_DEFAULTS, **cfg.family_params}
+        self.arch = arch_settings(CycleGANArch, cfg, self.name)
         self.same_shape = tuple(data.image_shape) == tuple(data.b.image_shape)
-        size = int(self.params["pool_size"])
+        size = self.p.pool_size
         self.pools = {"a": ReplayBuffer(size, data.image_shape), "b": ReplayBuffer(size, data.b.image_shape)}
         self._last: tuple[torch.Tensor, ...] | None = None
 
@@ -158,17 +182,11 @@ class CycleGANFamily(Family):
             raise UserError(
                 f"loss: the cyclegan family uses the least-squares loss (lsgan), got {cfg.loss!r}"
             )
-        unknown = sorted(set(cfg.arch_params) - set(ARCH_DEFAULTS)) + sorted(
-            set(cfg.family_params) - set(FAMILY_DEFAULTS)
-        )
-        if unknown:
-            known = ", ".join([*ARCH_DEFAULTS, *FAMILY_DEFAULTS])
-            raise UserError(f"{unknown[0]}: not a cyclegan setting (arch_params / family_params: {known})")
+        cfg = super().resolve(cfg)
         return cfg.model_copy(
             update={
                 "arch": ARCH, "loss": "lsgan", "conditional": False, "spectral_norm": False, "n_critic": 1,
-                "arch_params": {**ARCH_DEFAULTS, **cfg.arch_params},
-                "family_params": {**FAMILY_DEFAULTS, **cfg.family_params},
+                "arch_params": arch_settings(CycleGANArch, cfg, cls.name).model_dump(),
                 "optimizer": cfg.optimizer or "adam", "lr_g": cfg.lr_g or 2e-4, "lr_d": cfg.lr_d or 2e-4,
                 "betas": cfg.betas or (0.5, 0.999),
                 "lr_decay_from": 0.5 if cfg.lr_decay_from is None else cfg.lr_decay_from,
@@ -188,8 +206,8 @@ class CycleGANFamily(Family):
     # ---- building -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         a, b, p = self.data.image_shape, self.data.b.image_shape, self.arch
-        gen = dict(width=int(p["g_width"]), blocks=int(p["g_blocks"]))
-        disc = dict(width=int(p["d_width"]), layers=int(p["d_layers"]))
+        gen = dict(width=p.g_width, blocks=p.g_blocks)
+        disc = dict(width=p.d_width, layers=p.d_layers)
         return {
             "g": ResnetGenerator(a, b, **gen),
             "f": ResnetGenerator(b, a, **gen),
@@ -221,8 +239,7 @@ class CycleGANFamily(Family):
         G, Fn, DA, DB = (ctx.nets[k] for k in ("g", "f", "d_a", "d_b"))
         a, _ = ctx.next_batch()
         b, _ = ctx.next_batch_b()
-        lam_a, lam_b = float(self.params["lambda_a"]), float(self.params["lambda_b"])
-        lam_idt = float(self.params["lambda_identity"])
+        lam_a, lam_b, lam_idt = self.p.lambda_a, self.p.lambda_b, self.p.lambda_identity
         # D gets no gradient from this phase; toggling requires_grad is only safe on unwrapped (non-DDP) nets
         frozen = [self.nets[k] for k in ("d_a", "d_b") if ctx.nets[k] is self.nets[k]]
         for d in frozen:
@@ -299,7 +316,7 @@ class CycleGANFamily(Family):
         return "cyclegan-lsgan"
 
     def card_arch_params(self) -> dict:
-        return {**self.arch, **{k: self.params[k] for k in FAMILY_DEFAULTS}, "identity_loss": self.same_shape}
+        return {**self.arch.model_dump(), **self.p.model_dump(), "identity_loss": self.same_shape}
 
     def card_fields(self) -> dict[str, Any]:
         return {"image_shape": self.data.b.image_shape, "translation": self._translation("a2b")}

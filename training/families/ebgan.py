@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from training.families._autoencoder import AutoencoderGAN, per_sample
 from training.families.base import StepContext
+from training.families.params import FamilySettings
 from training.registry import register_family
 
 
@@ -36,10 +37,8 @@ def margin_loss(real_energy: torch.Tensor, fake_energy: torch.Tensor, margin: fl
     return real_energy.mean() + F.relu(margin - fake_energy).mean()
 
 
-class EBGANSettings(BaseModel):
+class EBGANSettings(FamilySettings):
     """family_params of the ebgan family."""
-
-    model_config = ConfigDict(extra="forbid")
 
     margin: float = Field(1.0, gt=0, description="m: fakes' energy is pushed up to this per-pixel mean error")
     pt_weight: float = Field(0.1, ge=0, description="lambda_pt of the pulling-away term (0 = off)")

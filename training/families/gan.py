@@ -110,7 +110,7 @@ class AdversarialFamily(Family):
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
-        return resolve_loss_defaults(cfg)
+        return resolve_loss_defaults(cls.with_settings(cfg))
 
     def build_nets(self) -> dict[str, nn.Module]:
         g, d = build_arch(self.cfg, self.data)

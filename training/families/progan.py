@@ -29,8 +29,9 @@ from gan_core.card import InputSpec
 from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import adam, resolve_adam_family, rows_grid, settings
+from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid
 from training.families.gan import mode_seeking_penalty, share_pairs, zl_inputs
+from training.families.params import FamilySettings
 from training.losses import WGANGPLoss
 from training.nets.karras_layers import upsample2x
 from training.nets.progan import ProDiscriminator, ProGenerator, ProInference, grown_size, pad_to, resolutions
@@ -39,10 +40,8 @@ from training.registry import register_family
 ARCH = "progan"
 
 
-class ProGANSettings(BaseModel):
+class ProGANSettings(FamilySettings):
     """family_params of the progan family: the growth schedule and the drift weight."""
-
-    model_config = ConfigDict(extra="forbid")
 
     stable_steps: list[Annotated[int, Field(ge=0)]] = Field(
         [1000, 1000, 1000],
@@ -93,10 +92,12 @@ def check_schedule(p: ProGANSettings, res: list[int]) -> None:
 class ProGANFamily(Family):
     """Progressively grown G and D, WGAN-GP + drift (module doc)."""
 
+    settings_model = ProGANSettings
+    p: ProGANSettings
+
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
-        self.p = settings(ProGANSettings, cfg.family_params, "family_params")
-        self.arch = settings(ProGANArch, cfg.arch_params, "arch_params")
+        self.arch = arch_settings(ProGANArch, cfg, self.name)
         self.res = resolutions(data.image_shape)
         check_schedule(self.p, self.res)
         self.top = grown_size(data.image_shape)
@@ -108,7 +109,7 @@ class ProGANFamily(Family):
         if cfg.loss not in ("ns", "wgan-gp"):  # 'ns' is the config default
             raise UserError(f"loss: the progan family trains with WGAN-GP + drift, got {cfg.loss!r}")
         return resolve_adam_family(
-            cfg, "progan", ARCH, (ProGANSettings, ProGANArch), 1e-3, (0.0, 0.99), loss="wgan-gp"
+            super().resolve(cfg), "progan", ARCH, ProGANArch, 1e-3, (0.0, 0.99), loss="wgan-gp"
         )
 
     # ---- building -----------------------------------------------------------------------------

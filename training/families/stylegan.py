@@ -27,8 +27,9 @@ from gan_core.card import InputSpec, class_input, latent_input
 from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import adam, resolve_adam_family, rows_grid, settings
+from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid
 from training.families.gan import mode_seeking_penalty, share_pairs
+from training.families.params import FamilySettings
 from training.nets.stylegan import (
     StyleDiscriminator,
     StyleGenerator,
@@ -42,10 +43,8 @@ ARCH = "stylegan"
 PSI_RANGE = (0.0, 1.5)
 
 
-class StyleGANSettings(BaseModel):
+class StyleGANSettings(FamilySettings):
     """family_params of the stylegan family (training settings; networks are in arch_params)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     r1_gamma: float = Field(0.1, ge=0, description="R1 weight on reals (0 = off)")
     r1_every: int = Field(16, ge=1, description="lazy R1 interval in steps")
@@ -105,11 +104,12 @@ class StyleGANFamily(Family):
     """G = mapping + modulated synthesis, D = residual; logistic loss, lazy R1, style mixing (module doc)."""
 
     augments = True  # DiffAugment on everything D sees, R1's reals included (as ADA's run_D augments)
+    settings_model = StyleGANSettings
+    p: StyleGANSettings
 
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
-        self.p = settings(StyleGANSettings, cfg.family_params, "family_params")
-        self.arch = settings(StyleGANArch, cfg.arch_params, "arch_params")
+        self.arch = arch_settings(StyleGANArch, cfg, self.name)
         self.pl_mean = torch.zeros([])
         self.noise_shapes = noise_shapes(data.image_shape)
 
@@ -119,9 +119,7 @@ class StyleGANFamily(Family):
             raise UserError(
                 f"loss: the stylegan family trains with the logistic 'ns' loss + R1, got {cfg.loss!r}"
             )
-        return resolve_adam_family(
-            cfg, "stylegan", ARCH, (StyleGANSettings, StyleGANArch), 0.002, (0.0, 0.99)
-        )
+        return resolve_adam_family(super().resolve(cfg), "stylegan", ARCH, StyleGANArch, 0.002, (0.0, 0.99))
 
     # ---- building -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:

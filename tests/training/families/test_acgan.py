@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gan_core.errors import UserError
 from gan_core.runtime import open_generator
 from tests.conftest import zl_feeds
 from training.config import preset
@@ -68,13 +69,16 @@ def test_the_multi_class_hinge_stops_at_a_margin_of_one():
 
 
 def test_an_unknown_class_loss_is_refused_naming_the_choices():
-    with pytest.raises(ValueError, match="family_params.class_loss: must be one of ce, hinge, got 'l2'"):
+    with pytest.raises(
+        UserError,
+        match=r"^family_params\.class_loss: not one of the choices \(got 'l2'; allowed: 'ce' or 'hinge'\)$",
+    ):
         family(family_params={"projection": True, "class_loss": "l2"})
 
 
 def test_the_preset_is_mhinge_and_its_d_step_logs_the_hinge_of_real_images():
     fam = family(family_params=None)
-    assert (fam.p["class_loss"], fam.p["d_fake_class"], fam.p["projection"], fam.p["aux_weight"]) == (
+    assert (fam.p.class_loss, fam.p.d_fake_class, fam.p.projection, fam.p.aux_weight) == (
         "hinge", False, True, 0.5,
     )  # fmt: skip
     real, labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8) % 10
@@ -155,7 +159,7 @@ def test_export_has_parity_and_serves_like_any_conditional_model(tiny_onnx):
 
 def test_with_projection_the_label_moves_the_adversarial_logit_not_the_class_logits():
     fam = family()  # the preset projects the label
-    assert fam.p["projection"] is True
+    assert fam.p.projection is True
     d = fam.nets["d"].eval()
     x = torch.rand(2, 1, 28, 28) * 2 - 1
     with torch.no_grad():

@@ -59,7 +59,7 @@ def test_generator_phase_sums_adversarial_cycle_and_identity_terms(tmp_path, dom
         adv = ((DB(G(a)) - 1) ** 2).mean() + ((DA(F_(b)) - 1) ** 2).mean()
         cyc_a, cyc_b = (F_(G(a)) - a).abs().mean(), (G(F_(b)) - b).abs().mean()
         idt_b, idt_a = (G(b) - b).abs().mean(), (F_(a) - a).abs().mean()
-    fam.params.update(lambda_a=10.0, lambda_b=4.0)
+    fam.p = fam.p.model_copy(update={"lambda_a": 10.0, "lambda_b": 4.0})
     got = fam.g_step(_ctx(fam, a, b))
     assert got["g_adv"] == pytest.approx(adv.item(), rel=1e-5)
     assert got["cycle_a"] == pytest.approx(cyc_a.item(), rel=1e-5) and got["cycle_b"] == pytest.approx(
@@ -158,7 +158,10 @@ def test_grey_28_to_colour_32_domains(tmp_path, domains):
 def test_bad_settings_are_refused(tmp_path, domains):
     with pytest.raises(UserError, match="loss: the cyclegan family uses the least-squares loss"):
         _cfg(tmp_path, loss="hinge").resolved()
-    with pytest.raises(UserError, match="g_depth: not a cyclegan setting"):
+    with pytest.raises(
+        UserError,
+        match=r"^arch_params\.g_depth: not a setting of the cyclegan family's networks \(got 3; allowed: ",
+    ):
         preset("mnist-cyclegan", arch_params={"g_depth": 3}).resolved()
     with pytest.raises(UserError, match="d_layers: 4 stride-2 layers leave no patch"):
         Trainer(

@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from gan_core.datasets import load_dataset
+from gan_core.errors import UserError
 from gan_core.feeds import build_feeds
 from gan_core.runtime import open_generator
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import preset
 from training.families.base import DataInfo, StepContext
-from training.families.infogan import InfoGANFamily, balanced_codes, info_loss
+from training.families.infogan import InfoGANFamily, info_loss
 from training.trainer import Trainer
 
 TINY = {"g_width": 8, "d_width": 8}
@@ -67,23 +68,6 @@ def test_info_loss_is_cross_entropy_plus_gaussian_nll_with_the_papers_weights():
     assert info_loss(sure, cat, cont, 1.0, 0.1)[1] < 1e-6
 
 
-def test_fixed_std_is_half_the_squared_error_and_hinge_stops_at_the_margin():
-    torch.manual_seed(0)
-    q = torch.randn(5, 10 + 4)
-    cat, cont = torch.randint(0, 10, (5,)), torch.rand(5, 2) * 2 - 1
-    _, _, nll = info_loss(q, cat, cont, 1.0, 0.1, fixed_std=True)
-    want = (0.5 * math.log(2 * math.pi) + (cont - q[:, 10:12]) ** 2 / 2).sum(1).mean()
-    assert torch.allclose(nll, want, atol=1e-6)  # the predicted log-variances are not read
-    wide = torch.zeros(5, 14)
-    wide[torch.arange(5), cat] = 1.5  # Q picks the code by 1.5 > the margin
-    assert info_loss(wide, cat, cont, 1.0, 0.1, cat_loss="hinge")[1] == 0.0
-    assert info_loss(wide, cat, cont, 1.0, 0.1)[1] > 0.0  # the cross-entropy still pulls
-    with pytest.raises(ValueError, match="family_params.cont_std: must be one of learned, fixed"):
-        family(cont_std="unit")
-    fam = family(cont_std="fixed", g_cat_loss="hinge")
-    fam.g_step(context(fam))  # trains with both options
-
-
 def test_self_condition_projects_the_code_given_for_fakes_and_qs_guess_for_reals():
     fam = family(self_condition=True)
     d = fam.nets["d"].eval()
@@ -98,39 +82,6 @@ def test_self_condition_projects_the_code_given_for_fakes_and_qs_guess_for_reals
     d.train()
     ctx = context(fam)
     assert set(fam.d_step(ctx)) == {"d_loss", "info_cat", "info_cont"} and "g_loss" in fam.g_step(ctx)
-
-
-def test_balanced_codes_give_every_code_an_equal_share_of_the_batch():
-    torch.manual_seed(0)
-    logits = torch.randn(60, 10)
-    logits[:, 3] += 6.0  # Q files nearly every image under code 3
-    assert torch.bincount(logits.argmax(1), minlength=10)[3] >= 55
-    b = balanced_codes(logits)
-    torch.testing.assert_close(b.sum(1), torch.ones(60))
-    assert (b.sum(0) - 6.0).abs().max() < 0.5  # about 60 / 10 images per code
-    assert torch.bincount(b.argmax(1), minlength=10).min() >= 3
-    # a batch that is already balanced keeps its guesses
-    even = torch.full((20, 10), -5.0)
-    even[torch.arange(20), torch.arange(20) % 10] = 5.0
-    assert torch.equal(balanced_codes(even).argmax(1), torch.arange(20) % 10)
-
-
-def test_balanced_reals_train_q_on_reals_and_d_projects_their_balanced_code():
-    fam = family(self_condition=True, balanced_reals=True, lambda_real=2.0)
-    ctx = context(fam)
-    real, _ = ctx.next_batch()
-    d = fam.nets["d"]
-    with torch.no_grad():
-        logits = d(real, label_fn=lambda q: q[:, :10].argmax(1))[1][:, :10]
-    # the label D projects for reals is the rebalanced guess, not the raw argmax
-    assert torch.equal(fam.real_codes(logits), balanced_codes(logits).argmax(1))
-    plain = family(self_condition=True)
-    assert torch.equal(plain.real_codes(logits), logits.argmax(1))
-    q0 = snapshot(d.aux)
-    logs = fam.d_step(ctx)
-    assert set(logs) == {"d_loss", "info_cat", "info_cont", "info_real"} and logs["info_real"] > 0
-    assert changed(q0, d.aux) == set(q0)
-    assert "info_real" not in plain.d_step(context(plain))
 
 
 def test_the_d_step_trains_trunk_and_q_not_g_and_the_g_step_trains_g_and_q_not_the_trunk():
@@ -161,7 +112,7 @@ def test_the_mi_term_alone_sends_gradient_through_the_image_into_g():
 
 
 def test_q_learns_to_read_the_codes_in_a_few_steps(mnist_small, tmp_path):
-    # the paper's Q (family_params={}: no IIC heads, whose tied average learns slower from tiny nets)
+    # the paper's InfoGAN (family_params={}: no clusterer, D unconditional)
     cfg = preset("mnist-infogan", out=str(tmp_path), steps=30, batch_size=16, arch_params=TINY, threads=1,
                  eval_every=0, log_every=10, sample_every=1000, ckpt_every=1000, family_params={})  # fmt: skip
     trainer = Trainer(cfg, load_dataset(mnist_small), progress=False)
@@ -199,9 +150,12 @@ def test_networks_build_from_the_image_shape_and_the_card_declares_the_codes(sha
 
 
 def test_unknown_settings_and_labels_are_refused():
-    with pytest.raises(ValueError, match="family_params: infogan has no setting 'lambda'"):
+    with pytest.raises(
+        UserError,
+        match=r"^family_params\.lambda: not a setting of the infogan family \(got 1; allowed: categorical, ",
+    ):
         family(**{"lambda": 1})
-    with pytest.raises(ValueError, match="infogan is unsupervised: conditional must be false"):
+    with pytest.raises(UserError, match="^infogan is unsupervised: conditional must be false"):
         preset("mnist-infogan", conditional=True).resolved()
 
 
@@ -226,23 +180,10 @@ def test_export_feeds_the_codes_by_name_with_parity(tiny_onnx):
     assert not np.array_equal(other[0], sess.run(feeds)[0]) and np.array_equal(other[1:], sess.run(feeds)[1:])
 
 
-def test_the_lipschitz_q_head_has_spectral_norm_and_no_batchnorm():
-    fam = family(q_sn=True)
-    q = fam.nets["d"].aux
-    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in q.modules())
-    linears = [m for m in q.modules() if isinstance(m, torch.nn.Linear)]
-    assert len(linears) == 2 and all(hasattr(m, "parametrizations") for m in linears)
-    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in family().nets["d"].aux.modules())  # the paper's
-
-
 def test_builds_on_the_mlp_networks_too():
     """Q reads the MLP discriminator's flattened features (the two-head wrapper once fed it images)."""
-    iic = {"iic_weight": 2.0, "iic_views": 2, "iic_tie_heads": True, "self_condition": True}
-    for params in (
-        {},
-        iic,
-        preset("mnist-infogan").family_params,
-    ):  # the paper's Q, Q's IIC heads, the clusterer
+    # the paper's InfoGAN, D projecting Q's guess for reals, the clusterer (the preset)
+    for params in ({}, {"self_condition": True}, preset("mnist-infogan").family_params):
         cfg = preset("mnist-infogan", arch="mlp", arch_params={"g_hidden": [16], "d_hidden": [16, 8]},
                      loss="ns", spectral_norm=False, batch_size=8, family_params=params).resolved()  # fmt: skip
         fam = InfoGANFamily(cfg, DataInfo((1, 28, 28), 10, tuple("0123456789")))
@@ -290,51 +231,6 @@ def test_random_affine_is_seeded_stays_in_range_and_warps_a_little():
     assert (moved > 0.01).all() and (moved < 0.5).all()  # each copy changed, none beyond recognition
     mass = (a + 1).flatten(1).sum(1) / (x + 1).flatten(1).sum(1)
     assert ((mass > 0.6) & (mass < 1.6)).all()  # the bar is still there (scale +-15%, noise on half)
-
-
-def test_iic_trains_qs_code_head_and_its_extra_heads_on_warped_reals():
-    runs = [family(iic_weight=1.0, self_condition=True) for _ in range(2)]
-    logs = []
-    for f, other in zip(
-        runs, (99, 7), strict=True
-    ):  # the same nets, reals and noise generator; torch's global RNG differs
-        torch.manual_seed(1)
-        ctx = context(f)
-        torch.manual_seed(other)
-        logs.append(f.d_step(ctx))
-    assert logs[0] == logs[1]  # the warps come from the run's (checkpointed) noise generator
-    fam = family(iic_weight=1.0, self_condition=True)
-    q = fam.nets["d"].aux
-    assert len(q.clusters) == 4 and len(q.over) == 5 and all(m.out_features == 50 for m in q.over)
-    ctx = context(fam)
-    real, _ = ctx.next_batch()
-    with torch.no_grad():
-        out = fam.nets["d"](real, label_fn=lambda q: q[:, :10].argmax(1))[1]
-    heads = q.cluster_logits(out)
-    assert [h.shape[1] for h in heads] == [10] * 5 + [50] * 5 and out.shape[1] == 10 + 4 + 4 * 10 + 5 * 50
-    torch.testing.assert_close(heads[0], out[:, :10])  # Q's categorical code is the first clustering head
-    before = snapshot(q)
-    logs = fam.d_step(ctx)
-    assert set(logs) == {"d_loss", "info_cat", "info_cont", "iic"} and -math.log(10) <= logs["iic"] <= 0
-    assert {k.split(".")[0] for k in changed(before, q)} == {"net", "clusters", "over"}
-    assert "g_loss" in fam.g_step(ctx)  # Q's code slice only enters the G step's MI term
-    assert not family().nets["d"].aux.clusters  # off by default: the paper's Q
-
-
-def test_tied_heads_average_the_categorical_term_over_every_k_way_head():
-    from training.families.acgan import aux_loss
-
-    fam = family(iic_weight=1.0, iic_tie_heads=True)
-    torch.manual_seed(2)
-    q = torch.randn(6, 10 + 4 + 4 * 10 + 5 * 50)
-    cat, cont = torch.randint(0, 10, (6,)), torch.rand(6, 2) * 2 - 1
-    total, ce, nll = fam._info(q, cat, cont)
-    heads = fam.nets["d"].aux.cluster_logits(q)[:5]
-    want = sum(F.cross_entropy(h, cat) for h in heads) / 5
-    torch.testing.assert_close(ce, want)
-    torch.testing.assert_close(total, want + 0.1 * nll)
-    untied = family(iic_weight=1.0)._info(q, cat, cont)[1]
-    torch.testing.assert_close(untied, aux_loss(q[:, :10], cat, "ce"))  # Q's code head alone
 
 
 def test_iic_lamb_weights_the_marginals_entropy():
@@ -399,8 +295,9 @@ def test_d_projects_the_clusterers_label_for_reals_and_gs_code_for_fakes(monkeyp
     assert torch.equal(seen[0], torch.cat([want, cat]))
 
 
-def test_cluster_settings_are_checked():
-    with pytest.raises(ValueError, match="family_params.cluster_steps: needs self_condition: true"):
-        family(cluster_steps=5)
-    with pytest.raises(ValueError, match="cluster_steps: the clusterer labels the reals; iic_weight and"):
-        family(cluster_steps=5, self_condition=True, iic_weight=1.0)
+def test_cluster_settings_are_checked_when_the_config_is_resolved():
+    with pytest.raises(
+        UserError,
+        match=r"^family_params\.cluster_steps: needs self_condition: true \(D projects the clusters\)$",
+    ):
+        preset("mnist-infogan", family_params={"cluster_steps": 5}).resolved()

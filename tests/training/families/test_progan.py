@@ -171,7 +171,8 @@ def test_schedule_must_match_the_resolutions():
         "family_params.stable_steps: needs 3 entries (one per resolution 4, 8, 16; 32 px trains to the end), got [2, 2]"
     )
     with pytest.raises(
-        UserError, match=r"family_params: fade_steps.1: Input should be greater than or equal to 0"
+        UserError,
+        match=r"^family_params\.fade_steps\.1: Input should be greater than or equal to 0 \(got -1; allowed: a list of int >= 0\)$",
     ):
         family(schedule={"stable_steps": [2, 2, 2], "fade_steps": [2, -1, 2]})
     with pytest.raises(UserError, match="loss: the progan family trains with WGAN-GP"):

@@ -197,12 +197,19 @@ def test_augment_reaches_every_d_call_and_r1_takes_its_gradient_through_it(mnist
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"family_params": {"r1_gama": 1}}, "family_params: r1_gama: Extra inputs are not permitted"),
+        (
+            {"family_params": {"r1_gama": 1}},
+            "family_params.r1_gama: not a setting of the stylegan family (got 1; allowed: r1_gamma, r1_every, "
+            "style_mixing, pl_weight, pl_every, pl_decay, pl_batch_shrink, w_avg_beta)",
+        ),
         (
             {"family_params": {"style_mixing": 2}},
-            "family_params: style_mixing: Input should be less than or equal to 1",
+            "family_params.style_mixing: Input should be less than or equal to 1 (got 2; allowed: number >= 0, <= 1)",
         ),
-        ({"arch_params": {"g_width": 0}}, "arch_params: g_width: Input should be greater than or equal to 1"),
+        (
+            {"arch_params": {"g_width": 0}},
+            "arch_params.g_width: Input should be greater than or equal to 1 (got 0; allowed: int >= 1)",
+        ),
         ({"loss": "hinge"}, "loss: the stylegan family trains with the logistic 'ns' loss + R1, got 'hinge'"),
         (
             {"arch": "dcgan2"},
