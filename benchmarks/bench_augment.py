@@ -40,7 +40,8 @@ class ReplayBackend:
         labels = np.arange(pool) % self.card.num_classes
         self.images = local.generate(0, range(pool), labels if self.card.conditional else None, None)
 
-    def generate(self, seed, indices, labels, truncation):
+    def generate(self, seed, indices, labels, truncation, codes=None):
+        """The job's backend interface (seed, indices, labels, truncation, codes); all but indices ignored."""
         return self.images[np.arange(indices.start, indices.stop) % len(self.images)]
 
     def close(self) -> None:

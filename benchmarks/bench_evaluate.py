@@ -5,7 +5,9 @@ Three cases, measured side by side in one run:
   data-warm   the same with the cache filled (what repeated evaluations pay)
   checkpoint  10k samples of an untrained default mnist-cdcgan generator (sampling included), warm cache
 
-    nice -n 10 python benchmarks/bench_evaluate.py [--n 10000] [--threads 2]
+    nice -n 10 python benchmarks/bench_evaluate.py [--n 10000] [--threads 2] [--data DATA]
+
+--data measures another labelled dataset (it needs its evaluator: `gan train-evaluator --data DATA`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data", default=None, help="dataset (default: MNIST)")
     args = ap.parse_args()
 
     import torch
@@ -35,7 +38,7 @@ def main() -> None:
         from training.evaluation import evaluate_target
         from training.trainer import Trainer
 
-        ds = load_dataset(None, "train")
+        ds = load_dataset(args.data, "train")
         trainer = Trainer(preset("mnist-cdcgan", out=str(Path(tmp) / "run"), steps=0), ds, progress=False)
         ckpt = trainer.train().checkpoint
 

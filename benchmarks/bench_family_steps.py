@@ -55,13 +55,14 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=4, help="points of the run probed (evenly spaced)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the fastest round counts")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", default=None, help="training data (default: MNIST)")
     ap.add_argument("--budget-s", type=float, default=600.0)
     ap.add_argument(
         "--reference", default="mnist-cdcgan=0.0593", help="PRESET=S_PER_STEP measured on the idle machine"
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ds = load_dataset(None, "train")
+    ds = load_dataset(args.data, "train")
     trainers = {}
     for name in args.presets:
         cfg = preset(name, out=tempfile.mkdtemp(), ckpt_every=10**9, sample_every=10**9, eval_every=0,

@@ -10,6 +10,10 @@ printed) and writes every report to OUT/table.json. Reruns skip presets whose ru
 holds a finished report (delete OUT/<preset> to redo one).
 
     python benchmarks/family_table.py --minutes 10 --threads 1 --parallel 2 [--presets mnist-cdcgan,mnist-gan] [--out runs/table]
+
+`--steps N` also stops each run at N steps (whichever comes first); `--data D` trains (and so evaluates)
+the generative presets on D instead of MNIST; `--pair DIR` gives the translation presets a domain pair
+made before (DIR/a, DIR/b) instead of making one from MNIST: for quick checks of the script itself.
 """
 
 from __future__ import annotations
@@ -53,16 +57,30 @@ def run_warnings(run: Path) -> list[str]:
     return out
 
 
-def run_preset(preset: str, out: Path, minutes: float, threads: int, n: int, pair: Path | None) -> dict:
+def run_preset(
+    preset: str,
+    out: Path,
+    minutes: float,
+    threads: int,
+    n: int,
+    pair: Path | None,
+    steps: int | None = None,
+    data: str | None = None,
+) -> dict:
     run = out / preset
     report_path = run / "report.json"
     if report_path.is_file():
         return json.loads(report_path.read_text())
     translation = pair is not None and preset.endswith("cyclegan")
-    data = ["--data-a", str(pair / "a"), "--data-b", str(pair / "b")] if translation else []
+    if translation:
+        flags = ["--data-a", str(pair / "a"), "--data-b", str(pair / "b")]
+    else:
+        flags = ["--data", data] if data else []
+    if steps is not None:
+        flags += ["--steps", str(steps)]
     t0 = time.perf_counter()
     train = gan("train", "--preset", preset, "--out", str(run), "--max-minutes", str(minutes),
-                "--threads", str(threads), "--no-progress", *data)  # fmt: skip
+                "--threads", str(threads), "--no-progress", *flags)  # fmt: skip
     if train.returncode != 0:
         return failure(preset, "train", train)
     wall = time.perf_counter() - t0
@@ -129,13 +147,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000, help="images per evaluation")
     ap.add_argument("--presets", help="comma-separated (default: every mnist-* preset)")
     ap.add_argument("--out", default="runs/table")
+    ap.add_argument("--steps", type=int, help="also stop each run at this many steps")
+    ap.add_argument("--data", help="train the generative presets on this dataset instead of MNIST")
+    ap.add_argument("--pair", help="domain pair (DIR/a, DIR/b) of the translation presets (default: made)")
     args = ap.parse_args()
     from training.presets import PRESETS
 
     presets = args.presets.split(",") if args.presets else [p for p in PRESETS if p.startswith("mnist-")]
     out = Path(args.out)
-    pair = None
-    if any(p.endswith("cyclegan") for p in presets):
+    pair = Path(args.pair) if args.pair else None
+    if pair is None and any(p.endswith("cyclegan") for p in presets):
         pair = out / "domain-pair"
         if not (pair / "b" / "test.npz").is_file():
             made = gan("make-domain-pair", "--out", str(pair))
@@ -144,7 +165,7 @@ def main() -> None:
 
     def one(p: str) -> dict:
         print(f"{p}: training {args.minutes:g} min ...", file=sys.stderr, flush=True)
-        r = run_preset(p, out, args.minutes, args.threads, args.n, pair)
+        r = run_preset(p, out, args.minutes, args.threads, args.n, pair, args.steps, args.data)
         r["warnings"] = run_warnings(out / p)
         print(row(r), file=sys.stderr, flush=True)
         return r
@@ -156,6 +177,9 @@ def main() -> None:
     print(HEADER)
     for r in reports:
         print(row(r, default_fid))
+    failed = [r["preset"] for r in reports if "error" in r]
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)} (their rows above say why)")
 
 
 if __name__ == "__main__":
