@@ -8,7 +8,7 @@ is checkpointed with the weights) is the one whose labels are read, as IIC picks
 
 Why a network of its own rather than IIC heads on D's trunk: the discriminator's spectrally normalised
 trunk is shaped by the adversarial game; a dedicated BatchNorm trunk learns MNIST's digits as clusters
-(~97% of the test digits one-to-one) in about 1,000 steps of batch 64 (docs/families-log.md, session 14).
+(~97% of the test digits one-to-one) in about 1,000 steps of batch 64 (docs/families-log.md).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ D when conditional. Scaled down: the DCGAN trunk (ConvTranspose / strided Conv s
 Trained by the classic family (training/families/gan.py) with the hinge loss and its TTUR rates,
 since SAGAN's training procedure is that loop; only the networks differ. Those are the builder's
 defaults; the `mnist-sagan` preset gives G the label by embedding and no spectral norm
-(`g_cond`, `g_sn`), which learned faster at the CPU budget (docs/families-log.md, session 8).
+(`g_cond`, `g_sn`), which learned faster at the CPU budget (docs/families-log.md).
 """
 
 from __future__ import annotations
