@@ -34,6 +34,12 @@ class ThrottledLog:
             return
         self._emit(kind, message, args, now)
 
+    def reset(self) -> None:
+        """Forget what was logged and folded, so the next event of every kind gets its line at once."""
+        self._last.clear()
+        self._folded.clear()
+        self._latest.clear()
+
     def _emit(self, kind: str, message: str, args: tuple, now: float) -> None:
         folded = self._folded.pop(kind, 0)
         self._latest.pop(kind, None)
