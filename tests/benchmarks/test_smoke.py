@@ -115,8 +115,8 @@ SMOKE: dict[str, list[Smoke]] = {
     "bench_overload.py": [
         Smoke(
             "--models-dir {models_dir} --threads 1 --seconds 1 --small 1 --bulk 1 --bulk-count 8 --slow 4 "
-            "--hangups 4 --urls 4 --header-timeout 0.5",
-            r"^mixed [\s\S]*^slow [\s\S]*^hangup [\s\S]*^urls [\s\S]*^sigterm server exited",
+            "--hangups 4 --urls 4 --header-timeout 0.5 --probes 30 --probe-clients 2 --header-floods 2 --header-mib 0.25",
+            r"^mixed [\s\S]*^slow [\s\S]*^hangup [\s\S]*^urls [\s\S]*^probes [\s\S]*^headers [\s\S]*^sigterm server exited",
         ),
     ],
     "bench_train.py": [
