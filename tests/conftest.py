@@ -1,5 +1,6 @@
 """Test-wide settings: no telemetry, one thread per process, the shared MNIST copy."""
 
+import functools
 import os
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -69,8 +70,9 @@ def mnist_small_evaluator(mnist_small):
     return stem
 
 
-# One tiny model per preset architecture, trained a few steps on 2k real digits, once per session:
-# every test package (export, service, augment, evaluation) uses these.
+# One tiny model per generative mnist-* preset (generative_presets below), trained a few steps on 2k real
+# digits, once per session: every test package (export, service, augment, evaluation) uses these.
+# A preset registered without an entry here fails tests/test_registry_coverage.py, naming what to add.
 TINY_ARCH = {
     "mnist-gan": {"g_hidden": [16, 32], "d_hidden": [16, 8]},
     "mnist-dcgan": {"g_width": 8, "d_width": 8},
@@ -116,10 +118,55 @@ TINY_OVERRIDES = {
 }
 
 
+MISSING_TINY = (
+    "add its tiny arch_params (widths 4-8, as the others) to TINY_ARCH in tests/conftest.py, and to "
+    "TINY_OVERRIDES whatever else 2 steps of batch 16 need, so the suite trains, exports (with parity), "
+    "serves and augments it"
+)
+
+
+# ---- the suite follows the registries: presets (training/presets/) and families (training/registry) ----
+@functools.cache
+def preset_family(name: str) -> type:
+    """The family class that trains registered preset `name`."""
+    from training.config import preset
+    from training.registry import get_family
+
+    return get_family(preset(name).family)
+
+
+def mnist_presets() -> list[str]:
+    """Every registered mnist-* preset; the other presets are its data-agnostic variants (sized from the data)."""
+    from training.presets import PRESETS
+
+    return sorted(n for n in PRESETS if n.startswith("mnist-"))
+
+
+def generative_presets() -> list[str]:
+    """Every mnist-* preset of a family that makes images from latents (not image-to-image): what tiny_checkpoint
+    trains and the family tests export with parity, serve and feed to the augmentation job."""
+    return [n for n in mnist_presets() if not preset_family(n).needs_data_b]
+
+
+def translation_presets() -> list[str]:
+    """Every mnist-* preset of an image-to-image family (two datasets): trained by its own fixtures below."""
+    return [n for n in mnist_presets() if preset_family(n).needs_data_b]
+
+
+def family_presets() -> dict[str, str]:
+    """family name -> its first mnist-* preset, for every family that a registered preset trains."""
+    out: dict[str, str] = {}
+    for n in mnist_presets():
+        out.setdefault(preset_family(n).name, n)
+    return dict(sorted(out.items()))
+
+
 def tiny_config(name: str, out, **overrides):
     """Preset `name` at its tiny size (TINY_ARCH, TINY_OVERRIDES): 2 steps of batch 16 on one thread, plus `overrides`."""
     from training.config import preset
 
+    if name not in TINY_ARCH:
+        raise KeyError(f"{name}: no tiny size; {MISSING_TINY}")
     return preset(name, out=str(out), steps=2, batch_size=16, arch_params=TINY_ARCH[name], threads=1,
                   eval_every=0, **{**TINY_OVERRIDES.get(name, {}), **overrides})  # fmt: skip
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from tests.conftest import family_presets, preset_family, tiny_config
 from training.config import TrainConfig
 from training.diffaugment import POLICIES, color, cutout, diff_augment, parse_policy, translation
 
@@ -71,9 +72,12 @@ def test_policy_names_are_checked_and_named_in_the_error():
         TrainConfig(name="t", augment="color,flip")
 
 
-@pytest.mark.parametrize(
-    "name", ["mnist-acgan", "mnist-infogan", "mnist-began", "mnist-progan", "mnist-cyclegan"]
-)
+# one preset per family a registered preset trains, split by the family's own `augments` flag
+FAMILY_PRESETS = family_presets()
+AUGMENTING = sorted(f for f, n in FAMILY_PRESETS.items() if preset_family(n).augments)
+
+
+@pytest.mark.parametrize("name", [n for f, n in FAMILY_PRESETS.items() if f not in AUGMENTING])
 def test_families_whose_d_steps_do_not_augment_refuse_it_naming_those_that_do(name):
     from gan_core.errors import UserError
     from training.config import preset
@@ -84,5 +88,33 @@ def test_families_whose_d_steps_do_not_augment_refuse_it_naming_those_that_do(na
     head, can = str(e.value).split("; families that do: ")
     assert head == f"augment: the {cfg.family} family does not apply DiffAugment to what its D sees"
     named = can.split(", ")  # test modules may register families of their own
-    assert {"biggan", "gan", "stylegan"} <= set(named) and cfg.family not in named and named == sorted(named)
+    assert set(AUGMENTING) <= set(named) and cfg.family not in named and named == sorted(named)
     assert preset(name).resolved().augment == ""  # without it nothing changes
+
+
+@pytest.mark.parametrize("name", [FAMILY_PRESETS[f] for f in AUGMENTING])
+def test_families_that_augment_apply_the_policy_to_what_d_sees(name, mnist_small, tiny_checkpoint, tmp_path):
+    """Two tiny steps with DiffAugment: every step augments, every call changes its images, and the run ends
+    elsewhere than the same two steps without it (tiny_checkpoint's)."""
+    from gan_core.datasets import load_dataset
+    from training.checkpoint import load_checkpoint
+    from training.trainer import Trainer
+
+    trainer = Trainer(tiny_config(name, tmp_path, augment="translation,cutout"), load_dataset(mnist_small),
+                      progress=False)  # fmt: skip
+    fam, seen = trainer.family, []
+    plain = fam.augment
+
+    def recording(x, ctx):
+        out = plain(x, ctx)
+        seen.append((ctx.step, x.shape == out.shape and bool((out != x).any())))
+        return out
+
+    fam.augment = recording
+    res = trainer.train()
+    assert {step for step, _ in seen} == {0, 1} and all(changed for _, changed in seen), seen
+    augmented = load_checkpoint(res.checkpoint).tensors
+    without = load_checkpoint(tiny_checkpoint(name)).tensors  # the same two steps, no policy
+    assert augmented.keys() == without.keys()
+    d_moved = [k for k in without if k.startswith("d.") and not torch.equal(augmented[k], without[k])]
+    assert d_moved  # D saw other images
