@@ -14,10 +14,9 @@ It is uvicorn's own protocol with these additions:
   connection has a request in progress, the new one is answered 503 + Retry-After and closed;
   either way its file descriptor is freed at once instead of held;
 - a request whose line and headers exceed GAN_MAX_HEADER_BYTES, or which sends more than
-  GAN_MAX_HEADERS header fields, is answered 431 and closed as soon as the limit is passed: the
-  httptools parser buffers an unfinished header whatever its size (a 32 MiB one was read and
-  answered 200, and eight such connections grew a worker by 330 MiB), so the bytes of a request's
-  head are counted here as they arrive, and its fields as the parser reports them;
+  GAN_MAX_HEADERS header fields, is answered 431 and closed as soon as the limit is passed:
+  the httptools parser buffers an unfinished header whatever its size, so the bytes of a
+  request's head are counted here as they arrive, and its fields as the parser reports them;
 - each of these is logged, throttled (service.throttled_log), and counted in /metrics.
 
 The body deadline (GAN_BODY_TIMEOUT_S) is kept by service.guard, where the body is read.

@@ -89,7 +89,7 @@ class Generator:
         labels = labels_for(model, req.labels, indices)
         idx = range(req.start_index, req.start_index + req.count)
         # a plain dict, checked here: the typed Codes model of service.schemas cannot be pickled
-        # to the bulk process (a 500 for any bulk request with codes)
+        # to the bulk process
         codes = code_values(model, req.codes)
         args = (model, seed, idx, labels, codes, req.truncation, None, req.noise_mode)
         if req.count <= ENCODE_INLINE:

@@ -2,8 +2,7 @@
 
 The guard checks a validated request against this table before its route runs anything, and
 /docs.json shows the same bounds (`maximum` / `maxItems`), so a size is never checked after the
-allocation it guards (a `/traverse` with steps 10**9 once built a 9 GB linspace before its
-column count was refused). The route handlers keep their own checks for callers that skip the
+allocation it guards. The route handlers keep their own checks for callers that skip the
 guard (tests, the core used directly); the message is the same either way.
 """
 

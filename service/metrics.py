@@ -11,8 +11,7 @@ in multiprocess mode (PROMETHEUS_MULTIPROC_DIR), as its own endpoint did.
 
 The workers' files go to a folder of this server's own (`own_metrics_dir`), not BentoML's
 `$BENTOML_HOME/prometheus_multiproc_dir`, which every `bentoml serve` under the same home shares
-and wipes at start: a second server on the machine erased the first's counts and its /metrics
-then showed the second's.
+and wipes at start, so servers on one machine would mix and erase each other's counts.
 """
 
 from __future__ import annotations

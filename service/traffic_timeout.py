@@ -2,8 +2,8 @@
 
 BentoML's TimeoutMiddleware arms a `loop.call_later` for every request, health probes and 404s
 included, and never cancels it, so each request's timer and future stay alive for the whole
-timeout (GAN_BODY_TIMEOUT_S + GAN_REQUEST_TIMEOUT_S + 30 s): 60,000 `/readyz` in a minute grew a
-worker by 290 MiB. `install()` swaps in this subclass, which answers exactly as BentoML's does
+timeout (GAN_BODY_TIMEOUT_S + GAN_REQUEST_TIMEOUT_S + 30 s), so a health-probe flood grows the
+worker by a few KB a request (docs/benchmarks.md, Overload). `install()` swaps in this subclass, which answers exactly as BentoML's does
 (504 past the timeout), before BentoML builds its app in the worker.
 """
 
