@@ -12,7 +12,7 @@ import pytest
 from augment.job import run_job
 from gan_core.feeds import build_feeds
 from gan_core.runtime import open_generator
-from service.generate import Generator
+from service.core import ServingCore
 from service.schemas import GenerateRequest
 from service.settings import Settings
 
@@ -34,7 +34,7 @@ def direct(path, seed, indices, labels=None, truncation=None):
 
 
 def test_exports_pass_parity_and_serve_the_images_of_their_cards(family_dir, tiny_onnx):
-    core = Generator(Settings(models_dir=family_dir, default_model="mnist-sagan", ort_threads=1))
+    core = ServingCore(Settings(models_dir=family_dir, default_model="mnist-sagan", ort_threads=1))
     try:
         for name, arch in FAMILIES.items():
             card = tiny_onnx(name)[2]
