@@ -102,7 +102,7 @@ def main() -> None:
     from gan_core.datasets import default_mnist_path, load_dataset
     from training.evaluation.report import evaluate_samples
     from training.evaluation.sampling import Samples, subset_indices
-    from training.evaluator_store import evaluation_splits
+    from training.evaluation.store import evaluation_splits
 
     args.data = args.data or str(default_mnist_path())  # a path: the reference never guesses from a target
     train = evaluation_splits(args.data).train  # the images the floor is measured on

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from gan_core.feeds import build_feeds  # noqa: E402
 from gan_core.imaging import png_bytes  # noqa: E402
 from gan_core.runtime import open_generator  # noqa: E402
-from service.generate import Images, npz_bytes  # noqa: E402
+from service.core import Images, npz_bytes  # noqa: E402
 from service.local_server import local_serve  # noqa: E402
 
 WORKLOADS = {"png1": (1, "png"), "npz256": (256, "npz")}

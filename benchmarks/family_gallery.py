@@ -50,10 +50,10 @@ def band(path: Path) -> np.ndarray:
 
 async def service_grid(models: Path, route: str, body: dict) -> bytes:
     """The bytes POST `route` answers with `body`, from the service's own code (no HTTP server)."""
-    from service.generate import Generator
+    from service.core import ServingCore
     from service.settings import Settings
 
-    core = Generator(Settings(models_dir=models, ort_threads=1))
+    core = ServingCore(Settings(models_dir=models, ort_threads=1))
     try:
         if route == "/mix":
             from service.mixing import MixRequest, mix

@@ -242,7 +242,7 @@ def build_variant(model: onnx.ModelProto, precision: str, card: ModelCard) -> on
 
 def measure_fid(path: Path, n: int) -> float:
     from training.evaluation import evaluate_target
-    from training.evaluator import EvaluationError
+    from training.evaluation.classifier import EvaluationError
 
     try:
         return float(evaluate_target(path, n=n, seed=0)["fid"])

@@ -1,6 +1,6 @@
 """The BentoML service: `bentoml serve service.app:GeneratorService`.
 
-Thin HTTP layer over service.generate.Generator; no torch is imported anywhere on this path.
+Thin HTTP layer over service.core.ServingCore; no torch is imported anywhere on this path.
 Async APIs: the event loop only parses, queues and encodes small answers, while ORT calls run
 in worker threads via the batcher. The access log and per-request tracing spans are off by
 default (GAN_ACCESS_LOG / GAN_TRACE_REQUESTS turn them on): on a 2-core box they cost more
@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 
 from gan_core.errors import UserError, one_line
 from service import connections, fatal, metrics, mixing, traffic_timeout
-from service.generate import ClientError, Generator, Reply
+from service.core import ClientError, Reply, ServingCore
 from service.guard import OPEN_ROUTES, RequestGuard, flood_log
 from service.metrics import RequestMetrics
 from service.mixing import MixRequest, MixResponse
@@ -107,24 +107,24 @@ def _client_error(e: ClientError, route: str) -> JSONResponse:
     return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers or None)
 
 
-async def _generate(core: Generator, req: GenerateRequest) -> Reply:
+async def _generate(core: ServingCore, req: GenerateRequest) -> Reply:
     return await core.encode(await core.generate(req), req.format)
 
 
-async def _from_latents(core: Generator, req: LatentsRequest) -> Reply:
+async def _from_latents(core: ServingCore, req: LatentsRequest) -> Reply:
     return await core.encode(await core.from_latents(req), req.format)
 
 
-async def _interpolate(core: Generator, req: InterpolateRequest) -> Reply:
+async def _interpolate(core: ServingCore, req: InterpolateRequest) -> Reply:
     return await core.encode(await core.interpolate(req), "png" if req.format == "frames" else req.format)
 
 
-async def _traverse(core: Generator, req: TraverseRequest) -> Reply:
+async def _traverse(core: ServingCore, req: TraverseRequest) -> Reply:
     return await encode_traversal(await traverse_code(core, req), req.format)
 
 
 # route -> the answer to a validated request: what the BentoML API and the direct dispatch both run
-ANSWERS: dict[str, Callable[[Generator, BaseModel], Awaitable[Reply]]] = {
+ANSWERS: dict[str, Callable[[ServingCore, BaseModel], Awaitable[Reply]]] = {
     "/generate": _generate,
     "/generate_from_latents": _from_latents,
     "/interpolate": _interpolate,
@@ -133,7 +133,7 @@ ANSWERS: dict[str, Callable[[Generator, BaseModel], Awaitable[Reply]]] = {
 }
 
 
-async def answer(core: Generator, route: str, req: BaseModel) -> Response:
+async def answer(core: ServingCore, route: str, req: BaseModel) -> Response:
     """The HTTP answer of one validated request; a client's mistake is its 4xx, never a 500."""
     if route == "/models":
         return JSONResponse(core.models_doc())
@@ -178,7 +178,7 @@ class GeneratorService:
 
     def __init__(self) -> None:
         try:
-            self.core = Generator(SETTINGS, SCAN)
+            self.core = ServingCore(SETTINGS, SCAN)
         except UserError as e:  # e.g. a model file changed since the serving process checked it
             fatal.stop_server(one_line(e))
 

@@ -26,7 +26,7 @@ from service.inputs import ClientError, labels_for
 from service.schemas import Label, _Body
 
 if TYPE_CHECKING:
-    from service.generate import Generator
+    from service.core import ServingCore
     from service.model_set import Model
 
 MAX_MIX_SEEDS = 16  # per axis: a 17 x 17 grid at most (288 images)
@@ -114,7 +114,7 @@ def grid_cells(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return cells
 
 
-async def mix(core: Generator, req: MixRequest) -> Reply:
+async def mix(core: ServingCore, req: MixRequest) -> Reply:
     """The mixing grid of a request as PNG or npz (same request, same bytes)."""
     model = core.model(req.model)
     rows, cols = len(req.row_seeds), len(req.col_seeds)

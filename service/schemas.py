@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API (pydantic; they are also the OpenAPI document).
 
 Static rules (types, >= 0, enums) live here. Limits that depend on settings (GAN_MAX_COUNT...)
-and on the model (latent size, class names) are checked by service.generate, which can name them.
+and on the model (latent size, class names) are checked by service.core, which can name them.
 """
 
 from __future__ import annotations

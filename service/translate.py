@@ -43,7 +43,7 @@ from service.inputs import ClientError
 from service.settings import Settings
 
 if TYPE_CHECKING:
-    from service.generate import Generator
+    from service.core import ServingCore
     from service.model_set import Model
 
 log = logging.getLogger("gan_service")
@@ -74,7 +74,7 @@ class Upload:
     labels: np.ndarray | None
 
 
-def pick_model(core: Generator, model: str | None, direction: str | None) -> Model:
+def pick_model(core: ServingCore, model: str | None, direction: str | None) -> Model:
     """The served file for (translation model or file name, direction)."""
     pairs: dict[str, dict[str, Model]] = {}
     for m in core.models.values():
@@ -255,7 +255,7 @@ def check_array(images: np.ndarray, shape: tuple[int, int, int], model: str) -> 
     return np.ascontiguousarray(images)
 
 
-async def parse(request: Request, settings: Settings, core: Generator) -> tuple[Upload, Model]:
+async def parse(request: Request, settings: Settings, core: ServingCore) -> tuple[Upload, Model]:
     body = await read_body(request, settings.max_body_bytes)
     query = dict(request.query_params)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -332,7 +332,7 @@ async def _multipart(
     return fields, files
 
 
-async def translate(request: Request, core: Generator) -> Response:
+async def translate(request: Request, core: ServingCore) -> Response:
     """The route: parse, translate through the model's batcher, answer like /generate."""
     try:
         upload, model = await parse(request, core.settings, core)
@@ -347,7 +347,7 @@ async def translate(request: Request, core: Generator) -> Response:
     return Response(reply.body, media_type=reply.media_type, headers=headers)
 
 
-def translate_routes(core: Callable[[], Generator]) -> list[Route]:
+def translate_routes(core: Callable[[], ServingCore]) -> list[Route]:
     """POST /translate over the serving core that `core()` returns (the service's, once it started)."""
 
     async def endpoint(request: Request) -> Response:

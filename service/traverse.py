@@ -27,7 +27,7 @@ from service.limits import over_limit
 from service.settings import Settings
 
 if TYPE_CHECKING:
-    from service.generate import Generator
+    from service.core import ServingCore
     from service.model_set import Model
     from service.schemas import TraverseRequest
 
@@ -132,7 +132,7 @@ def row_labels(model: Model, req: TraverseRequest, rows: int) -> np.ndarray | No
     return labels_for(model, req.labels, np.full(rows, req.index, np.int64))
 
 
-async def traverse_code(core: Generator, req: TraverseRequest) -> Traversal:
+async def traverse_code(core: ServingCore, req: TraverseRequest) -> Traversal:
     model = core.model(req.model)
     spec = swept_input(model, req.code)
     cols, cols_field = column_count(spec, req.steps, req.values)

@@ -64,7 +64,7 @@ def mnist_small(mnist_train, tmp_path_factory):
 def mnist_small_evaluator(mnist_small):
     """A tiny evaluator bound to the 2k-digit set (1,800 train / 200 held out), in the session's store:
     what evaluation of the tiny models trained on it uses (never MNIST's evaluator, which is other data)."""
-    from training.evaluator_store import train_for_data
+    from training.evaluation.store import train_for_data
 
     card, stem = train_for_data(mnist_small, evaluator_id="mnist2k-tiny", epochs=2, width=8, threads=1)
     return stem

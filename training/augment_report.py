@@ -1,6 +1,6 @@
 """Does synthetic data help? Train the evaluator on real / real+synthetic / synthetic data and compare.
 
-Three runs of the evaluator architecture (training.evaluator.train_evaluator) with the same
+Three runs of the evaluator architecture (training.evaluation.classifier.train_evaluator) with the same
 budget of optimizer steps, tested on the real test split: (a) a small stratified real subset
 (1% of the training split by default), (b) that subset plus the synthetic images, (c) the
 synthetic images only (the Classification Accuracy Score). Accuracies are printed side by side
@@ -70,7 +70,7 @@ def run_report(synthetic: str | Path, data: str | None = None, real_fraction: fl
     from gan_core.datasets import load_dataset
     from gan_core.errors import UserError
     from training.checkpoint import atomic_write_bytes
-    from training.evaluator import train_evaluator
+    from training.evaluation.classifier import train_evaluator
 
     if not 0 < real_fraction <= 1:
         raise UserError(f"real_fraction: must be in (0, 1], got {real_fraction}")
@@ -112,7 +112,11 @@ def run_report(synthetic: str | Path, data: str | None = None, real_fraction: fl
             "n": int(len(syn)),
             "class_counts": np.bincount(syn_labels, minlength=real.num_classes).tolist(),
         },
-        "budget": {"steps": steps, "batch_size": batch_size, "network": "training.evaluator.EvaluatorNet"},
+        "budget": {
+            "steps": steps,
+            "batch_size": batch_size,
+            "network": "training.evaluation.classifier.EvaluatorNet",
+        },
     }
     if out is None and (Path(synthetic) / "job.json").is_file():
         out = Path(synthetic) / "report.json"

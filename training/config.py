@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Fields a resumed run must share with its checkpoint; everything else (budgets, logging) may change.
 MODEL_FIELDS = (
     "family", "family_params", "arch", "arch_params", "loss", "conditional", "cond_mode", "spectral_norm", "latent_dim", "batch_size",
     "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "diversity_weight", "lr_decay_from", "ema_decay", "seed",
-    "augment",
+    "diffaugment",
 )  # fmt: skip
+
+# Old field name -> its name now. Checkpoints and preset files written before a rename still say the
+# old one; TrainConfig reads it as the new one (a config giving both is refused).
+RENAMED = {"augment": "diffaugment"}
+
+
+def current_names(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` with every old field name (RENAMED) replaced by its name now."""
+    return {RENAMED.get(k, k): v for k, v in fields.items()}
 
 
 class TrainConfig(BaseModel):
@@ -65,7 +74,7 @@ class TrainConfig(BaseModel):
         lt=1,
         description="from this fraction of `steps`, learning rates fall linearly to 0 at `steps`",
     )
-    augment: str = Field(
+    diffaugment: str = Field(
         "",
         description="DiffAugment policy of what D sees, real and fake (training/diffaugment.py): a comma list "
         "of color, translation, cutout; '' = none",
@@ -104,7 +113,23 @@ class TrainConfig(BaseModel):
         description="fill arch_params / latent_dim from the data's image size (the data-agnostic presets)",
     )
 
-    @field_validator("augment")
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """An old field name (a checkpoint's or preset file's `augment`) is read as its name now."""
+        if not isinstance(data, dict):
+            return data
+        for old, new in RENAMED.items():
+            if old in data and new in data:
+                raise ValueError(f"{old}: the old name of {new}; give only {new}")
+        return current_names(data)
+
+    @property
+    def augment(self) -> str:
+        """The old name of `diffaugment`, read by training/families until they use the new one."""
+        return self.diffaugment
+
+    @field_validator("diffaugment")
     @classmethod
     def _known_policy(cls, v: str) -> str:
         if not v:
@@ -119,10 +144,10 @@ class TrainConfig(BaseModel):
         from training.registry import FAMILIES, get_family
 
         family = get_family(self.family)
-        if self.augment and not family.augments:  # refused rather than silently left out
+        if self.diffaugment and not family.augments:  # refused rather than silently left out
             can = ", ".join(sorted(n for n, f in FAMILIES.items() if f.augments))
             raise UserError(
-                f"augment: the {self.family} family does not apply DiffAugment to what its D sees; "
+                f"diffaugment: the {self.family} family does not apply DiffAugment to what its D sees; "
                 f"families that do: {can}"
             )
         return family.resolve(self)
@@ -143,5 +168,5 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
     run_name, fields = settings(name)
     fields = {"name": run_name, "out": f"runs/{run_name}", **fields}
-    fields.update({k: v for k, v in overrides.items() if v is not None})
+    fields.update({k: v for k, v in current_names(overrides).items() if v is not None})
     return TrainConfig(**fields)

@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from gan_core.errors import UserError
-    from training.config import preset
+    from training.config import RENAMED, preset
 
     overrides = {
         "data": args.data, "data_b": args.data_b, "out": args.out, "steps": args.steps, "max_minutes": args.max_minutes, "seed": args.seed,
@@ -73,6 +73,7 @@ def config_from_args(args: argparse.Namespace):
     nulls: set[str] = set()  # `--set FIELD=null`: preset() drops None (a flag left out), so set these after
     for item in args.set:
         key, sep, val = item.partition("=")
+        key = RENAMED.get(key, key)  # an old field name sets the field it names now
         if not sep:
             raise UserError(f"--set expects FIELD=JSON, got {item!r}")
         try:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gan_core.errors import UserError
-    from training.evaluator_store import train_for_data
+    from training.evaluation.store import train_for_data
 
     for flag in ("epochs", "batch_size", "train_n", "test_n", "threads"):
         v = getattr(args, flag)

@@ -134,14 +134,14 @@ def test_http_backend_translates_through_the_service(cyclegan_onnx, source, tmp_
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from service.generate import Generator
+    from service.core import ServingCore
     from service.settings import Settings
     from service.translate import translate_routes
 
     local = run_job(
         cyclegan_onnx["a2b"][0], tmp_path / "local", translate=str(source), format="npz", chunk_size=40
     )
-    core = Generator(
+    core = ServingCore(
         Settings.from_env({"GAN_MODELS_DIR": str(cyclegan_onnx["a2b"][0].parent), "GAN_ORT_THREADS": "1"})
     )
     routes = [*translate_routes(lambda: core), Route("/models", lambda r: JSONResponse(core.models_doc()))]

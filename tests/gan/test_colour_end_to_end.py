@@ -72,12 +72,12 @@ def test_export_is_the_phase_conv_graph_with_parity(colour_run):
 
 def test_service_serves_colour_pngs_grids_and_npz(colour_run):
     """The serving core (what the HTTP app wraps; tests/service covers the HTTP layer itself)."""
-    from service.generate import Generator
+    from service.core import ServingCore
     from service.schemas import GenerateRequest
     from service.settings import Settings
 
     size, _, _, onnx = colour_run
-    core = Generator(Settings(models_dir=onnx.parent, ort_threads=1))
+    core = ServingCore(Settings(models_dir=onnx.parent, ort_threads=1))
 
     def answer(fmt: str, **kw):
         return asyncio.run(

@@ -12,7 +12,7 @@ import pytest
 
 from gan_core.feeds import build_feeds
 from gan_core.runtime import open_generator
-from service.generate import Generator
+from service.core import ServingCore
 from service.schemas import GenerateRequest
 from service.settings import Settings
 from tests.conftest import generative_presets
@@ -34,7 +34,7 @@ def test_export_passes_parity_and_serves_the_images_of_its_card(name, tiny_onnx,
     assert card.export.float_parity_max_abs_diff <= 1e-4 and card.export.parity_batches == [1, 7, 256]
     path = tmp_path / f"{name}.onnx"
     shutil.copy(onnx_path, path)
-    core = Generator(Settings(models_dir=tmp_path, default_model=name, ort_threads=1))
+    core = ServingCore(Settings(models_dir=tmp_path, default_model=name, ort_threads=1))
     try:
         for truncation in (None, 0.7):
             got = asyncio.run(core.generate(GenerateRequest(model=name, count=5, seed=3, start_index=2,

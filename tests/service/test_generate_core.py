@@ -12,15 +12,15 @@ from PIL import Image
 from gan_core.card_files import read_card
 from gan_core.latents import latents
 from gan_core.runtime import ModelFileError, cuda_device_present, open_generator
-from service.generate import ClientError, Generator, grid_image, path
+from service.core import ClientError, ServingCore, grid_image, path
 from service.model_set import public_card, scan_models
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import DEFAULT_MODELS_DIR, Settings, SettingsError
 from tests.conftest import zl_feeds
 
 
-def make_core(models_dir, **kw) -> Generator:
-    return Generator(Settings(models_dir=models_dir, default_model="mnist-cdcgan", ort_threads=1, **kw))
+def make_core(models_dir, **kw) -> ServingCore:
+    return ServingCore(Settings(models_dir=models_dir, default_model="mnist-cdcgan", ort_threads=1, **kw))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from PIL import Image
 
 from gan_core.feeds import build_feeds
 from gan_core.runtime import open_generator
-from service.generate import ClientError, Generator
+from service.core import ClientError, ServingCore
 from service.local_server import local_serve
 from service.mixing import MixRequest, mix
 from service.schemas import GenerateRequest
@@ -31,7 +31,9 @@ def style_dir(tmp_path_factory, tiny_onnx, cond_onnx):
 
 @pytest.fixture(scope="module")
 def core(style_dir):
-    g = Generator(Settings(models_dir=style_dir, default_model="mnist-stylegan", ort_threads=1, max_count=64))
+    g = ServingCore(
+        Settings(models_dir=style_dir, default_model="mnist-stylegan", ort_threads=1, max_count=64)
+    )
     yield g
     g.close()
 

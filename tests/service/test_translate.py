@@ -33,10 +33,10 @@ def served(cyclegan_onnx, cond_onnx, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def core(served):
-    from service.generate import Generator
+    from service.core import ServingCore
     from service.settings import Settings
 
-    core = Generator(Settings.from_env({"GAN_MODELS_DIR": str(served), "GAN_ORT_THREADS": "1", **LIMITS}))
+    core = ServingCore(Settings.from_env({"GAN_MODELS_DIR": str(served), "GAN_ORT_THREADS": "1", **LIMITS}))
     yield core
     core.close()
 

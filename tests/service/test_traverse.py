@@ -15,7 +15,7 @@ from PIL import Image
 from export import export_generator
 from gan_core.feeds import build_feeds
 from gan_core.runtime import open_generator
-from service.generate import ClientError, Generator
+from service.core import ClientError, ServingCore
 from service.local_server import local_serve
 from service.schemas import GenerateRequest, TraverseRequest, request_models
 from service.settings import Settings
@@ -34,7 +34,7 @@ def served(tiny_onnx, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def core(served):
-    g = Generator(Settings(models_dir=served, default_model="mnist-infogan", ort_threads=1, max_count=64))
+    g = ServingCore(Settings(models_dir=served, default_model="mnist-infogan", ort_threads=1, max_count=64))
     yield g
     g.close()
 

@@ -1,10 +1,14 @@
 """Presets for any data: the network sized from the image size, refusals that say what to do."""
 
+import argparse
+import json
+
 import pytest
+from pydantic import ValidationError
 
 from gan_core.errors import UserError
-from training.config import preset
-from training.presets import PRESETS
+from training.config import TrainConfig, preset
+from training.presets import PRESETS, read
 from training.sizing import fit_to_data
 
 
@@ -61,3 +65,58 @@ def test_stylegan_preset_keeps_the_mnist_recipe_and_builds_from_the_data(shape):
     g = fam.build_nets()["g"]
     noise = [torch.randn(2, *s) for s in fam.noise_shapes]
     assert g(torch.randn(2, cfg.latent_dim), torch.tensor([0, 3]), noise).shape == (2, *shape)
+
+
+def test_a_config_that_says_augment_is_read_as_diffaugment(tmp_path):
+    """`augment`, the field's name before it was `diffaugment`, in a config (a checkpoint's JSON, a preset
+    file, an override) is read as `diffaugment`; a config giving both is refused."""
+    old = TrainConfig.model_validate_json('{"name": "t", "augment": "translation, color"}')
+    assert (
+        old
+        == TrainConfig(name="t", diffaugment="translation,color")
+        == TrainConfig(name="t", augment="translation,color")
+    )
+    assert (
+        "augment" not in old.model_dump()
+        and json.loads(old.model_dump_json())["diffaugment"] == "translation,color"
+    )
+    mine = tmp_path / "old.yaml"
+    mine.write_text("# written before the rename\narch: dcgan\naugment: cutout\n")
+    assert read(mine) == {"arch": "dcgan", "diffaugment": "cutout"}
+    assert preset(str(mine)).diffaugment == "cutout"
+    assert preset("mnist-cdcgan", augment="color").diffaugment == "color"
+    with pytest.raises(ValidationError, match="augment: the old name of diffaugment; give only diffaugment"):
+        TrainConfig(name="t", augment="color", diffaugment="color")
+
+
+def test_a_checkpoint_whose_config_says_augment_loads_and_resumes(tiny_checkpoint, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from training.checkpoint import load_checkpoint
+
+    src = tiny_checkpoint("mnist-cdcgan")
+    with safe_open(src, "pt") as f:
+        meta = f.metadata()
+    config = json.loads(meta["config"])
+    assert config.pop("diffaugment") == ""  # what a checkpoint holds now
+    (tmp_path / "run").mkdir()
+    old = tmp_path / "run" / src.name
+    save_file(load_file(src), old, metadata={**meta, "config": json.dumps({**config, "augment": "color"})})
+    ck = load_checkpoint(old)
+    assert ck.config.diffaugment == "color" and ck.config.augment == "color"
+    again = ck.config.model_copy(update={"steps": ck.config.steps + 1})
+    assert again.model_differences(ck.config) == []  # resumable
+    assert ck.config.model_copy(update={"diffaugment": ""}).model_differences(ck.config) == [
+        "diffaugment: checkpoint has 'color', this run asks ''"
+    ]
+
+
+def test_set_with_the_old_name_sets_diffaugment():
+    from training.train_cmd import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    for name in ("augment", "diffaugment"):
+        args = p.parse_args(["--preset", "mnist-cdcgan", "--set", f"{name}=color,cutout"])
+        assert config_from_args(args).diffaugment == "color,cutout"

@@ -65,11 +65,11 @@ def test_same_generator_state_same_augmentation_and_empty_policy_draws_nothing()
 def test_policy_names_are_checked_and_named_in_the_error():
     assert parse_policy(" color, cutout ") == ("color", "cutout")
     assert parse_policy("") == ()
-    assert TrainConfig(name="t", augment="translation, color").augment == "translation,color"
+    assert TrainConfig(name="t", diffaugment="translation, color").diffaugment == "translation,color"
     with pytest.raises(
-        ValidationError, match="(?s)augment.*unknown policy 'flip'; known: color, translation, cutout"
+        ValidationError, match="(?s)diffaugment.*unknown policy 'flip'; known: color, translation, cutout"
     ):
-        TrainConfig(name="t", augment="color,flip")
+        TrainConfig(name="t", diffaugment="color,flip")
 
 
 # one preset per family a registered preset trains, split by the family's own `augments` flag
@@ -82,14 +82,14 @@ def test_families_whose_d_steps_do_not_augment_refuse_it_naming_those_that_do(na
     from gan_core.errors import UserError
     from training.config import preset
 
-    cfg = preset(name, augment="color")
+    cfg = preset(name, diffaugment="color")
     with pytest.raises(UserError) as e:
         cfg.resolved()
     head, can = str(e.value).split("; families that do: ")
-    assert head == f"augment: the {cfg.family} family does not apply DiffAugment to what its D sees"
+    assert head == f"diffaugment: the {cfg.family} family does not apply DiffAugment to what its D sees"
     named = can.split(", ")  # test modules may register families of their own
     assert set(AUGMENTING) <= set(named) and cfg.family not in named and named == sorted(named)
-    assert preset(name).resolved().augment == ""  # without it nothing changes
+    assert preset(name).resolved().diffaugment == ""  # without it nothing changes
 
 
 @pytest.mark.parametrize("name", [FAMILY_PRESETS[f] for f in AUGMENTING])
@@ -100,7 +100,7 @@ def test_families_that_augment_apply_the_policy_to_what_d_sees(name, mnist_small
     from training.checkpoint import load_checkpoint
     from training.trainer import Trainer
 
-    trainer = Trainer(tiny_config(name, tmp_path, augment="translation,cutout"), load_dataset(mnist_small),
+    trainer = Trainer(tiny_config(name, tmp_path, diffaugment="translation,cutout"), load_dataset(mnist_small),
                       progress=False)  # fmt: skip
     fam, seen = trainer.family, []
     plain = fam.augment

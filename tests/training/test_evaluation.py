@@ -17,7 +17,7 @@ from training.evaluation import (
     real_reference,
     sample_target,
 )
-from training.evaluator import EvaluationError, load_evaluator
+from training.evaluation.classifier import EvaluationError, load_evaluator
 
 N = 1000
 REPORT_KEYS = {
@@ -424,7 +424,7 @@ def test_cli_onnx_matches_checkpoint_and_writes_card(small_ds, mnist_small_evalu
 @pytest.fixture(scope="module")
 def unlabelled_digits(mnist_train, tmp_path_factory):
     """660 digits without labels (.npz) and a tiny rotation evaluator bound to them."""
-    from training.evaluator_store import train_for_data
+    from training.evaluation.store import train_for_data
 
     path = tmp_path_factory.mktemp("flat") / "digits.npz"
     np.savez(path, images=mnist_train.images[:660, 0])

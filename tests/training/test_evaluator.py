@@ -9,8 +9,8 @@ import torch
 
 from gan.cli import main
 from training.checkpoint import sha256_file
-from training.evaluator import EVALUATOR_DIR, EvaluationError, EvaluatorNet, load_evaluator
-from training.evaluator_store import bound_evaluator
+from training.evaluation.classifier import EVALUATOR_DIR, EvaluationError, EvaluatorNet, load_evaluator
+from training.evaluation.store import bound_evaluator
 
 
 def test_shipped_evaluator_card_and_size():
@@ -123,7 +123,10 @@ def test_train_evaluator_rejects_bad_flags(tmp_path, capsys):
     assert capsys.readouterr().err == "gan train-evaluator: error: --epochs must be >= 1, got 0\n"
 
 
-def test_train_evaluator_holds_out_a_split_when_the_data_has_none(mnist_small, tmp_path, capsys):
+def test_train_evaluator_holds_out_a_split_when_the_data_has_none(mnist_small, tmp_path, capsys, monkeypatch):
+    # a store of its own: the session's holds the tiny evaluator of the same data (mnist_small_evaluator),
+    # which later tests expect to be the one bound to it
+    monkeypatch.setenv("GAN_EVALUATOR_DIR", str(tmp_path / "store"))
     args = ["train-evaluator", "--data", str(mnist_small), "--epochs", "1", "--threads", "1", "--no-progress"]
     assert main(args) == 0  # no --out: into the store, where evaluation finds it by the data's fingerprint
     out = capsys.readouterr().out
@@ -141,7 +144,7 @@ def test_train_evaluator_holds_out_a_split_when_the_data_has_none(mnist_small, t
 
 
 def test_unlabelled_data_gets_a_self_supervised_rotation_evaluator(mnist_train, tmp_path):
-    from training.evaluator_store import train_for_data
+    from training.evaluation.store import train_for_data
 
     np.savez(tmp_path / "flat.npz", images=mnist_train.images[:660, 0])  # no labels
     card, stem = train_for_data(tmp_path / "flat.npz", out=tmp_path / "ev", epochs=8, width=8, threads=1)

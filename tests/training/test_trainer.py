@@ -36,7 +36,7 @@ def _weights(path):
         ("ns", {}),
         ("wgan-gp", {}),
         ("ns", {"diversity_weight": 1.0}),
-        ("hinge", {"augment": "color,translation,cutout"}),
+        ("hinge", {"diffaugment": "color,translation,cutout"}),
     ],
 )
 def test_resume_is_bit_identical(tmp_path, small, loss, extra):

@@ -11,8 +11,8 @@ from PIL import Image
 
 from gan.cli import main
 from gan_core.datasets import load_dataset
+from training.evaluation.classifier import EvaluationError, load_evaluator
 from training.evaluation.translation import direction_report
-from training.evaluator import EvaluationError, load_evaluator
 
 
 def test_an_identity_translator_keeps_labels_as_often_as_the_evaluator_reads_them(domain_pair):

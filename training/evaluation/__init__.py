@@ -1,7 +1,11 @@
 """Measure a generator (checkpoint, run folder, .onnx) or an image set (.npz, image/IDX folder).
 
-One module per job: what gets sampled (sampling), the real reference and its cache (reference),
-the metrics report (report), where results go (results), quick evaluation during training (quick).
+One module per job: the evaluator network, its card and its training (classifier), which evaluator
+measures which data and the user's store of trained ones (store), the shipped evaluators (weights/),
+what gets sampled (sampling), the real reference and its cache (reference), the metrics report
+(report), where results go (results), quick evaluation during training (quick), categorical codes
+as classifiers (codes), image-to-image models (translation). The `gan` commands are
+training/evaluate_cmd.py, training/evaluate_translation_cmd.py and training/train_evaluator_cmd.py.
 """
 
 from training.evaluation.quick import QuickEval, attach_quick_eval

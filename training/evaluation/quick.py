@@ -19,12 +19,12 @@ from typing import Any
 import torch
 
 from training import metrics as M
+from training.evaluation.classifier import EvaluationError, Evaluator, load_evaluator
 from training.evaluation.codes import code_classes
 from training.evaluation.reference import Reference, real_reference
 from training.evaluation.report import measure
 from training.evaluation.sampling import sample_generator
-from training.evaluator import EvaluationError, Evaluator, load_evaluator
-from training.evaluator_store import bound_evaluator, evaluation_splits, matches, train_for_data
+from training.evaluation.store import bound_evaluator, evaluation_splits, matches, train_for_data
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import numpy as np
 from gan_core.fileio import atomic_write_bytes
 from gan_core.preprocess import Preprocess
 from training import metrics as M
+from training.evaluation.classifier import EvaluationError, Evaluator
 from training.evaluation.sampling import subset_indices
-from training.evaluator import EvaluationError, Evaluator
-from training.evaluator_store import data_source_of
+from training.evaluation.store import data_source_of
 
 log = logging.getLogger(__name__)
 

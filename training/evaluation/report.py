@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from training import metrics as M
+from training.evaluation.classifier import CLASS_METRICS, EvaluationError, Evaluator
 from training.evaluation.codes import code_classes
 from training.evaluation.reference import Reference, fid_floor, real_reference, reference_source
 from training.evaluation.sampling import Samples, sample_target
-from training.evaluator import CLASS_METRICS, EvaluationError, Evaluator
-from training.evaluator_store import evaluation_splits, matches, resolve_evaluator
+from training.evaluation.store import evaluation_splits, matches, resolve_evaluator
 
 CAS_MIN_STEPS = 150  # optimizer steps the CAS classifier gets at least (batch 128), for small n
 
@@ -56,7 +56,7 @@ def classification_accuracy_score(
     Labels are the ones asked of a conditional generator, the data's own, or else the evaluator's
     predictions (pseudo-labels, said in the report).
     """
-    from training.evaluator import train_evaluator
+    from training.evaluation.classifier import train_evaluator
 
     epochs = max(
         epochs, math.ceil(CAS_MIN_STEPS / math.ceil(len(samples.images) / 128))

@@ -18,7 +18,7 @@ from gan_core.card import ModelCard
 from gan_core.feeds import build_feeds
 from gan_core.latents import balanced_labels
 from training.checkpoint import list_checkpoints
-from training.evaluator import EvaluationError
+from training.evaluation.classifier import EvaluationError
 
 
 @dataclass

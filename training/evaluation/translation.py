@@ -26,9 +26,9 @@ from gan_core.card import ModelCard
 from gan_core.datasets import ImageDataset, load_dataset
 from gan_core.imaging import float_to_uint8
 from training import metrics as M
+from training.evaluation.classifier import DEFAULT_EVALUATOR, EvaluationError, load_evaluator
 from training.evaluation.reference import fid_floor, real_reference
 from training.evaluation.sampling import subset_indices, target_kind
-from training.evaluator import DEFAULT_EVALUATOR, EvaluationError, load_evaluator
 
 Translator = Callable[[np.ndarray], np.ndarray]  # uint8 [N, H, W, C] -> uint8 [N, H', W', C']
 BATCH = 500

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from gan_core.errors import UserError, one_line
-from training.config import TrainConfig
+from training.config import TrainConfig, current_names
 
 PRESET_DIR = Path(__file__).parent
 SUFFIXES = (".yaml", ".yml")
@@ -44,7 +44,7 @@ def read(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: {one_line(e)}") from None
     # the validated values (a tuple for betas), and only the fields the file sets: a field it leaves
     # out stays unset, which fit-to-data reads (an unset latent_dim is sized from the data)
-    return cfg.model_dump(include=set(raw))
+    return cfg.model_dump(include=set(current_names(raw)))
 
 
 def note(path: str | Path) -> str:

@@ -166,7 +166,7 @@ def test_augment_reaches_every_d_call_and_r1_takes_its_gradient_through_it(mnist
     from gan_core.datasets import load_dataset
 
     ds = load_dataset(mnist_small)
-    cfg = _cfg(tmp_path / "a", 2).model_copy(update={"augment": "translation,cutout"})
+    cfg = _cfg(tmp_path / "a", 2).model_copy(update={"diffaugment": "translation,cutout"})
     trainer = Trainer(cfg, ds, progress=False)
     fam, seen = trainer.family, []
     plain = fam.augment

@@ -4,7 +4,7 @@ An evaluator is bound to the dataset it was trained on (its card's `dataset`: th
 the training split as loaded, i.e. what a generator's card records as `dataset.fingerprint`, and
 how its test split was made). `gan train-evaluator --data D` and `gan train --evaluator auto`
 train one for any dataset and put it in the store (`$GAN_EVALUATOR_DIR`, default
-~/.cache/gan-service/evaluators) unless told where; lookups search training/evaluators/ first.
+~/.cache/gan-service/evaluators) unless told where; lookups search training/evaluation/weights/ first.
 Data without a test split gets a seeded, per-class 10% held-out split (gan_core.datasets.holdout_split),
 the same one evaluation later uses as its reference.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from gan_core.datasets import ImageDataset, default_mnist_path, has_split, holdout_split, load_dataset
 from gan_core.preprocess import Preprocess
-from training.evaluator import (
+from training.evaluation.classifier import (
     EVALUATOR_DIR,
     DataBinding,
     EvaluationError,

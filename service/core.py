@@ -24,7 +24,7 @@ from service.model_set import Model, ModelScan, load_models, models_doc, scan_mo
 from service.schemas import GenerateRequest, InterpolateRequest, LatentsRequest
 from service.settings import Settings
 
-__all__ = ["ClientError", "Generator", "Images", "Reply", "grid_image", "npz_bytes", "path"]
+__all__ = ["ClientError", "ServingCore", "Images", "Reply", "grid_image", "npz_bytes", "path"]
 
 
 def _busy(e: Overloaded | DeadlineExceeded) -> ClientError:
@@ -34,7 +34,7 @@ def _busy(e: Overloaded | DeadlineExceeded) -> ClientError:
     return ClientError(str(e), 504)
 
 
-class Generator:
+class ServingCore:
     """Every usable *.onnx in settings.models_dir, opened, warmed up and ready to answer requests."""
 
     def __init__(self, settings: Settings, scan: ModelScan | None = None):

@@ -27,7 +27,7 @@ from torch import nn
 from gan_core.errors import UserError
 from training.checkpoint import atomic_write_bytes, sha256_file
 
-EVALUATOR_DIR = Path(__file__).resolve().parent / "evaluators"
+EVALUATOR_DIR = Path(__file__).resolve().parent / "weights"  # the shipped evaluators
 DEFAULT_EVALUATOR = "mnist"
 ROTATIONS = ["rot0", "rot90", "rot180", "rot270"]  # the classes of a `rotation` evaluator
 CLASS_METRICS = ("classifier_score", "modes", "class_accuracy", "cas")  # what needs a `classes` evaluator
