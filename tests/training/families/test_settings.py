@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 
 from gan.cli import main
 from gan_core.errors import UserError
-from training.config import PRESETS, TrainConfig, preset
+from training.config import TrainConfig, preset
 from training.families.params import FamilySettings, describe, validated
+from training.presets import PRESETS
 from training.registry import FAMILIES, discover
 
 discover()
