@@ -14,42 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan_core.card import InputSpec, class_input, latent_input
-from gan_core.errors import UserError
+from gan_core.card import InputSpec
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import adam, rows_grid
+from training.families.common import make_optimizer, rows_grid, zl_inputs
+from training.families.terms import paired, with_mode_seeking
 from training.registry import get_arch, get_loss, register_family
-
-
-def mode_seeking_penalty(
-    fake: torch.Tensor, z: torch.Tensor, half: int, cap: float | None = None
-) -> torch.Tensor:
-    """1 / (mean |x1 - x2| / mean |z1 - z2|) over the pairs (i, i + half): small when outputs differ.
-
-    Mao et al. 2019 (MSGAN): a generator that ignores z within a class pays for it directly.
-    cap: the ratio counts up to this value only (DSGAN's clamp, Yang et al. 2019): past it, z need
-    not change the image any further.
-    """
-    dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
-    dz = (z[:half] - z[half : 2 * half]).abs().mean()
-    ratio = dx / dz if cap is None else (dx / dz).clamp(max=cap)
-    return 1.0 / (ratio + 1e-5)
-
-
-def share_pairs(*batches: torch.Tensor) -> None:
-    """In place: rows i + n/2 take rows i's values, so the pairs mode_seeking_penalty compares share them."""
-    for t in batches:
-        half = t.shape[0] // 2
-        t[half : 2 * half] = t[:half]
-
-
-def make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
-    if cfg.optimizer == "rmsprop":
-        if cfg.fused_adam:
-            raise UserError("fused_adam: this run's optimizer is rmsprop; fused_adam applies to Adam only")
-        return torch.optim.RMSprop(params, lr=lr)
-    return adam(cfg, params, lr)
 
 
 def resolve_loss_defaults(cfg: TrainConfig) -> TrainConfig:
@@ -74,11 +44,6 @@ def build_arch(cfg: TrainConfig, data: DataInfo) -> tuple[nn.Module, nn.Module]:
         tuple(data.image_shape), data.num_classes, cfg.conditional, cfg.latent_dim,
         cond_mode=cfg.cond_mode, sn=cfg.spectral_norm, **cfg.arch_params,
     )  # fmt: skip
-
-
-def zl_inputs(cfg: TrainConfig) -> list[InputSpec]:
-    """A z latent, plus class labels for a conditional generator."""
-    return [latent_input(cfg.latent_dim)] + ([class_input()] if cfg.conditional else [])
 
 
 def balanced_recalibration(cfg: TrainConfig, num_classes: int, batch: int, n: int, gen: torch.Generator):
@@ -144,8 +109,7 @@ class AdversarialFamily(Family):
             if cfg.conditional
             else None
         )
-        if labels is not None and cfg.diversity_weight:
-            share_pairs(labels)
+        paired(cfg.diversity_weight, labels)
         return z, labels
 
     def g_penalty(self) -> torch.Tensor | None:
@@ -154,9 +118,7 @@ class AdversarialFamily(Family):
 
     def with_g_terms(self, loss: torch.Tensor, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The G loss plus the mode-seeking term (when weighted) and the family's weight penalty."""
-        cfg = self.cfg
-        if cfg.diversity_weight:
-            loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, cfg.batch_size // 2)
+        loss = with_mode_seeking(loss, self.cfg.diversity_weight, fake, z)
         penalty = self.g_penalty()
         return loss if penalty is None else loss + penalty
 

@@ -33,11 +33,11 @@ from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
 from training.distributed import mean_across_ranks
 from training.families._iic import iic_loss, random_affine
-from training.families.acgan import aux_loss
 from training.families.base import DataInfo, Phase, StepContext
-from training.families.common import GRID_SEED, adam
-from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty, share_pairs
+from training.families.common import GRID_SEED, adam, make_optimizer
+from training.families.gan import AdversarialFamily
 from training.families.params import FamilySettings
+from training.families.terms import aux_loss, paired, with_mode_seeking
 from training.nets.clusterer import Clusterer
 from training.nets.heads import TwoHeadDiscriminator
 from training.registry import get_arch, register_family
@@ -267,17 +267,14 @@ class InfoGANFamily(AdversarialFamily):
         n = cfg.batch_size
         z, cat, cont = self.draw_codes(n, ctx.noise)
         diversity = cfg.diversity_weight
-        if diversity:
-            share_pairs(cat, cont)  # pairs (i, i + n/2) share their codes and differ in z only
+        paired(diversity, cat, cont)  # pairs (i, i + n/2) share their codes and differ in z only
         z, cat, cont = z.to(ctx.device), cat.to(ctx.device), cont.to(ctx.device)
         with ctx.autocast():
             fake = G(torch.cat([z, cont], 1), cat)
             out, q = D(fake, cat if self.p.self_condition else None)
             adv = self.loss.g_loss(out.float())
             info, _, _ = self._info(q, cat, cont)
-            loss = adv + info
-            if diversity:
-                loss = loss + diversity * mode_seeking_penalty(fake.float(), z, n // 2)
+            loss = with_mode_seeking(adv + info, diversity, fake, z)
         self.optimize("g", loss)
         return {"g_loss": adv.item(), "g_info": info.item()}
 

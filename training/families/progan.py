@@ -29,9 +29,9 @@ from gan_core.card import InputSpec
 from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid
-from training.families.gan import mode_seeking_penalty, share_pairs, zl_inputs
+from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid, zl_inputs
 from training.families.params import FamilySettings
+from training.families.terms import paired, with_mode_seeking
 from training.losses import WGANGPLoss
 from training.nets.karras_layers import upsample2x
 from training.nets.progan import ProDiscriminator, ProGenerator, ProInference, grown_size, pad_to, resolutions
@@ -179,13 +179,10 @@ class ProGANFamily(Family):
         labels, diversity = None, self.cfg.diversity_weight
         if self.cfg.conditional:
             labels = torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
-            if diversity:
-                share_pairs(labels)
+            paired(diversity, labels)
         with ctx.autocast():
             fake = G(z, labels)
-            loss = -D(fake, labels).float().mean()
-            if diversity:
-                loss = loss + diversity * mode_seeking_penalty(fake.float(), z, n // 2)
+            loss = with_mode_seeking(-D(fake, labels).float().mean(), diversity, fake, z)
         self.optimize("g", loss)
         return {"g_loss": loss.item()}
 

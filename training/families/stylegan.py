@@ -28,8 +28,8 @@ from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid
-from training.families.gan import mode_seeking_penalty, share_pairs
 from training.families.params import FamilySettings
+from training.families.terms import paired, with_mode_seeking
 from training.nets.stylegan import (
     StyleDiscriminator,
     StyleGenerator,
@@ -171,13 +171,11 @@ class StyleGANFamily(Family):
         cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
         n = cfg.batch_size
         z, labels, noise, z_mix, cutoff = self._latents(n, ctx)
-        if labels is not None and cfg.diversity_weight:
-            share_pairs(labels)
+        paired(cfg.diversity_weight, labels)
         with ctx.autocast():
             fake = G(z, labels, noise, z_mix, cutoff, w_avg_beta=self.p.w_avg_beta)
             loss = F.softplus(-D(self.augment(fake, ctx), labels).float()).mean()
-            if cfg.diversity_weight:
-                loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
+            loss = with_mode_seeking(loss, cfg.diversity_weight, fake, z)
         self.optimize("g", loss)
         return {"g_loss": loss.item()}
 

@@ -14,8 +14,9 @@ from gan_core.errors import UserError
 from gan_core.runtime import open_generator
 from tests.conftest import zl_feeds
 from training.config import preset
-from training.families.acgan import ACGANFamily, aux_loss
+from training.families.acgan import ACGANFamily
 from training.families.base import DataInfo, StepContext
+from training.families.terms import aux_loss
 
 TINY = {"g_width": 8, "d_width": 8}
 

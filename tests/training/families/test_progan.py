@@ -13,8 +13,8 @@ from gan_core.errors import UserError
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import preset
 from training.families.base import DataInfo, StepContext
-from training.families.gan import mode_seeking_penalty
 from training.families.progan import ProGANFamily, growth_at
+from training.families.terms import mode_seeking_penalty
 from training.trainer import Trainer
 
 TINY = {"g_width": 4, "g_max_width": 8, "d_width": 4, "d_max_width": 8}
