@@ -347,7 +347,7 @@ class Trainer:
         for phase in self.family.phases():
             if self.step % phase.every:
                 continue
-            runs = [self.family.run_phase(phase, ctx) for _ in range(phase.repeats)]
+            runs = [phase.run(ctx) for _ in range(phase.repeats)]
             for key in runs[0]:
                 losses[key] = sum(r[key] for r in runs) / len(runs)
             if phase.ema:

@@ -146,15 +146,25 @@ class PhasedFamily(AdversarialFamily):
         self.scheduled: list[int] = []
 
     def phases(self):
-        return [Phase("d", repeats=2), Phase("g", ema=True), Phase("r1", every=3)]
+        return [
+            Phase("d", self.counted(0, self.d_step), repeats=2),
+            Phase("g", self.counted(1, self.g_step), ema=True),
+            Phase("r1", self.counted(2, self.r1_step), every=3),
+        ]
+
+    def counted(self, phase: int, step):
+        """`step`, counting its runs in self.calls[phase]."""
+
+        def run(ctx):
+            self.calls[phase] += 1
+            return step(ctx)
+
+        return run
 
     def schedule(self, step):
         self.scheduled.append(step)
 
-    def run_phase(self, phase, ctx):
-        self.calls[["d", "g", "r1"].index(phase.name)] += 1
-        if phase.name != "r1":
-            return super().run_phase(phase, ctx)
+    def r1_step(self, ctx):
         real, _ = ctx.next_batch()
         real.requires_grad_(True)
         out = ctx.nets["d"](real, None).sum()

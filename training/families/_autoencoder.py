@@ -132,9 +132,6 @@ class AutoencoderGAN(AdversarialFamily):
         err, code = self.scored(ctx, fake, labels)
         return fake, z, err, code
 
-    def run_phase(self, phase, ctx: StepContext) -> dict[str, float]:
-        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
-
     def card_variant(self) -> str:
         return self.name
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from gan_core.errors import UserError
 from training.config import TrainConfig
-from training.families.base import Phase, StepContext
+from training.families.base import StepContext
 from training.families.gan import AdversarialFamily
 from training.families.params import FamilySettings
 from training.families.terms import aux_loss, paired, with_mode_seeking
@@ -85,9 +85,6 @@ class ACGANFamily(AdversarialFamily):
         )
         sn = self.p.aux_sn
         return {"g": g, "d": TwoHeadDiscriminator(d, lambda feat: maybe_sn(nn.Linear(feat, k), sn))}
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]

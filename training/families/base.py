@@ -4,10 +4,11 @@ A family owns its networks, their optimisers, its losses and its step phases; th
 loop, devices, AMP, DDP, EMA, checkpoints and callbacks (grids, quick evaluation, logging, NaN guard)
 and knows no family. A new GAN is one module in training/families/ with a `@register_family` class.
 
-Per training step the trainer calls `schedule(step)`, then every phase whose `every` divides the
-step, `repeats` times each, passing a StepContext (the next real batch, the noise generator, the
-DDP-wrapped networks, the autocast context). Each phase returns the losses it wants logged.
-Phases flagged `ema` update the EMA copy of every generator afterwards.
+Per training step the trainer calls `schedule(step)`, then runs every phase of `phases()` whose `every`
+divides the step, `repeats` times each: `phase.run(ctx)` calls the function the phase carries with a
+StepContext (the next real batch, the noise generator, the DDP-wrapped networks, the autocast context);
+it returns the values it wants logged, a dict of floats. Phases flagged `ema` update the EMA copy of
+every generator afterwards.
 
 Two-dataset families (image-to-image translation, e.g. CycleGAN) set `needs_data_b`: the run then
 takes a second dataset (TrainConfig.data_b), the family's DataInfo carries it as `b`, and phases
@@ -40,12 +41,18 @@ from training.families.params import FamilySettings, validated
 
 @dataclass(frozen=True)
 class Phase:
-    """One kind of optimisation step: `name` runs `repeats` times on steps where step % every == 0."""
+    """One kind of optimisation step and the function that runs it: `fn(ctx)` runs `repeats` times on
+    steps where step % every == 0 and returns the values it logs (floats by name, e.g. {'d_loss': ...})."""
 
     name: str
+    fn: Callable[[StepContext], dict[str, float]]
     every: int = 1
     repeats: int = 1
     ema: bool = False  # the generator changed: update its EMA copy after this phase
+
+    def run(self, ctx: StepContext) -> dict[str, float]:
+        """One run of the phase: the logged values."""
+        return self.fn(ctx)
 
 
 @dataclass(frozen=True)
@@ -144,10 +151,7 @@ class Family:
 
     # ---- training -----------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        raise NotImplementedError
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        """Run one step of `phase`; return the losses to log (floats). Must implement."""
+        """The phases of a step, in the order they run, each carrying the method that runs it. Must implement."""
         raise NotImplementedError
 
     def schedule(self, step: int) -> None:

@@ -230,10 +230,8 @@ class CycleGANFamily(Family):
 
     # ---- training -----------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        return [Phase("g", ema=True), Phase("d")]
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        return self.g_step(ctx) if phase.name == "g" else self.d_step(ctx)
+        """Both generators, then both discriminators on the generator phase's fakes (through the buffers)."""
+        return [Phase("g", self.g_step, ema=True), Phase("d", self.d_step)]
 
     def g_step(self, ctx: StepContext) -> dict[str, float]:
         G, Fn, DA, DB = (ctx.nets[k] for k in ("g", "f", "d_a", "d_b"))

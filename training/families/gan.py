@@ -89,10 +89,8 @@ class AdversarialFamily(Family):
         }
 
     def phases(self) -> list[Phase]:
-        return [Phase("d", repeats=self.cfg.n_critic), Phase("g", ema=True)]
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        return {"d_loss": self.d_step(ctx)} if phase.name == "d" else {"g_loss": self.g_step(ctx)}
+        """D `n_critic` times, then G (subclasses replace d_step / g_step and keep these phases)."""
+        return [Phase("d", self.d_step, repeats=self.cfg.n_critic), Phase("g", self.g_step, ema=True)]
 
     def d_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(real images, their labels or None when unconditional, latents for as many fakes) of a D step."""
@@ -122,7 +120,7 @@ class AdversarialFamily(Family):
         penalty = self.g_penalty()
         return loss if penalty is None else loss + penalty
 
-    def d_step(self, ctx: StepContext) -> float:
+    def d_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
         real, cond, z = self.d_inputs(ctx)
         with ctx.autocast():
@@ -136,16 +134,16 @@ class AdversarialFamily(Family):
                 loss = loss + pen
         self.optimize("d", loss)
         self.loss.after_d_step(self.nets["d"])
-        return loss.item()
+        return {"d_loss": loss.item()}
 
-    def g_step(self, ctx: StepContext) -> float:
+    def g_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
         z, labels = self.g_inputs(ctx)
         with ctx.autocast():
             fake = G(z, labels)
             loss = self.with_g_terms(self.loss.g_loss(D(self.augment(fake, ctx), labels).float()), fake, z)
         self.optimize("g", loss)
-        return loss.item()
+        return {"g_loss": loss.item()}
 
     def card_inputs(self) -> list[InputSpec]:
         return zl_inputs(self.cfg)

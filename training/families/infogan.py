@@ -205,17 +205,13 @@ class InfoGANFamily(AdversarialFamily):
         self.clustering = step < self.cluster_steps
 
     def phases(self) -> list[Phase]:
-        return [Phase("cluster")] if self.clustering else super().phases()
+        """The clusterer alone for `cluster_steps` steps, then the classic D and G phases."""
+        return [Phase("cluster", self.cluster_step)] if self.clustering else super().phases()
 
     def eval_caveat(self) -> str | None:
         if self.clustering:
             return f"clustering the reals until step {self.cluster_steps}: G has not trained yet"
         return None
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        if phase.name == "cluster":
-            return self.cluster_step(ctx)
-        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
 
     def cluster_step(self, ctx: StepContext) -> dict[str, float]:
         """IIC on a real batch and `cluster_views` warped copies of it: every head of the clusterer."""

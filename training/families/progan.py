@@ -153,10 +153,7 @@ class ProGANFamily(Family):
 
     # ---- training -----------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        return [Phase("d", repeats=self.cfg.n_critic), Phase("g", ema=True)]
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
+        return [Phase("d", self.d_step, repeats=self.cfg.n_critic), Phase("g", self.g_step, ema=True)]
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]

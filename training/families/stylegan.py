@@ -139,18 +139,15 @@ class StyleGANFamily(Family):
 
     # ---- training -----------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
+        """Gmain, Greg (lazy, with a path-length weight), Dmain, Dreg (lazy, with an R1 weight), as ADA's."""
         p = self.p
-        phases = [Phase("g", ema=True)]
+        phases = [Phase("g", self.g_main, ema=True)]
         if p.pl_weight:
-            phases.append(Phase("g_pl", every=p.pl_every))
-        phases.append(Phase("d", repeats=self.cfg.n_critic))
+            phases.append(Phase("g_pl", self.g_path_length, every=p.pl_every))
+        phases.append(Phase("d", self.d_main, repeats=self.cfg.n_critic))
         if p.r1_gamma:
-            phases.append(Phase("d_r1", every=p.r1_every))
+            phases.append(Phase("d_r1", self.d_r1, every=p.r1_every))
         return phases
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        step = {"g": self.g_main, "g_pl": self.g_path_length, "d": self.d_main, "d_r1": self.d_r1}[phase.name]
-        return step(ctx)
 
     def _noise(self, n: int, ctx: StepContext) -> list[torch.Tensor]:
         return [torch.randn(n, *s, generator=ctx.noise).to(ctx.device) for s in self.noise_shapes]
