@@ -13,6 +13,7 @@ cores the MLPs train ~6x more steps per minute). Labels are optional (`condition
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from functools import partial
 from typing import ClassVar, Literal
 
@@ -97,9 +98,9 @@ class AutoencoderGAN(AdversarialFamily):
         d = d_net(data.image_shape, data.num_classes, cfg.conditional, d_size, a.code_dim, self.activation)
         return {"g": g, "d": d}
 
+    @abstractmethod
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Per-image reconstruction error (the family's energy). Must implement."""
-        raise NotImplementedError
+        """Per-image reconstruction error (the family's energy)."""
 
     def scored(self, ctx: StepContext, x: torch.Tensor, labels: torch.Tensor | None):
         """(per-image error of x, D's codes of x) through the (DDP-wrapped) discriminator, in float32."""

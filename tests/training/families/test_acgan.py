@@ -30,8 +30,7 @@ def family(shape=(1, 28, 28), **kw) -> ACGANFamily:
     cfg = preset("mnist-acgan", arch_params=TINY, batch_size=8, **kw).resolved()
     fam = ACGANFamily(cfg, DataInfo(shape, 10, tuple("0123456789")))
     torch.manual_seed(0)
-    fam.nets = fam.build_nets()
-    fam.opts = fam.build_optimizers()
+    fam.build()
     return fam
 
 

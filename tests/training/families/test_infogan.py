@@ -28,8 +28,7 @@ def family(shape=(1, 28, 28), **params) -> InfoGANFamily:
     cfg = preset("mnist-infogan", arch_params=TINY, batch_size=8, family_params=params).resolved()
     fam = InfoGANFamily(cfg, DataInfo(shape, 10, tuple("0123456789")))
     torch.manual_seed(0)
-    fam.nets = fam.build_nets()
-    fam.opts = fam.build_optimizers()
+    fam.build()
     return fam
 
 
@@ -188,8 +187,7 @@ def test_builds_on_the_mlp_networks_too():
                      loss="ns", spectral_norm=False, batch_size=8, family_params=params).resolved()  # fmt: skip
         fam = InfoGANFamily(cfg, DataInfo((1, 28, 28), 10, tuple("0123456789")))
         torch.manual_seed(0)
-        fam.nets = fam.build_nets()
-        fam.opts = fam.build_optimizers()
+        fam.build()
         if not params:
             logits, q = fam.nets["d"](torch.rand(8, 1, 28, 28))
             assert logits.shape == (8,) and q.shape == (8, 10 + 2 * 2)
