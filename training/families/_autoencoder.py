@@ -81,6 +81,7 @@ class AutoencoderGAN(AdversarialFamily):
             cls.with_settings(cfg), cls.name, "dcgan", AutoencoderArch, cls.lr, (0.5, 0.999)
         )
 
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, data, a = self.cfg, self.data, self.arch
         if a.generator == "mlp":
@@ -98,6 +99,7 @@ class AutoencoderGAN(AdversarialFamily):
         d = d_net(data.image_shape, data.num_classes, cfg.conditional, d_size, a.code_dim, self.activation)
         return {"g": g, "d": d}
 
+    # ---- losses: the energy, and D's scores of the phases' images -----------------------------
     @abstractmethod
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Per-image reconstruction error (the family's energy)."""
@@ -133,6 +135,7 @@ class AutoencoderGAN(AdversarialFamily):
         err, code = self.scored(ctx, fake, labels)
         return fake, z, err, code
 
+    # ---- inference ----------------------------------------------------------------------------
     def card_variant(self) -> str:
         return self.name
 

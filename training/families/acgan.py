@@ -75,6 +75,7 @@ class ACGANFamily(AdversarialFamily):
             raise UserError("acgan generates the classes it is asked for: conditional must be true")
         return super().resolve(cfg)
 
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, shape, k = self.cfg, tuple(self.data.image_shape), self.data.num_classes
         arch = get_arch(cfg.arch)
@@ -86,6 +87,7 @@ class ACGANFamily(AdversarialFamily):
         sn = self.p.aux_sn
         return {"g": g, "d": TwoHeadDiscriminator(d, lambda feat: maybe_sn(nn.Linear(feat, k), sn))}
 
+    # ---- phases: the classic family's D and G phases, each with the class loss ----------------
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
         real, labels = ctx.next_batch()
@@ -123,6 +125,7 @@ class ACGANFamily(AdversarialFamily):
         self.optimize("g", loss)
         return {"g_loss": adv.item(), "g_aux": ce.item()}
 
+    # ---- inference ----------------------------------------------------------------------------
     def card_variant(self) -> str:
         return f"acgan-{self.cfg.loss}"
 

@@ -203,7 +203,7 @@ class CycleGANFamily(Family):
         a, b = (t.source, t.target) if t.direction == "a2b" else (t.target, t.source)
         return dataclasses.replace(domain_data(a), b=domain_data(b))
 
-    # ---- building -----------------------------------------------------------------------------
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         a, b, p = self.data.image_shape, self.data.b.image_shape, self.arch
         gen = dict(width=p.g_width, blocks=p.g_blocks)
@@ -228,7 +228,7 @@ class CycleGANFamily(Family):
         for k in names:
             self.opts[k].step()
 
-    # ---- training -----------------------------------------------------------------------------
+    # ---- phases -------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         """Both generators, then both discriminators on the generator phase's fakes (through the buffers)."""
         return [Phase("g", self.g_step, ema=True), Phase("d", self.d_step)]

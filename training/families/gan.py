@@ -22,6 +22,7 @@ from training.families.terms import paired, with_mode_seeking
 from training.registry import get_arch, get_loss, register_family
 
 
+# ---- settings: the loss's paper defaults fill the run's optimiser fields ----------------------
 def resolve_loss_defaults(cfg: TrainConfig) -> TrainConfig:
     """Fill None optimiser / critic / spectral-norm fields from the loss's paper defaults."""
     loss = get_loss(cfg.loss)
@@ -38,28 +39,13 @@ def resolve_loss_defaults(cfg: TrainConfig) -> TrainConfig:
     )
 
 
+# ---- networks ---------------------------------------------------------------------------------
 def build_arch(cfg: TrainConfig, data: DataInfo) -> tuple[nn.Module, nn.Module]:
     """(G, D) of the registered architecture `cfg.arch`."""
     return get_arch(cfg.arch)(
         tuple(data.image_shape), data.num_classes, cfg.conditional, cfg.latent_dim,
         cond_mode=cfg.cond_mode, sn=cfg.spectral_norm, **cfg.arch_params,
     )  # fmt: skip
-
-
-def balanced_recalibration(cfg: TrainConfig, num_classes: int, batch: int, n: int, gen: torch.Generator):
-    z = torch.randn(n, cfg.latent_dim, generator=gen)
-    if not cfg.conditional:
-        return [z]
-    return [z, (torch.arange(n) + batch * n) % num_classes]
-
-
-def class_rows_grid(g: nn.Module, cfg: TrainConfig, num_classes: int, device: torch.device, ncols: int = 10):
-    """Fixed latents: one row per class (up to 16) for conditional models, 8 rows otherwise."""
-
-    def run(z, labels, gen):
-        return g(z) if labels is None else g(z, labels)
-
-    return rows_grid(run, cfg.latent_dim, num_classes, cfg.conditional, device, ncols)
 
 
 @register_family("gan")
@@ -77,6 +63,7 @@ class AdversarialFamily(Family):
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
         return resolve_loss_defaults(cls.with_settings(cfg))
 
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         g, d = build_arch(self.cfg, self.data)
         return {"g": g, "d": d}
@@ -88,28 +75,7 @@ class AdversarialFamily(Family):
             "d": make_optimizer(cfg, self.nets["d"].parameters(), cfg.lr_d),
         }
 
-    def phases(self) -> list[Phase]:
-        """D `n_critic` times, then G (subclasses replace d_step / g_step and keep these phases)."""
-        return [Phase("d", self.d_step, repeats=self.cfg.n_critic), Phase("g", self.g_step, ema=True)]
-
-    def d_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(real images, their labels or None when unconditional, latents for as many fakes) of a D step."""
-        real, labels = ctx.next_batch()
-        z = torch.randn(real.shape[0], self.cfg.latent_dim, generator=ctx.noise).to(ctx.device)
-        return real, labels if self.cfg.conditional else None, z
-
-    def g_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(latents, labels or None) of a G step; with the mode-seeking term, pairs (i, i + n/2) share a label."""
-        cfg, n = self.cfg, self.cfg.batch_size
-        z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
-        labels = (
-            torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
-            if cfg.conditional
-            else None
-        )
-        paired(cfg.diversity_weight, labels)
-        return z, labels
-
+    # ---- losses: the registered loss (self.loss), plus G's terms ------------------------------
     def g_penalty(self) -> torch.Tensor | None:
         """A regulariser on G's own weights added to every G loss (None: none)."""
         return None
@@ -119,6 +85,17 @@ class AdversarialFamily(Family):
         loss = with_mode_seeking(loss, self.cfg.diversity_weight, fake, z)
         penalty = self.g_penalty()
         return loss if penalty is None else loss + penalty
+
+    # ---- phases -------------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        """D `n_critic` times, then G (subclasses replace d_step / g_step and keep these phases)."""
+        return [Phase("d", self.d_step, repeats=self.cfg.n_critic), Phase("g", self.g_step, ema=True)]
+
+    def d_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(real images, their labels or None when unconditional, latents for as many fakes) of a D step."""
+        real, labels = ctx.next_batch()
+        z = torch.randn(real.shape[0], self.cfg.latent_dim, generator=ctx.noise).to(ctx.device)
+        return real, labels if self.cfg.conditional else None, z
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
@@ -136,6 +113,18 @@ class AdversarialFamily(Family):
         self.loss.after_d_step(self.nets["d"])
         return {"d_loss": loss.item()}
 
+    def g_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(latents, labels or None) of a G step; with the mode-seeking term, pairs (i, i + n/2) share a label."""
+        cfg, n = self.cfg, self.cfg.batch_size
+        z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
+        labels = (
+            torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
+            if cfg.conditional
+            else None
+        )
+        paired(cfg.diversity_weight, labels)
+        return z, labels
+
     def g_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
         z, labels = self.g_inputs(ctx)
@@ -145,6 +134,7 @@ class AdversarialFamily(Family):
         self.optimize("g", loss)
         return {"g_loss": loss.item()}
 
+    # ---- inference ----------------------------------------------------------------------------
     def card_inputs(self) -> list[InputSpec]:
         return zl_inputs(self.cfg)
 
@@ -156,7 +146,16 @@ class AdversarialFamily(Family):
         return {**cfg.arch_params, "cond_mode": cfg.cond_mode, "spectral_norm": cfg.spectral_norm}
 
     def recalibration_inputs(self, batch: int, n: int, gen: torch.Generator) -> list[torch.Tensor]:
-        return balanced_recalibration(self.cfg, self.data.num_classes, batch, n, gen)
+        """z, and for a conditional G the classes in turn (every class equally often)."""
+        z = torch.randn(n, self.cfg.latent_dim, generator=gen)
+        if not self.cfg.conditional:
+            return [z]
+        return [z, (torch.arange(n) + batch * n) % self.data.num_classes]
 
     def grid(self, g: nn.Module, device: torch.device) -> tuple[np.ndarray, int]:
-        return class_rows_grid(g, self.cfg, self.data.num_classes, device)
+        """Fixed latents: one row per class (up to 16) for conditional models, 8 rows otherwise."""
+
+        def run(z, labels, gen):
+            return g(z) if labels is None else g(z, labels)
+
+        return rows_grid(run, self.cfg.latent_dim, self.data.num_classes, self.cfg.conditional, device)

@@ -112,7 +112,7 @@ class ProGANFamily(Family):
             super().resolve(cfg), "progan", ARCH, ProGANArch, 1e-3, (0.0, 0.99), loss="wgan-gp"
         )
 
-    # ---- building -----------------------------------------------------------------------------
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         a, d, c = self.arch, self.data, self.cfg
         return {
@@ -151,7 +151,7 @@ class ProGANFamily(Family):
             x = torch.lerp(upsample2x(F.avg_pool2d(x, 2)), x, self.alpha)
         return x
 
-    # ---- training -----------------------------------------------------------------------------
+    # ---- phases -------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         return [Phase("d", self.d_step, repeats=self.cfg.n_critic), Phase("g", self.g_step, ema=True)]
 

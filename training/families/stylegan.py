@@ -71,6 +71,12 @@ class StyleGANArch(BaseModel):
     mbstd_group: int = Field(4, ge=1)
 
 
+def lazy_adam(cfg: TrainConfig, params, lr: float, every: int | None) -> torch.optim.Adam:
+    """Adam for a net with a lazy regulariser every `every` steps (None = none): lr and betas x c, c = k/(k+1)."""
+    c = every / (every + 1) if every else 1.0
+    return adam(cfg, params, lr * c, betas=(cfg.betas[0] ** c, cfg.betas[1] ** c))
+
+
 def stylegan_inputs(latent_dim: int, conditional: bool, image_shape) -> list[InputSpec]:
     """The exported graph's inputs, in order (see module doc)."""
     n = num_ws(tuple(image_shape))
@@ -91,12 +97,6 @@ def stylegan_inputs(latent_dim: int, conditional: bool, image_shape) -> list[Inp
                       description=f"N(0, 1) noise maps of the {k} synthesis layer(s) at {r}x{r}")
         )  # fmt: skip
     return inputs
-
-
-def lazy_adam(cfg: TrainConfig, params, lr: float, every: int | None) -> torch.optim.Adam:
-    """Adam for a net with a lazy regulariser every `every` steps (None = none): lr and betas x c, c = k/(k+1)."""
-    c = every / (every + 1) if every else 1.0
-    return adam(cfg, params, lr * c, betas=(cfg.betas[0] ** c, cfg.betas[1] ** c))
 
 
 @register_family("stylegan")
@@ -121,7 +121,7 @@ class StyleGANFamily(Family):
             )
         return resolve_adam_family(super().resolve(cfg), "stylegan", ARCH, StyleGANArch, 0.002, (0.0, 0.99))
 
-    # ---- building -----------------------------------------------------------------------------
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         a, d = self.arch, self.data
         g = StyleGenerator(self.cfg.latent_dim, d.num_classes, self.cfg.conditional, d.image_shape,
@@ -137,7 +137,7 @@ class StyleGANFamily(Family):
             "d": lazy_adam(cfg, self.nets["d"].parameters(), cfg.lr_d, p.r1_every if p.r1_gamma else None),
         }
 
-    # ---- training -----------------------------------------------------------------------------
+    # ---- phases -------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         """Gmain, Greg (lazy, with a path-length weight), Dmain, Dreg (lazy, with an R1 weight), as ADA's."""
         p = self.p
