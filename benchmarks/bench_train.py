@@ -18,7 +18,7 @@ import torch
 
 from gan_core.datasets import load_dataset
 from training.config import preset
-from training.families.gan import mode_seeking_penalty
+from training.families.terms import mode_seeking_penalty
 from training.trainer import Trainer
 
 

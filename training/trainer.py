@@ -182,15 +182,12 @@ class Trainer:
             )
         self.family: Family = family_cls(self.cfg, data_info(ds, ds_b))
         torch.manual_seed(self.cfg.seed)  # same initial weights on every rank (and in the EMA copies)
-        self.family.nets = self.family.build_nets()
-        for net in self.family.nets.values():
-            net.to(self.device)
+        self.family.build(self.device)  # its networks on the device, then their optimisers
         self.emas = {
             name: EMA(self.family.nets[name], self.cfg.ema_decay, self.cfg.ema_start)
             for name in self.family.generators
         }
         torch.manual_seed(self.cfg.seed + 1 + self.dist.rank)  # per-rank stream (gradient-penalty mixing)
-        self.family.opts = self.family.build_optimizers()
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.family.opts.items()}
         self.noise = torch.Generator().manual_seed(self.cfg.seed * 7919 + 17 + self.dist.rank)
         self.sampler = BatchSampler(
@@ -347,7 +344,7 @@ class Trainer:
         for phase in self.family.phases():
             if self.step % phase.every:
                 continue
-            runs = [self.family.run_phase(phase, ctx) for _ in range(phase.repeats)]
+            runs = [phase.run(ctx) for _ in range(phase.repeats)]
             for key in runs[0]:
                 losses[key] = sum(r[key] for r in runs) / len(runs)
             if phase.ema:

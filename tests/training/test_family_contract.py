@@ -1,10 +1,14 @@
-"""The family contract: presets keep their exact numbers, families are found automatically, and
-phases with intervals, repeats, a schedule and extra state run and resume exactly."""
+"""The family contract: presets keep their exact numbers, families are found automatically, a family
+must write the contract's required methods, builds its own networks and optimisers and declares
+phases that carry their functions, and phases with intervals, repeats, a schedule and extra state
+run and resume exactly."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -14,12 +18,14 @@ import pytest
 import torch
 
 from gan_core.datasets import ImageDataset
+from tests.conftest import TINY_ARCH, TINY_CYCLEGAN, tiny_config
 from training import registry
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import TrainConfig, preset
-from training.families.base import Phase
+from training.families._autoencoder import AutoencoderGAN
+from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.gan import AdversarialFamily
-from training.registry import FAMILIES, get_family, register_family
+from training.registry import FAMILIES, discover, get_family, register_family
 from training.trainer import Trainer
 
 GOLDEN = json.loads((Path(__file__).parent / "golden_weights.json").read_text())["presets"]
@@ -136,6 +142,74 @@ def test_families_are_discovered_from_their_folder(tmp_path, monkeypatch):
         get_family("nope")
 
 
+REQUIRED = {"build_nets", "build_optimizers", "phases", "card_inputs", "grid"}
+DIGITS = DataInfo((1, 28, 28), 10, tuple("0123456789"))
+
+
+def test_the_methods_every_family_must_write_are_abstract():
+    assert Family.__abstractmethods__ == REQUIRED
+    assert AutoencoderGAN.__abstractmethods__ == {"error"}  # EBGAN's and BEGAN's energies
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_a_family_missing_a_required_method_cannot_be_instantiated(missing):
+    written = {name: lambda self, *args: None for name in REQUIRED - {missing}}
+    cfg = TrainConfig(name="incomplete")
+    with pytest.raises(TypeError, match=rf"abstract method.*\b{missing}\b"):
+        type("Incomplete", (Family,), written)(cfg, DIGITS)
+    type("Complete", (Family,), {**written, missing: lambda self, *args: None})(cfg, DIGITS)
+    with pytest.raises(TypeError, match=r"abstract method.*\berror\b"):
+        type("NoEnergy", (AutoencoderGAN,), {})(cfg, DIGITS)
+
+
+discover()
+# one tiny config per family of training/families (not the toy ones test modules register)
+TINY_PRESETS = {preset(name).family: name for name in sorted(TINY_ARCH)}
+
+
+def tiny_family(name: str, tmp_path) -> tuple[Family, StepContext]:
+    """The family `name` at a tiny size, built on the CPU, and a context of random real batches."""
+    if name == "cyclegan":
+        cfg = preset("mnist-cyclegan", arch_params=TINY_CYCLEGAN, batch_size=4, out=str(tmp_path))
+        data, n = DataInfo((1, 28, 28), 10, DIGITS.class_names, b=DIGITS), 4
+    else:
+        cfg, data, n = tiny_config(TINY_PRESETS[name], tmp_path), DIGITS, 16
+    fam = get_family(name)(cfg.resolved(), data)
+    torch.manual_seed(0)
+    fam.build("cpu")
+    gen = torch.Generator().manual_seed(0)
+
+    def batch():
+        return torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1, torch.randint(0, 10, (n,), generator=gen)
+
+    ctx = StepContext(0, torch.device("cpu"), torch.Generator().manual_seed(1), fam.nets, batch,
+                      contextlib.nullcontext, next_batch_b=batch)  # fmt: skip
+    return fam, ctx
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, f in FAMILIES.items() if f.__module__.startswith("training.families."))
+)
+def test_every_family_builds_its_nets_and_optimisers_and_its_phases_carry_their_functions(name, tmp_path):
+    """build() keeps the nets and one optimiser per trained net on the family; each phase is a Phase
+    whose function returns the values it logs (floats by name), whatever the phase."""
+    assert name in TINY_PRESETS or name == "cyclegan", f"no tiny config of the {name!r} family"
+    fam, ctx = tiny_family(name, tmp_path)
+    assert fam.nets and set(fam.opts) <= set(fam.nets)
+    assert all(isinstance(o, torch.optim.Optimizer) for o in fam.opts.values())
+    assert not hasattr(fam, "run_phase")
+    for step in range(2):  # the tiny infogan clusters at step 0 and trains G and D at step 1
+        ctx.step = step
+        fam.schedule(step)
+        phases = fam.phases()
+        assert phases and all(isinstance(p, Phase) and callable(p.fn) for p in phases)
+        assert len({p.name for p in phases}) == len(phases)
+        for phase in phases:
+            logs = phase.run(ctx)
+            assert isinstance(logs, dict) and logs, phase.name
+            assert all(isinstance(v, float) and math.isfinite(v) for v in logs.values()), (phase.name, logs)
+
+
 @register_family("test-phases")
 class PhasedFamily(AdversarialFamily):
     """The classic family plus a lazy regulariser every 3 steps, a schedule and a counter in the checkpoint."""
@@ -146,15 +220,25 @@ class PhasedFamily(AdversarialFamily):
         self.scheduled: list[int] = []
 
     def phases(self):
-        return [Phase("d", repeats=2), Phase("g", ema=True), Phase("r1", every=3)]
+        return [
+            Phase("d", self.counted(0, self.d_step), repeats=2),
+            Phase("g", self.counted(1, self.g_step), ema=True),
+            Phase("r1", self.counted(2, self.r1_step), every=3),
+        ]
+
+    def counted(self, phase: int, step):
+        """`step`, counting its runs in self.calls[phase]."""
+
+        def run(ctx):
+            self.calls[phase] += 1
+            return step(ctx)
+
+        return run
 
     def schedule(self, step):
         self.scheduled.append(step)
 
-    def run_phase(self, phase, ctx):
-        self.calls[["d", "g", "r1"].index(phase.name)] += 1
-        if phase.name != "r1":
-            return super().run_phase(phase, ctx)
+    def r1_step(self, ctx):
         real, _ = ctx.next_batch()
         real.requires_grad_(True)
         out = ctx.nets["d"](real, None).sum()

@@ -13,6 +13,7 @@ cores the MLPs train ~6x more steps per minute). Labels are optional (`condition
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from functools import partial
 from typing import ClassVar, Literal
 
@@ -80,6 +81,7 @@ class AutoencoderGAN(AdversarialFamily):
             cls.with_settings(cfg), cls.name, "dcgan", AutoencoderArch, cls.lr, (0.5, 0.999)
         )
 
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, data, a = self.cfg, self.data, self.arch
         if a.generator == "mlp":
@@ -97,9 +99,10 @@ class AutoencoderGAN(AdversarialFamily):
         d = d_net(data.image_shape, data.num_classes, cfg.conditional, d_size, a.code_dim, self.activation)
         return {"g": g, "d": d}
 
+    # ---- losses: the energy, and D's scores of the phases' images -----------------------------
+    @abstractmethod
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Per-image reconstruction error (the family's energy). Must implement."""
-        raise NotImplementedError
+        """Per-image reconstruction error (the family's energy)."""
 
     def scored(self, ctx: StepContext, x: torch.Tensor, labels: torch.Tensor | None):
         """(per-image error of x, D's codes of x) through the (DDP-wrapped) discriminator, in float32."""
@@ -132,9 +135,7 @@ class AutoencoderGAN(AdversarialFamily):
         err, code = self.scored(ctx, fake, labels)
         return fake, z, err, code
 
-    def run_phase(self, phase, ctx: StepContext) -> dict[str, float]:
-        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
-
+    # ---- inference ----------------------------------------------------------------------------
     def card_variant(self) -> str:
         return self.name
 

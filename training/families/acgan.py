@@ -13,7 +13,7 @@ diversity within a class. The mnist-acgan preset counters it with MHingeGAN's ch
 al. 2021): a multi-class hinge instead of the cross-entropy, so G stops being pulled once its image's
 class wins by a margin, and D's classifier trained on real images only (`class_loss: hinge`,
 `d_fake_class: false`, `aux_weight` 0.5; measured in docs/families-log.md); the mode-seeking term
-(`diversity_weight`) is the classic family's.
+(`diversity_weight`) is the one in training/families/terms.py.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from gan_core.errors import UserError
 from training.config import TrainConfig
-from training.families.base import Phase, StepContext
-from training.families.gan import AdversarialFamily, mode_seeking_penalty, share_pairs
+from training.families.base import StepContext
+from training.families.gan import AdversarialFamily
 from training.families.params import FamilySettings
+from training.families.terms import aux_loss, paired, with_mode_seeking
 from training.nets.common import maybe_sn
 from training.nets.heads import TwoHeadDiscriminator
 from training.registry import get_arch, register_family
@@ -60,17 +60,6 @@ class ACGANSettings(FamilySettings):
     )
 
 
-def aux_loss(class_logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce") -> torch.Tensor:
-    """The class loss of raw logits: cross-entropy (no softmax before it: F.cross_entropy takes
-    logits), or the Crammer-Singer multi-class hinge mean(relu(1 - (f_y - max_{k != y} f_k)))."""
-    logits = class_logits.float()
-    if kind == "ce":
-        return F.cross_entropy(logits, labels)
-    true = logits.gather(1, labels[:, None]).squeeze(1)
-    best_other = logits.scatter(1, labels[:, None], float("-inf")).amax(1)
-    return F.relu(1.0 - (true - best_other)).mean()
-
-
 @register_family("acgan")
 class ACGANFamily(AdversarialFamily):
     """Conditional G, D with an auxiliary classifier (see module doc); optimisers, phases, card inputs
@@ -86,6 +75,7 @@ class ACGANFamily(AdversarialFamily):
             raise UserError("acgan generates the classes it is asked for: conditional must be true")
         return super().resolve(cfg)
 
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, shape, k = self.cfg, tuple(self.data.image_shape), self.data.num_classes
         arch = get_arch(cfg.arch)
@@ -97,9 +87,7 @@ class ACGANFamily(AdversarialFamily):
         sn = self.p.aux_sn
         return {"g": g, "d": TwoHeadDiscriminator(d, lambda feat: maybe_sn(nn.Linear(feat, k), sn))}
 
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
-
+    # ---- phases: the classic family's D and G phases, each with the class loss ----------------
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
         real, labels = ctx.next_batch()
@@ -127,19 +115,17 @@ class ACGANFamily(AdversarialFamily):
         n = cfg.batch_size
         z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
         labels = torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
-        if cfg.diversity_weight:
-            share_pairs(labels)
+        paired(cfg.diversity_weight, labels)
         with ctx.autocast():
             fake = G(z, labels)
             out, cls = D(fake, labels if self.p.projection else None)
             adv = self.loss.g_loss(out.float())
             ce = aux_loss(cls, labels, self.p.class_loss)
-            loss = adv + self.p.aux_weight * ce
-            if cfg.diversity_weight:
-                loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
+            loss = with_mode_seeking(adv + self.p.aux_weight * ce, cfg.diversity_weight, fake, z)
         self.optimize("g", loss)
         return {"g_loss": adv.item(), "g_aux": ce.item()}
 
+    # ---- inference ----------------------------------------------------------------------------
     def card_variant(self) -> str:
         return f"acgan-{self.cfg.loss}"
 

@@ -3,11 +3,19 @@
 A family owns its networks, their optimisers, its losses and its step phases; the trainer owns the
 loop, devices, AMP, DDP, EMA, checkpoints and callbacks (grids, quick evaluation, logging, NaN guard)
 and knows no family. A new GAN is one module in training/families/ with a `@register_family` class.
+Family is an abstract base class: what every family must write is abstract (its networks, their
+optimisers, its phases, its card inputs, its sample grid), so a family missing one cannot be
+instantiated (TypeError naming it); the other methods are hooks with defaults.
 
-Per training step the trainer calls `schedule(step)`, then every phase whose `every` divides the
-step, `repeats` times each, passing a StepContext (the next real batch, the noise generator, the
-DDP-wrapped networks, the autocast context). Each phase returns the losses it wants logged.
-Phases flagged `ema` update the EMA copy of every generator afterwards.
+The trainer seeds torch's RNG and calls `build(device)`: the family creates its networks on the
+device (`build_nets`, kept as `self.nets`) and then their optimisers (`build_optimizers`, kept as
+`self.opts`); the trainer takes EMA copies, wraps the nets for DDP and checkpoints both.
+
+Per training step the trainer calls `schedule(step)`, then runs every phase of `phases()` whose `every`
+divides the step, `repeats` times each: `phase.run(ctx)` calls the function the phase carries with a
+StepContext (the next real batch, the noise generator, the DDP-wrapped networks, the autocast context);
+it returns the values it wants logged, a dict of floats. Phases flagged `ema` update the EMA copy of
+every generator afterwards.
 
 Two-dataset families (image-to-image translation, e.g. CycleGAN) set `needs_data_b`: the run then
 takes a second dataset (TrainConfig.data_b), the family's DataInfo carries it as `b`, and phases
@@ -24,6 +32,7 @@ resolved config is one the family trains; the family reads its settings as `self
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -40,12 +49,18 @@ from training.families.params import FamilySettings, validated
 
 @dataclass(frozen=True)
 class Phase:
-    """One kind of optimisation step: `name` runs `repeats` times on steps where step % every == 0."""
+    """One kind of optimisation step and the function that runs it: `fn(ctx)` runs `repeats` times on
+    steps where step % every == 0 and returns the values it logs (floats by name, e.g. {'d_loss': ...})."""
 
     name: str
+    fn: Callable[[StepContext], dict[str, float]]
     every: int = 1
     repeats: int = 1
     ema: bool = False  # the generator changed: update its EMA copy after this phase
+
+    def run(self, ctx: StepContext) -> dict[str, float]:
+        """One run of the phase: the logged values."""
+        return self.fn(ctx)
 
 
 @dataclass(frozen=True)
@@ -79,8 +94,8 @@ class StepContext:
     next_batch_b: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None  # the second dataset's
 
 
-class Family:
-    """Base class. Subclasses set `name` (via @register_family) and implement the marked methods."""
+class Family(ABC):
+    """Base class. Subclasses set `name` (via @register_family) and implement the abstract methods."""
 
     name: ClassVar[str] = "base"
     generator: ClassVar[str] = "g"  # the net that is sampled and exported by default
@@ -130,28 +145,30 @@ class Family:
         )
 
     # ---- building -----------------------------------------------------------------------------
+    def build(self, device: torch.device | str = "cpu") -> None:
+        """Create the networks on `device` (`self.nets`), then their optimisers (`self.opts`).
+
+        The trainer seeds torch's RNG just before: the initial weights are a function of the run's seed.
+        """
+        self.nets = {name: net.to(device) for name, net in self.build_nets().items()}
+        self.opts = self.build_optimizers()
+
+    @abstractmethod
     def build_nets(self) -> dict[str, nn.Module]:
-        """Create every network (the trainer has seeded torch's RNG just before). Must implement."""
-        raise NotImplementedError
+        """Create every network, by name (not yet on the device; export builds them alone)."""
 
-    def build_generator(self) -> nn.Module:
-        """The generator alone, e.g. to load a checkpoint's EMA weights for export."""
-        return self.build_nets()[self.generator]
-
+    @abstractmethod
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """One optimiser per trained net (named like the nets they train). Must implement."""
-        raise NotImplementedError
+        """One optimiser per trained net (named like the nets they train), over `self.nets`."""
 
     # ---- training -----------------------------------------------------------------------------
+    @abstractmethod
     def phases(self) -> list[Phase]:
-        raise NotImplementedError
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        """Run one step of `phase`; return the losses to log (floats). Must implement."""
-        raise NotImplementedError
+        """The phases of a step, in the order they run, each carrying the method that runs it."""
 
     def schedule(self, step: int) -> None:
         """Called before every step: a family whose networks or losses change over training hooks in here."""
+        return None
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         """Tensors a checkpoint must keep beyond weights and optimisers (e.g. a controller's k_t)."""
@@ -168,17 +185,21 @@ class Family:
         opt.step()
 
     # ---- inference ----------------------------------------------------------------------------
+    @abstractmethod
     def card_inputs(self) -> list[InputSpec]:
-        """The generator's inputs as the model card declares them (names, kinds, shapes). Must implement."""
-        raise NotImplementedError
+        """The generator's inputs as the model card declares them (names, kinds, shapes)."""
 
     def inference_module(self, g: nn.Module) -> nn.Module:
         """The module that is sampled and exported: takes the card's inputs positionally, returns [-1, 1] images."""
         return g
 
     def recalibration_inputs(self, batch: int, n: int, gen: torch.Generator) -> list[torch.Tensor]:
-        """Inputs for batch `batch` of n images when BatchNorm statistics are re-estimated (training.ema)."""
-        raise NotImplementedError
+        """Inputs for batch `batch` of n images when BatchNorm statistics are re-estimated (training.ema).
+
+        Needed only by a family whose generator has BatchNorm (the others are never asked)."""
+        raise NotImplementedError(
+            f"the {self.name} family's generator has BatchNorm: write recalibration_inputs"
+        )
 
     def eval_caveat(self) -> str | None:
         """Why metrics taken now are not yet the run's own (e.g. a growing G below its final resolution), or None.
@@ -191,9 +212,9 @@ class Family:
         """File name (without .png) of the grid written at `step` under samples/ (e.g. one per stage)."""
         return f"step-{step:07d}"
 
+    @abstractmethod
     def grid(self, g: nn.Module, device: torch.device) -> tuple[np.ndarray, int]:
-        """(uint8 images [N, H, W, C], columns) of the run's sample grid, from fixed inputs. Must implement."""
-        raise NotImplementedError
+        """(uint8 images [N, H, W, C], columns) of the run's sample grid, from fixed inputs."""
 
     def grid_nets(self, nets: dict[str, nn.Module], device: torch.device) -> tuple[np.ndarray, int]:
         """The grid from every generator's inference module (by net name); one-generator families use grid()."""
@@ -217,5 +238,5 @@ class Family:
         return {}
 
     def direction_card(self, card: ModelCard, direction: str) -> ModelCard:
-        """The card of the file exported for `direction`, from the run's card."""
-        raise NotImplementedError
+        """The card of the file exported for `direction`, from the run's card (families with `directions`)."""
+        raise NotImplementedError(f"the {self.name} family exports one generator: it has no directions")

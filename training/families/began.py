@@ -35,21 +35,6 @@ from training.families.params import FamilySettings
 from training.registry import register_family
 
 
-def k_update(
-    k: float, real_error: float, fake_error: float, gamma: float, lambda_k: float, k_max: float = 1.0
-) -> tuple[float, float]:
-    """(k_t+1, M_global) from k_t, L(x) and L(G(z_G)): the paper's controller step and convergence measure
-    (k clamped to [0, k_max]; the paper's k_max is 1)."""
-    balance = gamma * real_error - fake_error
-    return min(max(k + lambda_k * balance, 0.0), k_max), real_error + abs(balance)
-
-
-def latent_constraint(z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-    """BEGAN-CS's constraint (Chang et al. 2018): the mean L2 distance between each fake's latent z and
-    D's code of G(z); weighted into D's loss, it makes the encoder map each fake back to its latent."""
-    return (z.float() - code.float()).norm(dim=1).mean()
-
-
 class BEGANSettings(FamilySettings):
     """family_params of the began family (the paper's values)."""
 
@@ -85,6 +70,21 @@ class BEGANSettings(FamilySettings):
     )
 
 
+def latent_constraint(z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    """BEGAN-CS's constraint (Chang et al. 2018): the mean L2 distance between each fake's latent z and
+    D's code of G(z); weighted into D's loss, it makes the encoder map each fake back to its latent."""
+    return (z.float() - code.float()).norm(dim=1).mean()
+
+
+def k_update(
+    k: float, real_error: float, fake_error: float, gamma: float, lambda_k: float, k_max: float = 1.0
+) -> tuple[float, float]:
+    """(k_t+1, M_global) from k_t, L(x) and L(G(z_G)): the paper's controller step and convergence measure
+    (k clamped to [0, k_max]; the paper's k_max is 1)."""
+    balance = gamma * real_error - fake_error
+    return min(max(k + lambda_k * balance, 0.0), k_max), real_error + abs(balance)
+
+
 @register_family("began")
 class BEGANFamily(AutoencoderGAN):
     """Generator vs autoencoder discriminator (ELU unless arch_params say otherwise), L1 energies,
@@ -117,10 +117,12 @@ class BEGANFamily(AutoencoderGAN):
         self.real_error = 0.0  # L(x) of the latest D step
         self.shared = None  # share_fakes: the D step's fakes (images, latents, labels) for this step's G step
 
+    # ---- losses: the energy -------------------------------------------------------------------
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         diff = (recon - x).abs()
         return per_sample(diff if self.p.norm == 1 else diff.square())
 
+    # ---- phases: the classic family's D and G phases, the controller after G ------------------
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         with ctx.autocast():
             if self.p.share_fakes:  # drawn as a G step draws them, kept with their graph for it
@@ -156,6 +158,7 @@ class BEGANFamily(AutoencoderGAN):
             "recon_real": real_error, "recon_fake": fake_error,
         }  # fmt: skip
 
+    # ---- state: the controller's k_t ----------------------------------------------------------
     def extra_state(self) -> dict[str, torch.Tensor]:
         return {"k": torch.tensor([self.k], dtype=torch.float64)}
 

@@ -1,5 +1,6 @@
-"""What several families share: Adam, the config defaults of the families with their own networks,
-the sample grid."""
+"""What several families share: their optimisers (Adam, the classic family's Adam or RMSprop), the
+config defaults of the families with their own networks, the card's z (+ labels) inputs, the sample
+grid. The loss terms several families add are in training/families/terms.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
+from gan_core.card import InputSpec, class_input, latent_input
 from gan_core.errors import UserError
 from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
@@ -26,6 +28,15 @@ def adam(cfg: TrainConfig, params, lr: float, betas=None, eps: float = 1e-8) -> 
         eps=eps,
         fused=cfg.fused_adam or None,
     )
+
+
+def make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
+    """The optimiser of the run's `optimizer` (the classic losses' defaults): RMSprop, or Adam."""
+    if cfg.optimizer == "rmsprop":
+        if cfg.fused_adam:
+            raise UserError("fused_adam: this run's optimizer is rmsprop; fused_adam applies to Adam only")
+        return torch.optim.RMSprop(params, lr=lr)
+    return adam(cfg, params, lr)
 
 
 def arch_settings(model: type[BaseModel], cfg: TrainConfig, family: str) -> BaseModel:
@@ -65,6 +76,11 @@ def resolve_adam_family(
             **update,
         }
     )
+
+
+def zl_inputs(cfg: TrainConfig) -> list[InputSpec]:
+    """A z latent, plus class labels for a conditional generator."""
+    return [latent_input(cfg.latent_dim)] + ([class_input()] if cfg.conditional else [])
 
 
 @torch.no_grad()

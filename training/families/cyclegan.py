@@ -203,7 +203,7 @@ class CycleGANFamily(Family):
         a, b = (t.source, t.target) if t.direction == "a2b" else (t.target, t.source)
         return dataclasses.replace(domain_data(a), b=domain_data(b))
 
-    # ---- building -----------------------------------------------------------------------------
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         a, b, p = self.data.image_shape, self.data.b.image_shape, self.arch
         gen = dict(width=p.g_width, blocks=p.g_blocks)
@@ -228,12 +228,10 @@ class CycleGANFamily(Family):
         for k in names:
             self.opts[k].step()
 
-    # ---- training -----------------------------------------------------------------------------
+    # ---- phases -------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        return [Phase("g", ema=True), Phase("d")]
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        return self.g_step(ctx) if phase.name == "g" else self.d_step(ctx)
+        """Both generators, then both discriminators on the generator phase's fakes (through the buffers)."""
+        return [Phase("g", self.g_step, ema=True), Phase("d", self.d_step)]
 
     def g_step(self, ctx: StepContext) -> dict[str, float]:
         G, Fn, DA, DB = (ctx.nets[k] for k in ("g", "f", "d_a", "d_b"))

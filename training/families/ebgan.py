@@ -23,6 +23,13 @@ from training.families.params import FamilySettings
 from training.registry import register_family
 
 
+class EBGANSettings(FamilySettings):
+    """family_params of the ebgan family."""
+
+    margin: float = Field(1.0, gt=0, description="m: fakes' energy is pushed up to this per-pixel mean error")
+    pt_weight: float = Field(0.1, ge=0, description="lambda_pt of the pulling-away term (0 = off)")
+
+
 def pulling_away(codes: torch.Tensor) -> torch.Tensor:
     """Mean squared cosine similarity over the distinct pairs of a batch of codes [N, ...] (N >= 2)."""
     s = F.normalize(codes.flatten(1), dim=1)
@@ -37,13 +44,6 @@ def margin_loss(real_energy: torch.Tensor, fake_energy: torch.Tensor, margin: fl
     return real_energy.mean() + F.relu(margin - fake_energy).mean()
 
 
-class EBGANSettings(FamilySettings):
-    """family_params of the ebgan family."""
-
-    margin: float = Field(1.0, gt=0, description="m: fakes' energy is pushed up to this per-pixel mean error")
-    pt_weight: float = Field(0.1, ge=0, description="lambda_pt of the pulling-away term (0 = off)")
-
-
 @register_family("ebgan")
 class EBGANFamily(AutoencoderGAN):
     """DCGAN generator vs autoencoder discriminator, margin loss, pulling-away term (see module doc)."""
@@ -51,9 +51,11 @@ class EBGANFamily(AutoencoderGAN):
     settings_model = EBGANSettings
     own_loss = "margin"
 
+    # ---- losses: the energy (margin and pulling-away terms above) -----------------------------
     def error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return per_sample((recon - x).pow(2))
 
+    # ---- phases: the classic family's D and G phases ------------------------------------------
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         with ctx.autocast():
             real, fake, _, _ = self.d_errors(ctx)

@@ -14,44 +14,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan_core.card import InputSpec, class_input, latent_input
-from gan_core.errors import UserError
+from gan_core.card import InputSpec
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import adam, rows_grid
+from training.families.common import make_optimizer, rows_grid, zl_inputs
+from training.families.terms import paired, with_mode_seeking
 from training.registry import get_arch, get_loss, register_family
 
 
-def mode_seeking_penalty(
-    fake: torch.Tensor, z: torch.Tensor, half: int, cap: float | None = None
-) -> torch.Tensor:
-    """1 / (mean |x1 - x2| / mean |z1 - z2|) over the pairs (i, i + half): small when outputs differ.
-
-    Mao et al. 2019 (MSGAN): a generator that ignores z within a class pays for it directly.
-    cap: the ratio counts up to this value only (DSGAN's clamp, Yang et al. 2019): past it, z need
-    not change the image any further.
-    """
-    dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
-    dz = (z[:half] - z[half : 2 * half]).abs().mean()
-    ratio = dx / dz if cap is None else (dx / dz).clamp(max=cap)
-    return 1.0 / (ratio + 1e-5)
-
-
-def share_pairs(*batches: torch.Tensor) -> None:
-    """In place: rows i + n/2 take rows i's values, so the pairs mode_seeking_penalty compares share them."""
-    for t in batches:
-        half = t.shape[0] // 2
-        t[half : 2 * half] = t[:half]
-
-
-def make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
-    if cfg.optimizer == "rmsprop":
-        if cfg.fused_adam:
-            raise UserError("fused_adam: this run's optimizer is rmsprop; fused_adam applies to Adam only")
-        return torch.optim.RMSprop(params, lr=lr)
-    return adam(cfg, params, lr)
-
-
+# ---- settings: the loss's paper defaults fill the run's optimiser fields ----------------------
 def resolve_loss_defaults(cfg: TrainConfig) -> TrainConfig:
     """Fill None optimiser / critic / spectral-norm fields from the loss's paper defaults."""
     loss = get_loss(cfg.loss)
@@ -68,33 +39,13 @@ def resolve_loss_defaults(cfg: TrainConfig) -> TrainConfig:
     )
 
 
+# ---- networks ---------------------------------------------------------------------------------
 def build_arch(cfg: TrainConfig, data: DataInfo) -> tuple[nn.Module, nn.Module]:
     """(G, D) of the registered architecture `cfg.arch`."""
     return get_arch(cfg.arch)(
         tuple(data.image_shape), data.num_classes, cfg.conditional, cfg.latent_dim,
         cond_mode=cfg.cond_mode, sn=cfg.spectral_norm, **cfg.arch_params,
     )  # fmt: skip
-
-
-def zl_inputs(cfg: TrainConfig) -> list[InputSpec]:
-    """A z latent, plus class labels for a conditional generator."""
-    return [latent_input(cfg.latent_dim)] + ([class_input()] if cfg.conditional else [])
-
-
-def balanced_recalibration(cfg: TrainConfig, num_classes: int, batch: int, n: int, gen: torch.Generator):
-    z = torch.randn(n, cfg.latent_dim, generator=gen)
-    if not cfg.conditional:
-        return [z]
-    return [z, (torch.arange(n) + batch * n) % num_classes]
-
-
-def class_rows_grid(g: nn.Module, cfg: TrainConfig, num_classes: int, device: torch.device, ncols: int = 10):
-    """Fixed latents: one row per class (up to 16) for conditional models, 8 rows otherwise."""
-
-    def run(z, labels, gen):
-        return g(z) if labels is None else g(z, labels)
-
-    return rows_grid(run, cfg.latent_dim, num_classes, cfg.conditional, device, ncols)
 
 
 @register_family("gan")
@@ -112,6 +63,7 @@ class AdversarialFamily(Family):
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
         return resolve_loss_defaults(cls.with_settings(cfg))
 
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         g, d = build_arch(self.cfg, self.data)
         return {"g": g, "d": d}
@@ -123,11 +75,21 @@ class AdversarialFamily(Family):
             "d": make_optimizer(cfg, self.nets["d"].parameters(), cfg.lr_d),
         }
 
-    def phases(self) -> list[Phase]:
-        return [Phase("d", repeats=self.cfg.n_critic), Phase("g", ema=True)]
+    # ---- losses: the registered loss (self.loss), plus G's terms ------------------------------
+    def g_penalty(self) -> torch.Tensor | None:
+        """A regulariser on G's own weights added to every G loss (None: none)."""
+        return None
 
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        return {"d_loss": self.d_step(ctx)} if phase.name == "d" else {"g_loss": self.g_step(ctx)}
+    def with_g_terms(self, loss: torch.Tensor, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The G loss plus the mode-seeking term (when weighted) and the family's weight penalty."""
+        loss = with_mode_seeking(loss, self.cfg.diversity_weight, fake, z)
+        penalty = self.g_penalty()
+        return loss if penalty is None else loss + penalty
+
+    # ---- phases -------------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        """D `n_critic` times, then G (subclasses replace d_step / g_step and keep these phases)."""
+        return [Phase("d", self.d_step, repeats=self.cfg.n_critic), Phase("g", self.g_step, ema=True)]
 
     def d_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(real images, their labels or None when unconditional, latents for as many fakes) of a D step."""
@@ -135,32 +97,7 @@ class AdversarialFamily(Family):
         z = torch.randn(real.shape[0], self.cfg.latent_dim, generator=ctx.noise).to(ctx.device)
         return real, labels if self.cfg.conditional else None, z
 
-    def g_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(latents, labels or None) of a G step; with the mode-seeking term, pairs (i, i + n/2) share a label."""
-        cfg, n = self.cfg, self.cfg.batch_size
-        z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
-        labels = (
-            torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
-            if cfg.conditional
-            else None
-        )
-        if labels is not None and cfg.diversity_weight:
-            share_pairs(labels)
-        return z, labels
-
-    def g_penalty(self) -> torch.Tensor | None:
-        """A regulariser on G's own weights added to every G loss (None: none)."""
-        return None
-
-    def with_g_terms(self, loss: torch.Tensor, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The G loss plus the mode-seeking term (when weighted) and the family's weight penalty."""
-        cfg = self.cfg
-        if cfg.diversity_weight:
-            loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, cfg.batch_size // 2)
-        penalty = self.g_penalty()
-        return loss if penalty is None else loss + penalty
-
-    def d_step(self, ctx: StepContext) -> float:
+    def d_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
         real, cond, z = self.d_inputs(ctx)
         with ctx.autocast():
@@ -174,17 +111,30 @@ class AdversarialFamily(Family):
                 loss = loss + pen
         self.optimize("d", loss)
         self.loss.after_d_step(self.nets["d"])
-        return loss.item()
+        return {"d_loss": loss.item()}
 
-    def g_step(self, ctx: StepContext) -> float:
+    def g_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(latents, labels or None) of a G step; with the mode-seeking term, pairs (i, i + n/2) share a label."""
+        cfg, n = self.cfg, self.cfg.batch_size
+        z = torch.randn(n, cfg.latent_dim, generator=ctx.noise).to(ctx.device)
+        labels = (
+            torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
+            if cfg.conditional
+            else None
+        )
+        paired(cfg.diversity_weight, labels)
+        return z, labels
+
+    def g_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
         z, labels = self.g_inputs(ctx)
         with ctx.autocast():
             fake = G(z, labels)
             loss = self.with_g_terms(self.loss.g_loss(D(self.augment(fake, ctx), labels).float()), fake, z)
         self.optimize("g", loss)
-        return loss.item()
+        return {"g_loss": loss.item()}
 
+    # ---- inference ----------------------------------------------------------------------------
     def card_inputs(self) -> list[InputSpec]:
         return zl_inputs(self.cfg)
 
@@ -196,7 +146,16 @@ class AdversarialFamily(Family):
         return {**cfg.arch_params, "cond_mode": cfg.cond_mode, "spectral_norm": cfg.spectral_norm}
 
     def recalibration_inputs(self, batch: int, n: int, gen: torch.Generator) -> list[torch.Tensor]:
-        return balanced_recalibration(self.cfg, self.data.num_classes, batch, n, gen)
+        """z, and for a conditional G the classes in turn (every class equally often)."""
+        z = torch.randn(n, self.cfg.latent_dim, generator=gen)
+        if not self.cfg.conditional:
+            return [z]
+        return [z, (torch.arange(n) + batch * n) % self.data.num_classes]
 
     def grid(self, g: nn.Module, device: torch.device) -> tuple[np.ndarray, int]:
-        return class_rows_grid(g, self.cfg, self.data.num_classes, device)
+        """Fixed latents: one row per class (up to 16) for conditional models, 8 rows otherwise."""
+
+        def run(z, labels, gen):
+            return g(z) if labels is None else g(z, labels)
+
+        return rows_grid(run, self.cfg.latent_dim, self.data.num_classes, self.cfg.conditional, device)

@@ -33,11 +33,11 @@ from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
 from training.distributed import mean_across_ranks
 from training.families._iic import iic_loss, random_affine
-from training.families.acgan import aux_loss
 from training.families.base import DataInfo, Phase, StepContext
-from training.families.common import GRID_SEED, adam
-from training.families.gan import AdversarialFamily, make_optimizer, mode_seeking_penalty, share_pairs
+from training.families.common import GRID_SEED, adam, make_optimizer
+from training.families.gan import AdversarialFamily
 from training.families.params import FamilySettings
+from training.families.terms import aux_loss, paired, with_mode_seeking
 from training.nets.clusterer import Clusterer
 from training.nets.heads import TwoHeadDiscriminator
 from training.registry import get_arch, register_family
@@ -84,23 +84,6 @@ class InfoGANSettings(FamilySettings):
 CONT_RANGE = (-1.0, 1.0)
 
 
-def info_loss(
-    q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, lambda_cat: float, lambda_cont: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(weighted L_I, categorical term, continuous Gaussian NLL) of Q's outputs.
-
-    q: [N, K + 2M] = K categorical logits (raw: cross_entropy applies the log-softmax), then M means
-    and M log-variances of the continuous codes. Minimising L_I maximises the lower bound on I(c; G(z, c)).
-    """
-    k, m = q.shape[1] - 2 * cont.shape[1], cont.shape[1]
-    ce = aux_loss(q[:, :k], cat)
-    if m == 0:
-        return lambda_cat * ce, ce, ce.new_zeros(())
-    mean, logvar = q[:, k : k + m], q[:, k + m :].clamp(-8.0, 8.0)
-    nll = F.gaussian_nll_loss(mean, cont, logvar.exp(), full=True, reduction="none").sum(1).mean()
-    return lambda_cat * ce + lambda_cont * nll, ce, nll
-
-
 class QHead(nn.Module):
     """Q(c | x) from the discriminator's trunk features: FC - BatchNorm - LeakyReLU - FC (the paper's)."""
 
@@ -134,6 +117,23 @@ class InfoGenerator(nn.Module):
         return None if fast is None else InfoGenerator(fast).train(self.training)
 
 
+def info_loss(
+    q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, lambda_cat: float, lambda_cont: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weighted L_I, categorical term, continuous Gaussian NLL) of Q's outputs.
+
+    q: [N, K + 2M] = K categorical logits (raw: cross_entropy applies the log-softmax), then M means
+    and M log-variances of the continuous codes. Minimising L_I maximises the lower bound on I(c; G(z, c)).
+    """
+    k, m = q.shape[1] - 2 * cont.shape[1], cont.shape[1]
+    ce = aux_loss(q[:, :k], cat)
+    if m == 0:
+        return lambda_cat * ce, ce, ce.new_zeros(())
+    mean, logvar = q[:, k : k + m], q[:, k + m :].clamp(-8.0, 8.0)
+    nll = F.gaussian_nll_loss(mean, cont, logvar.exp(), full=True, reduction="none").sum(1).mean()
+    return lambda_cat * ce + lambda_cont * nll, ce, nll
+
+
 @register_family("infogan")
 class InfoGANFamily(AdversarialFamily):
     """G, D with a Q head, trained on the adversarial loss plus lambda * L_I (see module doc); the
@@ -160,7 +160,7 @@ class InfoGANFamily(AdversarialFamily):
             )
         return cfg
 
-    # ---- networks ------------------------------------------------------------------------------
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         cfg, shape = self.cfg, tuple(self.data.image_shape)
         arch = get_arch(cfg.arch)
@@ -189,7 +189,14 @@ class InfoGANFamily(AdversarialFamily):
             opts["c"] = adam(cfg, self.nets["c"].parameters(), self.p.cluster_lr, betas=(0.9, 0.999))
         return opts
 
-    # ---- training ------------------------------------------------------------------------------
+    # ---- phases: the clusterer alone, then D and G --------------------------------------------
+    def schedule(self, step: int) -> None:
+        self.clustering = step < self.cluster_steps
+
+    def phases(self) -> list[Phase]:
+        """The clusterer alone for `cluster_steps` steps, then the classic D and G phases."""
+        return [Phase("cluster", self.cluster_step)] if self.clustering else super().phases()
+
     def draw_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z [N, latent], categorical [N], continuous [N, M]) from the training noise generator."""
         z = torch.randn(n, self.cfg.latent_dim, generator=gen)
@@ -200,22 +207,6 @@ class InfoGANFamily(AdversarialFamily):
     def _info(self, q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor):
         """(weighted L_I, categorical term, continuous NLL) of Q's outputs for codes (cat, cont)."""
         return info_loss(q.float(), cat, cont, self.p.lambda_cat, self.p.lambda_cont)
-
-    def schedule(self, step: int) -> None:
-        self.clustering = step < self.cluster_steps
-
-    def phases(self) -> list[Phase]:
-        return [Phase("cluster")] if self.clustering else super().phases()
-
-    def eval_caveat(self) -> str | None:
-        if self.clustering:
-            return f"clustering the reals until step {self.cluster_steps}: G has not trained yet"
-        return None
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        if phase.name == "cluster":
-            return self.cluster_step(ctx)
-        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
 
     def cluster_step(self, ctx: StepContext) -> dict[str, float]:
         """IIC on a real batch and `cluster_views` warped copies of it: every head of the clusterer."""
@@ -267,21 +258,23 @@ class InfoGANFamily(AdversarialFamily):
         n = cfg.batch_size
         z, cat, cont = self.draw_codes(n, ctx.noise)
         diversity = cfg.diversity_weight
-        if diversity:
-            share_pairs(cat, cont)  # pairs (i, i + n/2) share their codes and differ in z only
+        paired(diversity, cat, cont)  # pairs (i, i + n/2) share their codes and differ in z only
         z, cat, cont = z.to(ctx.device), cat.to(ctx.device), cont.to(ctx.device)
         with ctx.autocast():
             fake = G(torch.cat([z, cont], 1), cat)
             out, q = D(fake, cat if self.p.self_condition else None)
             adv = self.loss.g_loss(out.float())
             info, _, _ = self._info(q, cat, cont)
-            loss = adv + info
-            if diversity:
-                loss = loss + diversity * mode_seeking_penalty(fake.float(), z, n // 2)
+            loss = with_mode_seeking(adv + info, diversity, fake, z)
         self.optimize("g", loss)
         return {"g_loss": adv.item(), "g_info": info.item()}
 
-    # ---- inference -----------------------------------------------------------------------------
+    # ---- inference ----------------------------------------------------------------------------
+    def eval_caveat(self) -> str | None:
+        if self.clustering:
+            return f"clustering the reals until step {self.cluster_steps}: G has not trained yet"
+        return None
+
     def card_inputs(self) -> list[InputSpec]:
         n_cat = self.n_cat
         return [

@@ -29,9 +29,9 @@ from gan_core.card import InputSpec
 from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
-from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid
-from training.families.gan import mode_seeking_penalty, share_pairs, zl_inputs
+from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid, zl_inputs
 from training.families.params import FamilySettings
+from training.families.terms import paired, with_mode_seeking
 from training.losses import WGANGPLoss
 from training.nets.karras_layers import upsample2x
 from training.nets.progan import ProDiscriminator, ProGenerator, ProInference, grown_size, pad_to, resolutions
@@ -112,7 +112,7 @@ class ProGANFamily(Family):
             super().resolve(cfg), "progan", ARCH, ProGANArch, 1e-3, (0.0, 0.99), loss="wgan-gp"
         )
 
-    # ---- building -----------------------------------------------------------------------------
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         a, d, c = self.arch, self.data, self.cfg
         return {
@@ -151,12 +151,9 @@ class ProGANFamily(Family):
             x = torch.lerp(upsample2x(F.avg_pool2d(x, 2)), x, self.alpha)
         return x
 
-    # ---- training -----------------------------------------------------------------------------
+    # ---- phases -------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        return [Phase("d", repeats=self.cfg.n_critic), Phase("g", ema=True)]
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        return self.d_step(ctx) if phase.name == "d" else self.g_step(ctx)
+        return [Phase("d", self.d_step, repeats=self.cfg.n_critic), Phase("g", self.g_step, ema=True)]
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
@@ -179,13 +176,10 @@ class ProGANFamily(Family):
         labels, diversity = None, self.cfg.diversity_weight
         if self.cfg.conditional:
             labels = torch.randint(0, self.data.num_classes, (n,), generator=ctx.noise).to(ctx.device)
-            if diversity:
-                share_pairs(labels)
+            paired(diversity, labels)
         with ctx.autocast():
             fake = G(z, labels)
-            loss = -D(fake, labels).float().mean()
-            if diversity:
-                loss = loss + diversity * mode_seeking_penalty(fake.float(), z, n // 2)
+            loss = with_mode_seeking(-D(fake, labels).float().mean(), diversity, fake, z)
         self.optimize("g", loss)
         return {"g_loss": loss.item()}
 

@@ -28,8 +28,8 @@ from gan_core.errors import UserError
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid
-from training.families.gan import mode_seeking_penalty, share_pairs
 from training.families.params import FamilySettings
+from training.families.terms import paired, with_mode_seeking
 from training.nets.stylegan import (
     StyleDiscriminator,
     StyleGenerator,
@@ -71,6 +71,12 @@ class StyleGANArch(BaseModel):
     mbstd_group: int = Field(4, ge=1)
 
 
+def lazy_adam(cfg: TrainConfig, params, lr: float, every: int | None) -> torch.optim.Adam:
+    """Adam for a net with a lazy regulariser every `every` steps (None = none): lr and betas x c, c = k/(k+1)."""
+    c = every / (every + 1) if every else 1.0
+    return adam(cfg, params, lr * c, betas=(cfg.betas[0] ** c, cfg.betas[1] ** c))
+
+
 def stylegan_inputs(latent_dim: int, conditional: bool, image_shape) -> list[InputSpec]:
     """The exported graph's inputs, in order (see module doc)."""
     n = num_ws(tuple(image_shape))
@@ -91,12 +97,6 @@ def stylegan_inputs(latent_dim: int, conditional: bool, image_shape) -> list[Inp
                       description=f"N(0, 1) noise maps of the {k} synthesis layer(s) at {r}x{r}")
         )  # fmt: skip
     return inputs
-
-
-def lazy_adam(cfg: TrainConfig, params, lr: float, every: int | None) -> torch.optim.Adam:
-    """Adam for a net with a lazy regulariser every `every` steps (None = none): lr and betas x c, c = k/(k+1)."""
-    c = every / (every + 1) if every else 1.0
-    return adam(cfg, params, lr * c, betas=(cfg.betas[0] ** c, cfg.betas[1] ** c))
 
 
 @register_family("stylegan")
@@ -121,7 +121,7 @@ class StyleGANFamily(Family):
             )
         return resolve_adam_family(super().resolve(cfg), "stylegan", ARCH, StyleGANArch, 0.002, (0.0, 0.99))
 
-    # ---- building -----------------------------------------------------------------------------
+    # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
         a, d = self.arch, self.data
         g = StyleGenerator(self.cfg.latent_dim, d.num_classes, self.cfg.conditional, d.image_shape,
@@ -137,20 +137,17 @@ class StyleGANFamily(Family):
             "d": lazy_adam(cfg, self.nets["d"].parameters(), cfg.lr_d, p.r1_every if p.r1_gamma else None),
         }
 
-    # ---- training -----------------------------------------------------------------------------
+    # ---- phases -------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
+        """Gmain, Greg (lazy, with a path-length weight), Dmain, Dreg (lazy, with an R1 weight), as ADA's."""
         p = self.p
-        phases = [Phase("g", ema=True)]
+        phases = [Phase("g", self.g_main, ema=True)]
         if p.pl_weight:
-            phases.append(Phase("g_pl", every=p.pl_every))
-        phases.append(Phase("d", repeats=self.cfg.n_critic))
+            phases.append(Phase("g_pl", self.g_path_length, every=p.pl_every))
+        phases.append(Phase("d", self.d_main, repeats=self.cfg.n_critic))
         if p.r1_gamma:
-            phases.append(Phase("d_r1", every=p.r1_every))
+            phases.append(Phase("d_r1", self.d_r1, every=p.r1_every))
         return phases
-
-    def run_phase(self, phase: Phase, ctx: StepContext) -> dict[str, float]:
-        step = {"g": self.g_main, "g_pl": self.g_path_length, "d": self.d_main, "d_r1": self.d_r1}[phase.name]
-        return step(ctx)
 
     def _noise(self, n: int, ctx: StepContext) -> list[torch.Tensor]:
         return [torch.randn(n, *s, generator=ctx.noise).to(ctx.device) for s in self.noise_shapes]
@@ -171,13 +168,11 @@ class StyleGANFamily(Family):
         cfg, G, D = self.cfg, ctx.nets["g"], ctx.nets["d"]
         n = cfg.batch_size
         z, labels, noise, z_mix, cutoff = self._latents(n, ctx)
-        if labels is not None and cfg.diversity_weight:
-            share_pairs(labels)
+        paired(cfg.diversity_weight, labels)
         with ctx.autocast():
             fake = G(z, labels, noise, z_mix, cutoff, w_avg_beta=self.p.w_avg_beta)
             loss = F.softplus(-D(self.augment(fake, ctx), labels).float()).mean()
-            if cfg.diversity_weight:
-                loss = loss + cfg.diversity_weight * mode_seeking_penalty(fake.float(), z, n // 2)
+            loss = with_mode_seeking(loss, cfg.diversity_weight, fake, z)
         self.optimize("g", loss)
         return {"g_loss": loss.item()}
 

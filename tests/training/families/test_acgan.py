@@ -14,8 +14,9 @@ from gan_core.errors import UserError
 from gan_core.runtime import open_generator
 from tests.conftest import zl_feeds
 from training.config import preset
-from training.families.acgan import ACGANFamily, aux_loss
+from training.families.acgan import ACGANFamily
 from training.families.base import DataInfo, StepContext
+from training.families.terms import aux_loss
 
 TINY = {"g_width": 8, "d_width": 8}
 
@@ -29,8 +30,7 @@ def family(shape=(1, 28, 28), **kw) -> ACGANFamily:
     cfg = preset("mnist-acgan", arch_params=TINY, batch_size=8, **kw).resolved()
     fam = ACGANFamily(cfg, DataInfo(shape, 10, tuple("0123456789")))
     torch.manual_seed(0)
-    fam.nets = fam.build_nets()
-    fam.opts = fam.build_optimizers()
+    fam.build()
     return fam
 
 

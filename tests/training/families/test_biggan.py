@@ -90,7 +90,7 @@ def test_family_regularises_g_weights_except_the_shared_embedding():
     assert (cfg.lr_d, cfg.lr_g, cfg.betas, cfg.n_critic) == (4e-4, 2e-4, (0.0, 0.999), 1)
     assert (cfg.batch_size, preset("mnist-biggan").arch_params["g_sn"]) == (16, False)  # measured (README)
     fam = get_family("biggan")(cfg, DIGITS)
-    fam.nets = fam.build_nets()
+    fam.build()
     g = fam.nets["g"]
     weights = regularised_weights(g)
     assert not any(w is g.shared.weight for w in weights)

@@ -28,8 +28,7 @@ def family(shape=(1, 28, 28), **params) -> InfoGANFamily:
     cfg = preset("mnist-infogan", arch_params=TINY, batch_size=8, family_params=params).resolved()
     fam = InfoGANFamily(cfg, DataInfo(shape, 10, tuple("0123456789")))
     torch.manual_seed(0)
-    fam.nets = fam.build_nets()
-    fam.opts = fam.build_optimizers()
+    fam.build()
     return fam
 
 
@@ -188,8 +187,7 @@ def test_builds_on_the_mlp_networks_too():
                      loss="ns", spectral_norm=False, batch_size=8, family_params=params).resolved()  # fmt: skip
         fam = InfoGANFamily(cfg, DataInfo((1, 28, 28), 10, tuple("0123456789")))
         torch.manual_seed(0)
-        fam.nets = fam.build_nets()
-        fam.opts = fam.build_optimizers()
+        fam.build()
         if not params:
             logits, q = fam.nets["d"](torch.rand(8, 1, 28, 28))
             assert logits.shape == (8,) and q.shape == (8, 10 + 2 * 2)
@@ -262,7 +260,7 @@ def test_the_clusterer_trains_alone_for_cluster_steps_then_is_frozen_while_g_and
     assert "clustering the reals until step 2" in fam.eval_caveat()
     ctx = context(fam)
     g0, d0, c0 = snapshot(fam.nets["g"]), snapshot(fam.nets["d"]), snapshot(c)
-    logs = fam.run_phase(fam.phases()[0], ctx)
+    logs = fam.phases()[0].run(ctx)
     assert set(logs) == {"iic"} and logs["iic"] < 0 and c.updates.item() == 1
     assert changed(c0, c) == set(c0) and not changed(g0, fam.nets["g"]) and not changed(d0, fam.nets["d"])
     fam.schedule(2)
@@ -270,7 +268,7 @@ def test_the_clusterer_trains_alone_for_cluster_steps_then_is_frozen_while_g_and
     c1 = snapshot(c)
     stats = {k: v.clone() for k, v in c.state_dict().items() if "running" in k}
     for phase in fam.phases():
-        fam.run_phase(phase, ctx)
+        phase.run(ctx)
     assert not changed(c1, c)  # frozen: its weights and BatchNorm statistics stay
     assert all(torch.equal(stats[k], c.state_dict()[k]) for k in stats)
     assert "c" in fam.opts and "c" not in family(self_condition=True).nets  # off by default

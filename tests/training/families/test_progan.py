@@ -13,8 +13,8 @@ from gan_core.errors import UserError
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import preset
 from training.families.base import DataInfo, StepContext
-from training.families.gan import mode_seeking_penalty
 from training.families.progan import ProGANFamily, growth_at
+from training.families.terms import mode_seeking_penalty
 from training.trainer import Trainer
 
 TINY = {"g_width": 4, "g_max_width": 8, "d_width": 4, "d_max_width": 8}
@@ -27,7 +27,7 @@ def family(shape=(1, 28, 28), conditional=True, schedule=SCHEDULE, **kw) -> ProG
     )
     fam = ProGANFamily(cfg.resolved(), DataInfo(shape, 10, tuple(map(str, range(10)))))
     torch.manual_seed(0)
-    fam.nets = fam.build_nets()
+    fam.build()
     return fam
 
 
@@ -137,7 +137,6 @@ def test_growth_transitions_grids_gradients_and_resume_mid_fade(mnist_small, tmp
 @pytest.mark.parametrize("weight", [0.0, 0.5])
 def test_the_mode_seeking_term_pairs_labels_and_adds_its_penalty(weight):
     fam = family(diversity_weight=weight, batch_size=8)
-    fam.opts = fam.build_optimizers()
     fam.schedule(0)
     seen = {}
     G = fam.nets["g"]

@@ -25,7 +25,7 @@ def family(shape=(1, 28, 28), conditional=True, **fp) -> StyleGANFamily:
     cfg = preset("mnist-stylegan", conditional=conditional, latent_dim=8, arch_params=TINY, family_params=fp)
     fam = StyleGANFamily(cfg.resolved(), DataInfo(shape, 10, tuple(map(str, range(10)))))
     torch.manual_seed(0)
-    fam.nets = fam.build_nets()
+    fam.build()
     return fam
 
 
