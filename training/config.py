@@ -124,11 +124,6 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"{old}: the old name of {new}; give only {new}")
         return current_names(data)
 
-    @property
-    def augment(self) -> str:
-        """The old name of `diffaugment`, read by training/families until they use the new one."""
-        return self.diffaugment
-
     @field_validator("diffaugment")
     @classmethod
     def _known_policy(cls, v: str) -> str:

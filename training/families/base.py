@@ -101,7 +101,7 @@ class Family(ABC):
     generator: ClassVar[str] = "g"  # the net that is sampled and exported by default
     generators: ClassVar[tuple[str, ...]] = ("g",)  # nets with an EMA copy (exportable)
     needs_data_b: ClassVar[bool] = False  # trains on two datasets (TrainConfig.data_b, ctx.next_batch_b)
-    augments: ClassVar[bool] = False  # its D phases apply TrainConfig.augment (DiffAugment); else refused
+    augments: ClassVar[bool] = False  # its D phases apply TrainConfig.diffaugment (DiffAugment); else refused
     own_loss: ClassVar[str | None] = None  # what it trains with instead of TrainConfig.loss (then unused)
     settings_model: ClassVar[type[FamilySettings]] = FamilySettings  # its family_params (here: none)
 
@@ -111,7 +111,7 @@ class Family(ABC):
         self.p = self.settings(cfg)
         self.nets: dict[str, nn.Module] = {}
         self.opts: dict[str, torch.optim.Optimizer] = {}
-        self.policy = parse_policy(cfg.augment)
+        self.policy = parse_policy(cfg.diffaugment)
 
     def augment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """What D sees of x: x under the run's DiffAugment policy (x itself, and no draws, without one).
