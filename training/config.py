@@ -139,8 +139,8 @@ class TrainConfig(BaseModel):
         from training.registry import FAMILIES, get_family
 
         family = get_family(self.family)
-        if self.diffaugment and not family.augments:  # refused rather than silently left out
-            can = ", ".join(sorted(n for n, f in FAMILIES.items() if f.augments))
+        if self.diffaugment and not family.diffaugments:  # refused rather than silently left out
+            can = ", ".join(sorted(n for n, f in FAMILIES.items() if f.diffaugments))
             raise UserError(
                 f"diffaugment: the {self.family} family does not apply DiffAugment to what its D sees; "
                 f"families that do: {can}"

@@ -72,9 +72,9 @@ def test_policy_names_are_checked_and_named_in_the_error():
         TrainConfig(name="t", diffaugment="color,flip")
 
 
-# one preset per family a registered preset trains, split by the family's own `augments` flag
+# one preset per family a registered preset trains, split by the family's own `diffaugments` flag
 FAMILY_PRESETS = family_presets()
-AUGMENTING = sorted(f for f, n in FAMILY_PRESETS.items() if preset_family(n).augments)
+AUGMENTING = sorted(f for f, n in FAMILY_PRESETS.items() if preset_family(n).diffaugments)
 
 
 @pytest.mark.parametrize("name", [n for f, n in FAMILY_PRESETS.items() if f not in AUGMENTING])
@@ -103,14 +103,14 @@ def test_families_that_augment_apply_the_policy_to_what_d_sees(name, mnist_small
     trainer = Trainer(tiny_config(name, tmp_path, diffaugment="translation,cutout"), load_dataset(mnist_small),
                       progress=False)  # fmt: skip
     fam, seen = trainer.family, []
-    plain = fam.augment
+    plain = fam.diffaugment
 
     def recording(x, ctx):
         out = plain(x, ctx)
         seen.append((ctx.step, x.shape == out.shape and bool((out != x).any())))
         return out
 
-    fam.augment = recording
+    fam.diffaugment = recording
     res = trainer.train()
     assert {step for step, _ in seen} == {0, 1} and all(changed for _, changed in seen), seen
     augmented = load_checkpoint(res.checkpoint).tensors

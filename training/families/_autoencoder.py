@@ -65,7 +65,7 @@ def per_sample(err: torch.Tensor) -> torch.Tensor:
 class AutoencoderGAN(AdversarialFamily):
     """Base of the autoencoder-discriminator families: nets, optimiser defaults, card fields."""
 
-    augments = False  # its own D / G steps do not apply DiffAugment (yet)
+    diffaugments = False  # its own D / G steps do not apply DiffAugment (yet)
 
     activation: ClassVar[str] = "lrelu"
     lr: ClassVar[float] = 2e-4  # Adam, G and D, unless the run sets lr_g / lr_d

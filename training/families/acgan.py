@@ -65,7 +65,7 @@ class ACGANFamily(AdversarialFamily):
     """Conditional G, D with an auxiliary classifier (see module doc); optimisers, phases, card inputs
     and grid as the classic family's."""
 
-    augments = False  # its own D / G steps do not apply DiffAugment (yet)
+    diffaugments = False  # its own D / G steps do not apply DiffAugment (yet)
     settings_model = ACGANSettings
     p: ACGANSettings
 

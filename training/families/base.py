@@ -101,7 +101,8 @@ class Family(ABC):
     generator: ClassVar[str] = "g"  # the net that is sampled and exported by default
     generators: ClassVar[tuple[str, ...]] = ("g",)  # nets with an EMA copy (exportable)
     needs_data_b: ClassVar[bool] = False  # trains on two datasets (TrainConfig.data_b, ctx.next_batch_b)
-    augments: ClassVar[bool] = False  # its D phases apply TrainConfig.diffaugment (DiffAugment); else refused
+    # its D phases apply TrainConfig.diffaugment (DiffAugment); the config refuses it for the others
+    diffaugments: ClassVar[bool] = False
     own_loss: ClassVar[str | None] = None  # what it trains with instead of TrainConfig.loss (then unused)
     settings_model: ClassVar[type[FamilySettings]] = FamilySettings  # its family_params (here: none)
 
@@ -113,9 +114,9 @@ class Family(ABC):
         self.opts: dict[str, torch.optim.Optimizer] = {}
         self.policy = parse_policy(cfg.diffaugment)
 
-    def augment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+    def diffaugment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """What D sees of x: x under the run's DiffAugment policy (x itself, and no draws, without one).
-        Families whose D phases call it set `augments`; the config refuses `augment` for the others."""
+        Families whose D phases call it set `diffaugments`; the config refuses `diffaugment` for the others."""
         return diff_augment(x, self.policy, ctx.noise)
 
     # ---- configuration ------------------------------------------------------------------------

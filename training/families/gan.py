@@ -52,7 +52,7 @@ def build_arch(cfg: TrainConfig, data: DataInfo) -> tuple[nn.Module, nn.Module]:
 class AdversarialFamily(Family):
     """G and D of a registered architecture, trained with a registered loss (see module doc)."""
 
-    augments = True  # d_step / g_step pass what D sees through self.augment; subclasses that
+    diffaugments = True  # d_step / g_step pass what D sees through self.diffaugment; subclasses that
     # replace those steps set it back to False until theirs do
 
     def __init__(self, cfg: TrainConfig, data: DataInfo):
@@ -104,7 +104,7 @@ class AdversarialFamily(Family):
             with torch.no_grad():
                 fake = G(z, cond)
             both_labels = torch.cat([cond, cond]) if cond is not None else None
-            out = D(self.augment(torch.cat([real, fake.to(real.dtype)]), ctx), both_labels).float()
+            out = D(self.diffaugment(torch.cat([real, fake.to(real.dtype)]), ctx), both_labels).float()
             loss = self.loss.d_loss(out[: real.shape[0]], out[real.shape[0] :])
             pen = self.loss.penalty(D, real, fake.float(), cond)
             if pen is not None:
@@ -130,7 +130,9 @@ class AdversarialFamily(Family):
         z, labels = self.g_inputs(ctx)
         with ctx.autocast():
             fake = G(z, labels)
-            loss = self.with_g_terms(self.loss.g_loss(D(self.augment(fake, ctx), labels).float()), fake, z)
+            loss = self.with_g_terms(
+                self.loss.g_loss(D(self.diffaugment(fake, ctx), labels).float()), fake, z
+            )
         self.optimize("g", loss)
         return {"g_loss": loss.item()}
 

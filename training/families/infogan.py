@@ -139,7 +139,7 @@ class InfoGANFamily(AdversarialFamily):
     """G, D with a Q head, trained on the adversarial loss plus lambda * L_I (see module doc); the
     loss, its paper defaults and the phases are the classic family's."""
 
-    augments = False  # its own D / G steps do not apply DiffAugment (yet)
+    diffaugments = False  # its own D / G steps do not apply DiffAugment (yet)
     settings_model = InfoGANSettings
     p: InfoGANSettings
 

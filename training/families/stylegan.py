@@ -103,7 +103,7 @@ def stylegan_inputs(latent_dim: int, conditional: bool, image_shape) -> list[Inp
 class StyleGANFamily(Family):
     """G = mapping + modulated synthesis, D = residual; logistic loss, lazy R1, style mixing (module doc)."""
 
-    augments = True  # DiffAugment on everything D sees, R1's reals included (as ADA's run_D augments)
+    diffaugments = True  # DiffAugment on everything D sees, R1's reals included (as ADA's run_D augments)
     settings_model = StyleGANSettings
     p: StyleGANSettings
 
@@ -171,7 +171,7 @@ class StyleGANFamily(Family):
         paired(cfg.diversity_weight, labels)
         with ctx.autocast():
             fake = G(z, labels, noise, z_mix, cutoff, w_avg_beta=self.p.w_avg_beta)
-            loss = F.softplus(-D(self.augment(fake, ctx), labels).float()).mean()
+            loss = F.softplus(-D(self.diffaugment(fake, ctx), labels).float()).mean()
             loss = with_mode_seeking(loss, cfg.diversity_weight, fake, z)
         self.optimize("g", loss)
         return {"g_loss": loss.item()}
@@ -203,7 +203,7 @@ class StyleGANFamily(Family):
                 fake = G(z, cond, noise, z_mix, cutoff)
             both = torch.cat([cond, cond]) if cond is not None else None
             # one D call on [real; fake]: minibatch-std groups are consecutive, so never mix the halves
-            out = D(self.augment(torch.cat([real, fake.to(real.dtype)]), ctx), both).float()
+            out = D(self.diffaugment(torch.cat([real, fake.to(real.dtype)]), ctx), both).float()
             loss = F.softplus(-out[:n]).mean() + F.softplus(out[n:]).mean()
         self.optimize("d", loss)
         return {"d_loss": loss.item()}
@@ -212,7 +212,7 @@ class StyleGANFamily(Family):
         p, D = self.p, ctx.nets["d"]
         real, labels = ctx.next_batch()
         real = real.detach().requires_grad_(True)
-        logits = D(self.augment(real, ctx), labels if self.cfg.conditional else None)
+        logits = D(self.diffaugment(real, ctx), labels if self.cfg.conditional else None)
         (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)  # through the augmentation
         penalty = grad.square().sum((1, 2, 3)).mean()
         self.optimize("d", penalty * (p.r1_gamma / 2) * p.r1_every)

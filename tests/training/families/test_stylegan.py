@@ -169,14 +169,14 @@ def test_augment_reaches_every_d_call_and_r1_takes_its_gradient_through_it(mnist
     cfg = _cfg(tmp_path / "a", 2).model_copy(update={"diffaugment": "translation,cutout"})
     trainer = Trainer(cfg, ds, progress=False)
     fam, seen = trainer.family, []
-    plain = fam.augment
+    plain = fam.diffaugment
 
     def recording(x, ctx):
         out = plain(x, ctx)
         seen.append((x.shape[0], x.requires_grad, bool((out != x).any())))
         return out
 
-    fam.augment = recording
+    fam.diffaugment = recording
     res = trainer.train()
     # per step: Gmain's fakes (8, with grad), Dmain's [real; fake] (16); Dreg's reals every 2nd step
     assert seen == [(8, True, True), (16, False, True), (8, True, True), (8, True, True), (16, False, True)]
