@@ -51,21 +51,9 @@ class LocalServer:
 
 
 @contextmanager
-def local_serve(
-    models_dir: str | os.PathLike,
-    threads: int = 1,
-    workers: int = 1,
-    ready_timeout: float = 120,
-    cwd: str | os.PathLike = REPO,
-    env: dict[str, str] | None = None,
-    log_path: str | os.PathLike | None = None,
-) -> Iterator[str]:
-    """Yield the base URL of a ready server; stop it (SIGTERM, then SIGKILL) on exit.
-
-    cwd: the folder holding the service's packages (the repo, or a built bento's src/); env: extra
-    variables; log_path: where the server's output goes (default: a temporary file).
-    """
-    with local_server(models_dir, threads, workers, ready_timeout, cwd, env, log_path) as server:
+def local_serve(models_dir: str | os.PathLike, *args, **options) -> Iterator[str]:
+    """Yield the base URL of a ready server (local_server's arguments); stop it on exit."""
+    with local_server(models_dir, *args, **options) as server:
         yield server.url
 
 
@@ -79,7 +67,11 @@ def local_server(
     env: dict[str, str] | None = None,
     log_path: str | os.PathLike | None = None,
 ) -> Iterator[LocalServer]:
-    """local_serve, yielding the server (its URL, process and log) for tests that watch it."""
+    """Yield a ready server (its URL, process and log); stop it (SIGTERM, then SIGKILL) on exit.
+
+    cwd: the folder holding the service's packages (the repo, or a built bento's src/); env: extra
+    variables; log_path: where the server's output goes (default: a temporary file).
+    """
     with tempfile.TemporaryDirectory(prefix="gan-serve-") as home:
         log_path = Path(log_path or Path(home) / "serve.log")
         with open(log_path, "wb") as out:

@@ -233,6 +233,22 @@ def models_dir(tmp_path_factory, cond_onnx, uncond_onnx):
     return d
 
 
+@pytest.fixture(scope="session")
+def family_routes_dir(tmp_path_factory, models_dir, tiny_onnx, cyclegan_onnx):
+    """models_dir plus a model for each family route: tiny InfoGAN (codes, /traverse), StyleGAN
+    (/mix) and the CycleGAN pair (/translate)."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("family-routes")
+    for path in models_dir.glob("*.onnx"):
+        shutil.copy(path, d / path.name)
+    for name in ("mnist-infogan", "mnist-stylegan"):
+        shutil.copy(tiny_onnx(name)[1], d / f"{name}.onnx")
+    for path, _ in cyclegan_onnx.values():
+        shutil.copy(path, d / path.name)
+    return d
+
+
 # ---- image-to-image (CycleGAN) ---------------------------------------------------------------
 TINY_CYCLEGAN = {"g_width": 4, "g_blocks": 1, "d_width": 4, "d_layers": 1}
 

@@ -1,5 +1,5 @@
-"""Hostile clients against a real `bentoml serve` holding the family routes' models (the bundled
-generator, tiny InfoGAN, StyleGAN and CycleGAN): every size-like field is refused before anything
+"""Hostile clients against a real `bentoml serve` holding the family routes' models (tiny DCGANs,
+InfoGAN, StyleGAN and CycleGAN): every size-like field is refused before anything
 is built, headers are bounded, probe floods leave memory flat, forged npz bodies are 4xx, two
 servers keep their own metrics, and refusals are logged throttled. Each case is answered within
 a short client timeout (these requests once held a worker for 40 s) and the worker's RSS is
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import shutil
 import socket
 import threading
 import zipfile
@@ -20,28 +19,16 @@ import pytest
 from numpy.lib import format as npformat
 
 from service.limits import FIELD_LIMITS
-from service.local_server import REPO, local_server
+from service.local_server import local_server
 from service.settings import Settings
 
 MiB = 2**20
-BUNDLED = REPO / "service" / "models" / "mnist-cdcgan.onnx"
 
 
 @pytest.fixture(scope="module")
-def family_dir(tmp_path_factory, tiny_onnx, cyclegan_onnx):
-    d = tmp_path_factory.mktemp("hostile")
-    shutil.copy(BUNDLED, d / "mnist-cdcgan.onnx")
-    for name in ("mnist-infogan", "mnist-stylegan"):
-        shutil.copy(tiny_onnx(name)[1], d / f"{name}.onnx")
-    for path, _ in cyclegan_onnx.values():
-        shutil.copy(path, d / path.name)
-    return d
-
-
-@pytest.fixture(scope="module")
-def server(family_dir, tmp_path_factory):
+def server(family_routes_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("hostile-log") / "serve.log"
-    with local_server(family_dir, env={"GAN_DEFAULT_MODEL": "mnist-cdcgan"}, log_path=log) as s:
+    with local_server(family_routes_dir, env={"GAN_DEFAULT_MODEL": "mnist-cdcgan"}, log_path=log) as s:
         yield s
 
 
@@ -200,7 +187,7 @@ def test_refusals_are_logged_throttled(server):
     assert lines - before <= 2  # was one line per refusal
 
 
-def test_two_servers_under_one_home_keep_their_own_metrics(family_dir, tmp_path):
+def test_two_servers_under_one_home_keep_their_own_metrics(models_dir, tmp_path):
     home = {"BENTOML_HOME": str(tmp_path / "home")}
     series = 'gan_http_requests_total{model="mnist-cdcgan",route="/generate",status="2xx"}'
 
@@ -210,9 +197,9 @@ def test_two_servers_under_one_home_keep_their_own_metrics(family_dir, tmp_path)
                 return float(line.split()[-1])
         return 0.0
 
-    with local_server(family_dir, env=home) as first:
+    with local_server(models_dir, env=home) as first:
         for seed in range(3):
             assert post(first.url, "/generate", {"seed": seed}).status_code == 200
-        with local_server(family_dir, env=home) as second:
+        with local_server(models_dir, env=home) as second:
             assert post(second.url, "/generate", {"seed": 9}).status_code == 200
             assert (count(first.url), count(second.url)) == (3.0, 1.0)

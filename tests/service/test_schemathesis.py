@@ -7,8 +7,6 @@ examples per operation, derandomized, no example database."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -48,20 +46,8 @@ MAX_GROWTH = 96 * 2**20  # worker RSS after the whole run, over its RSS before
 
 
 @pytest.fixture(scope="module")
-def fuzzed_dir(models_dir, tiny_onnx, cyclegan_onnx, tmp_path_factory):
-    d = tmp_path_factory.mktemp("fuzzed")
-    for path in models_dir.glob("*.onnx"):
-        shutil.copy(path, d / path.name)
-    for name in ("mnist-infogan", "mnist-stylegan"):
-        shutil.copy(tiny_onnx(name)[1], d / f"{name}.onnx")
-    for path, _ in cyclegan_onnx.values():
-        shutil.copy(path, d / path.name)
-    return d
-
-
-@pytest.fixture(scope="module")
-def api(fuzzed_dir):
-    with local_server(fuzzed_dir, env={**LIMITS, "GAN_DEFAULT_MODEL": "mnist-cdcgan"}) as server:
+def api(family_routes_dir):
+    with local_server(family_routes_dir, env={**LIMITS, "GAN_DEFAULT_MODEL": "mnist-cdcgan"}) as server:
         server.rss_before = server.worker_rss()
         yield server, schemathesis.openapi.from_url(server.url + "/docs.json")
 
