@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -63,3 +64,21 @@ def test_paper_defaults_resolve(loss, n_critic, opt, lr, sn):
     assert (cfg.n_critic, cfg.optimizer, cfg.lr_d, cfg.spectral_norm) == (n_critic, opt, lr, sn)
     if loss == "wgan-gp":
         assert cfg.betas == (0.0, 0.9)
+
+
+def test_the_wgan_critics_log_their_wasserstein_estimate_and_the_others_nothing_more(mnist_small, tmp_path):
+    """WGAN and WGAN-GP D steps log E[D(real)] - E[D(fake)] (plotted in curves.png beside FID); no other loss adds keys."""
+    from gan_core.datasets import load_dataset
+    from tests.conftest import tiny_config
+    from training.runlog import read_metrics
+    from training.trainer import Trainer
+
+    real, fake = torch.tensor([[2.0], [4.0]]), torch.tensor([[-1.0], [1.0]])
+    assert get_loss("wgan")().logged(real, fake) == {"wasserstein": 3.0}
+    assert get_loss("wgan-gp")().logged(real, fake) == {"wasserstein": 3.0}
+    assert all(get_loss(n)().logged(real, fake) == {} for n in ("ns", "minimax", "lsgan", "hinge"))
+    cfg = tiny_config("mnist-wgan-gp", tmp_path, log_every=1)
+    Trainer(cfg, load_dataset(mnist_small), progress=False).train()
+    recs = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "d_loss" in r]
+    assert recs and all(np.isfinite(r["wasserstein"]) for r in recs)
+    assert (tmp_path / "curves.png").stat().st_size > 0

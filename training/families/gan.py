@@ -105,13 +105,14 @@ class AdversarialFamily(Family):
                 fake = G(z, cond)
             both_labels = torch.cat([cond, cond]) if cond is not None else None
             out = D(self.diffaugment(torch.cat([real, fake.to(real.dtype)]), ctx), both_labels).float()
-            loss = self.loss.d_loss(out[: real.shape[0]], out[real.shape[0] :])
+            real_out, fake_out = out[: real.shape[0]], out[real.shape[0] :]
+            loss = self.loss.d_loss(real_out, fake_out)
             pen = self.loss.penalty(D, real, fake.float(), cond)
             if pen is not None:
                 loss = loss + pen
         self.optimize("d", loss)
         self.loss.after_d_step(self.nets["d"])
-        return {"d_loss": loss.item()}
+        return {"d_loss": loss.item(), **self.loss.logged(real_out.detach(), fake_out.detach())}
 
     def g_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(latents, labels or None) of a G step; with the mode-seeking term, pairs (i, i + n/2) share a label."""
