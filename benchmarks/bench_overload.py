@@ -47,7 +47,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from service.local_server import local_serve  # noqa: E402
+from service.local_server import LocalServer, local_server  # noqa: E402
 
 SLOW_HEAD = b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-"  # never finished
 HANGUP = (
@@ -56,20 +56,11 @@ HANGUP = (
 )
 
 
-def server_procs() -> tuple[psutil.Process | None, list[psutil.Process]]:
-    """(the `bentoml serve` process, its HTTP workers) among this process's children."""
-    arbiter, workers = None, []
-    for p in psutil.Process().children(recursive=True):
-        cmd = " ".join(p.cmdline())
-        if "_bentoml_impl.worker.service" in cmd:
-            workers.append(p)
-        elif " serve service.app:" in cmd:
-            arbiter = p
-    return arbiter, workers
+SERVER: LocalServer | None = None  # the server this script started (None with --url)
 
 
 def worker_state() -> str:
-    _, workers = server_procs()
+    workers = SERVER.workers() if SERVER else []
     fds = sum(p.num_fds() for p in workers)
     rss = sum(p.memory_info().rss for p in workers) / 2**20
     return f"worker fds {fds}, RSS {rss:.0f} MiB"
@@ -292,10 +283,10 @@ def sigterm(url: str, args) -> None:
 
     import httpx
 
-    arbiter, _ = server_procs()
-    if arbiter is None:
-        print("sigterm skipped: no bentoml serve child found")
+    if SERVER is None:
+        print("sigterm skipped: no server started by this script")
         return
+    arbiter = psutil.Process(SERVER.process.pid)
     results: list[int | str] = []
 
     def bulk():
@@ -346,7 +337,10 @@ def main() -> int:
     phases = args.phases.split(",")
     env = {"GAN_MAX_CONNECTIONS": str(args.max_connections), "GAN_HEADER_TIMEOUT_S": str(args.header_timeout)}
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(local_serve(args.models_dir, args.threads, env=env))
+        global SERVER
+        if not args.url:
+            SERVER = stack.enter_context(local_server(args.models_dir, args.threads, env=env))
+        url = args.url or SERVER.url
         port = int(url.rsplit(":", 1)[1])
         print(f"{url}: ORT threads {args.threads}, {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}")
         if "mixed" in phases:

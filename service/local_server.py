@@ -38,7 +38,6 @@ class LocalServer:
     url: str
     process: subprocess.Popen
     log_path: Path
-    rss_before: int = 0  # a test's reading of worker_rss() to compare with later
 
     def workers(self) -> list[psutil.Process]:
         """The server's API worker processes (not the arbiter, not their bulk processes)."""

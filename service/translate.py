@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import logging
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from service.core import ServingCore
     from service.model_set import Model
 
-log = logging.getLogger("gan_service")
 
 ROUTE = "/translate"
 FORMATS = ("png", "grid", "npz")
@@ -227,9 +225,7 @@ def _npy_member(
         if len(shape) == 0:
             raise ClientError(f"npz: '{name}' is a single value; it must be an array with one row per image")
         if shape[0] > settings.max_translate_images:
-            raise ClientError(
-                f"images: must be <= {settings.max_translate_images} per request ({Settings.ENV['max_translate_images']}), got {shape[0]}"
-            )
+            _check_count(shape[0], settings)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         payload = info.file_size - f.tell()
         if nbytes != payload:
