@@ -8,11 +8,15 @@ preset's known idle speed (README: mnist-cdcgan, 10,000 steps in 593 s on 2 idle
 
     python benchmarks/bench_family_steps.py --presets mnist-cdcgan mnist-stylegan mnist-progan \
         [--probe-steps 10] [--probes 4] [--threads 1] [--budget-s 600] [--reference mnist-cdcgan=0.0593]
+
+A preset may carry field overrides, `NAME@FIELD=JSON,FIELD=JSON`: `mnist-wgan-gp@gp_every=1` is the
+preset with its gradient penalty on every critic step, measured beside the preset as it ships.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 
@@ -48,6 +52,16 @@ def steps_in_budget(points: list[int], costs: list[float], total: int, budget: f
     return (total if reached is None else reached), spent
 
 
+def preset_with(spec: str, **fields):
+    """The preset a `NAME@FIELD=JSON,...` spec names, with its overrides and `fields`."""
+    name, _, sets = spec.partition("@")
+    overrides = {}
+    for item in filter(None, sets.split(",")):
+        field, _, value = item.partition("=")
+        overrides[field] = json.loads(value)
+    return preset(name, **{**fields, **overrides})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["mnist-cdcgan", "mnist-stylegan", "mnist-progan"])
@@ -65,7 +79,7 @@ def main() -> None:
     ds = load_dataset(args.data, "train")
     trainers = {}
     for name in args.presets:
-        cfg = preset(name, out=tempfile.mkdtemp(), ckpt_every=10**9, sample_every=10**9, eval_every=0,
+        cfg = preset_with(name, out=tempfile.mkdtemp(), ckpt_every=10**9, sample_every=10**9, eval_every=0,
                      log_every=10**9, threads=args.threads)  # fmt: skip
         trainers[name] = Trainer(cfg, ds, progress=False)
     points = {n: probe_points(t.cfg.steps, args.probes) for n, t in trainers.items()}

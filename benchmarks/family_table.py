@@ -45,7 +45,7 @@ def run_warnings(run: Path) -> list[str]:
 
     from training.evaluation.quick import QuickEval
 
-    state, out = SimpleNamespace(best={}), []
+    state, out = SimpleNamespace(best={}, previous={}), []
     log = run / "metrics.jsonl"
     for line in log.read_text().splitlines() if log.is_file() else []:
         try:
@@ -53,7 +53,10 @@ def run_warnings(run: Path) -> list[str]:
         except json.JSONDecodeError:  # a torn last line
             continue
         if "eval" in rec:
-            out += [f"step {rec['step']}: {m}" for m in QuickEval.collapse_warnings(state, rec["eval"])]
+            out += [
+                f"step {rec['step']}: {m}"
+                for m in QuickEval.collapse_warnings(state, rec["eval"], rec["step"])
+            ]
     return out
 
 

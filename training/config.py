@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # Fields a resumed run must share with its checkpoint; everything else (budgets, logging) may change.
 MODEL_FIELDS = (
     "family", "family_params", "arch", "arch_params", "loss", "conditional", "cond_mode", "spectral_norm", "latent_dim", "batch_size",
-    "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "diversity_weight", "lr_decay_from", "ema_decay", "seed",
+    "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "gp_every", "diversity_weight", "lr_decay_from", "ema_decay", "seed",
     "diffaugment",
 )  # fmt: skip
 
@@ -63,6 +63,12 @@ class TrainConfig(BaseModel):
     betas: tuple[float, float] | None = None
     clip: float = 0.01
     gp_lambda: float = 10.0
+    gp_every: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="gradient penalty on every k-th critic step, weighted k times (lazy regularisation)",
+    )
     diversity_weight: float = Field(
         0.0,
         ge=0,

@@ -344,7 +344,10 @@ class Trainer:
         for phase in self.family.phases():
             if self.step % phase.every:
                 continue
-            runs = [phase.run(ctx) for _ in range(phase.repeats)]
+            runs = []
+            for repeat in range(phase.repeats):
+                ctx.extra["repeat"] = repeat  # which of the phase's runs at this step (lazy regularisers)
+                runs.append(phase.run(ctx))
             for key in runs[0]:
                 losses[key] = sum(r[key] for r in runs) / len(runs)
             if phase.ema:

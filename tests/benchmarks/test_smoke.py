@@ -83,9 +83,9 @@ SMOKE: dict[str, list[Smoke]] = {
     # progan's cost follows its schedule: probed at 2 points of the run
     "bench_family_steps.py": [
         Smoke(
-            "--data {mnist_small} --presets mnist-cdcgan mnist-progan --probe-steps 1 --probes 2 --rounds 1 "
-            "--threads 1",
-            r"^mnist-progan +\d+ +0:[\d.]+ \d+:[\d.]+",
+            "--data {mnist_small} --presets mnist-cdcgan mnist-progan mnist-wgan-gp@gp_every=1 --probe-steps 1 "
+            "--probes 2 --rounds 1 --threads 1",
+            r"^mnist-progan +\d+ +0:[\d.]+ \d+:[\d.]+[\s\S]*^mnist-wgan-gp@gp_every=1 +\d+ +0:",
         ),
     ],
     "bench_fid_sensitivity.py": [

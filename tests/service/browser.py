@@ -57,6 +57,14 @@ def chromium(download_dir: Path):
         driver.quit()
 
 
+@contextmanager
+def desktop_playground(url: str, download_dir: Path):
+    """A fresh playground page of the service at `url` in a desktop-sized headless Chromium."""
+    with chromium(download_dir) as driver:
+        emulate(driver, *DESKTOP)
+        yield Playground(driver, url).fresh()
+
+
 def emulate(driver, width: int, height: int, dark: bool = False, mobile: bool = False) -> None:
     """Viewport size (a phone: mobile=True) and the OS colour scheme the page sees."""
     driver.execute_cdp_cmd(

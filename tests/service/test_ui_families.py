@@ -16,7 +16,7 @@ from PIL import Image
 
 from gan_core.imaging import png_bytes
 from service.local_server import local_serve
-from tests.service.browser import DESKTOP, Playground, chromium, emulate
+from tests.service.browser import Playground, desktop_playground
 
 # The grid answer is shown from a blob: URL (the page's CSP lets nothing fetch it): read its pixels back
 # through a canvas, as RGBA, to compare with the API's PNG decoded the same way.
@@ -46,9 +46,8 @@ def server(tmp_path_factory, tiny_onnx, cyclegan_onnx):
 
 @pytest.fixture(scope="module")
 def page(server, tmp_path_factory):
-    with chromium(tmp_path_factory.mktemp("downloads")) as drv:
-        emulate(drv, *DESKTOP)
-        yield Playground(drv, server).fresh()
+    with desktop_playground(server, tmp_path_factory.mktemp("downloads")) as p:
+        yield p
 
 
 def api(server: str, path: str, body: dict) -> httpx.Response:

@@ -324,6 +324,7 @@ def test_quick_eval_of_a_growing_generator_is_logged_with_a_caveat_and_raises_no
     assert all("fid" in e for e in evals)  # measured and logged all the same
     # a few steps of a tiny G: noise, which the checks would flag as soon as they see a "best" to fall from
     assert set(qe.best) == {"modes_covered", "coverage", "class_accuracy"}  # set by the final eval only
+    assert qe.previous == {"fid": evals[7]["fid"], "step": 8}
     assert (
         qe.best["coverage"] == evals[7]["coverage"] and qe.best["modes_covered"] == evals[7]["modes_covered"]
     )
@@ -382,6 +383,33 @@ def test_collapse_from_the_start_is_flagged():
         "recall": 0.0,
     }
     assert QuickEval(load_evaluator(), 100).collapse_warnings(early_noise) == []
+
+
+def test_collapse_before_learning_is_flagged_once_fid_stops_falling():
+    # The quick evaluations of `gan train --preset collapse-demo` (docs/families-log.md, session 18).
+    stuck = [(1000, 2030.0, 0.01), (2000, 2038.1, 0.0085), (3000, 2040.8, 0.008)]
+    qe = QuickEval(load_evaluator(), 100)
+    msgs = [
+        qe.collapse_warnings({"fid": f, "precision": p, "recall": 0.0, "modes_covered": 3}, s)
+        for s, f, p in stuck
+    ]
+    assert msgs[0] == [] and msgs[2] == [
+        "mode collapse: nothing realistic (precision 0.01, recall 0.00) and FID not falling (2038.1 -> 2040.8); "
+        "the generator collapsed before it learned (try loss ns or diversity_weight)"
+    ]
+    assert len(msgs[1]) == 1
+    # A healthy slow start is as unrealistic, but its FID falls; evaluations too close together never warn.
+    qe = QuickEval(load_evaluator(), 100)
+    falling = [(1000, 850.2, 0.02), (2000, 528.5, 0.03)]
+    assert [qe.collapse_warnings({"fid": f, "precision": p, "recall": 0.0}, s) for s, f, p in falling] == [
+        [],
+        [],
+    ]
+    qe = QuickEval(load_evaluator(), 100)
+    assert [qe.collapse_warnings({"fid": 300.0, "precision": 0.0, "recall": 0.0}, s) for s in (2, 4)] == [
+        [],
+        [],
+    ]
 
 
 def test_classification_accuracy_score(mnist_small, tmp_path, monkeypatch):

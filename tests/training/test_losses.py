@@ -82,3 +82,43 @@ def test_the_wgan_critics_log_their_wasserstein_estimate_and_the_others_nothing_
     recs = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "d_loss" in r]
     assert recs and all(np.isfinite(r["wasserstein"]) for r in recs)
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_the_gradient_penalty_is_lazy_every_k_critic_steps_and_weighted_k_times(mnist_small, tmp_path, every):
+    """gp_every=k: the penalty on critic steps k apart over the run (their index counts across G steps), times k."""
+    from gan_core.datasets import load_dataset
+    from tests.conftest import tiny_config
+    from training.losses import WGANGPLoss
+    from training.trainer import Trainer
+
+    cfg = tiny_config("mnist-wgan-gp", tmp_path, n_critic=5, gp_every=every).model_copy(update={"steps": 4})
+    trainer = Trainer(cfg, load_dataset(mnist_small), progress=False)
+    calls, applied = [], []
+    family_penalty = type(trainer.family).penalty
+
+    def counting(self, ctx, D, real, fake, labels):
+        calls.append(ctx.step * 5 + ctx.extra["repeat"])
+        pen = family_penalty(self, ctx, D, real, fake, labels)
+        applied.append(None if pen is None else pen.item())
+        return pen
+
+    real_penalty = WGANGPLoss.penalty
+    raw = []
+
+    def raw_penalty(self, D, real, fake, labels):
+        out = real_penalty(self, D, real, fake, labels)
+        raw.append(out.item())
+        return out
+
+    import unittest.mock as mock
+
+    with (
+        mock.patch.object(type(trainer.family), "penalty", counting),
+        mock.patch.object(WGANGPLoss, "penalty", raw_penalty),
+    ):
+        trainer.train()
+    assert calls == list(range(20))  # 4 G steps x 5 critic steps, indexed across the run
+    due = [i for i in calls if i % every == 0]
+    assert [i for i, a in zip(calls, applied, strict=True) if a is not None] == due
+    assert [a for a in applied if a is not None] == pytest.approx([every * r for r in raw])

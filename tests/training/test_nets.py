@@ -116,3 +116,28 @@ def test_clusterer_builds_for_each_size_and_reads_its_lowest_loss_head(shape, co
     assert labels.dtype == torch.int64 and labels.shape == (6,)
     with torch.no_grad():
         assert torch.equal(labels, c.eval()(x)[2].argmax(1))
+
+
+def test_group_batchnorm_normalises_real_and_fake_apart():
+    """Radford et al.'s D BatchNorm (dcgan d_bn=N): each run of N samples has its own statistics in training."""
+    from training.nets.common import GroupBatchNorm2d
+
+    torch.manual_seed(0)
+    real, fake = torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4) * 5 + 2
+    bn, ref = GroupBatchNorm2d(3, group=8), torch.nn.BatchNorm2d(3)
+    both = bn(torch.cat([real, fake]))
+    torch.testing.assert_close(both, torch.cat([ref(real), ref(fake)]))
+    torch.testing.assert_close(bn(fake), ref(fake))  # one group: plain BatchNorm
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)  # the same updates, in the same order
+    bn.eval()
+    ref.eval()
+    torch.testing.assert_close(bn(torch.cat([real, fake])), ref(torch.cat([real, fake])))
+
+
+def test_dcgan_d_bn_puts_group_batchnorm_after_every_conv_but_the_first():
+    _, d = get_arch("dcgan")((1, 28, 28), 10, False, 16, d_width=8, d_bn=64)
+    convs = [m for m in d.net if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in d.net if type(m).__name__ == "GroupBatchNorm2d"]
+    assert len(convs) == 2 and len(norms) == 1 and norms[0].group == 64 and convs[1].bias is None
+    _, plain = get_arch("dcgan")((1, 28, 28), 10, False, 16, d_width=8)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.net)

@@ -29,6 +29,11 @@ from training.evaluation.store import bound_evaluator, evaluation_splits, matche
 log = logging.getLogger(__name__)
 
 
+STALLED_PR = 0.05  # precision and recall both below this: the samples are nowhere near the data
+STALLED_FID_DROP = 0.02  # ... and FID fell less than this fraction since the last evaluation
+STALLED_MIN_STEPS = 500  # ... at least this many steps earlier
+
+
 def rng_untouched():
     """A block after which torch's global RNG (CPU and CUDA) is where it was before."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
@@ -45,6 +50,7 @@ class QuickEval:
     def __init__(self, ev: Evaluator, n: int, seed: int = 0):
         self.ev, self.n, self.seed = ev, n, seed
         self.best: dict[str, float] = {}
+        self.previous: dict[str, float] = {}  # the last evaluation's FID and step
         self.ref: Reference | None = None
 
     def __call__(self, trainer) -> dict[str, Any]:
@@ -82,11 +88,11 @@ class QuickEval:
         trainer.log.write({"step": trainer.step, "eval": result})
         if caveat:
             note(f"step {trainer.step}: quick evaluation {caveat}; collapse checks start at the final size")
-        for msg in self.collapse_warnings(result):
+        for msg in self.collapse_warnings(result, trainer.step):
             warn(f"step {trainer.step}: {msg}")
         return result
 
-    def collapse_warnings(self, r: dict[str, Any]) -> list[str]:
+    def collapse_warnings(self, r: dict[str, Any], step: int | None = None) -> list[str]:
         """Compare with the best values so far, then update them.
 
         An evaluation logged with a caveat (a growing G, whose samples are blurred on purpose) raises
@@ -102,6 +108,25 @@ class QuickEval:
             msgs.append(
                 f"mode collapse: samples look real (precision {r['precision']:.2f}) but cover almost no real "
                 f"data (recall {r['recall']:.2f}); the generator may be ignoring z (try diversity_weight)"
+            )
+        # Collapse before learning anything: samples are neither realistic nor spread over the data,
+        # and FID has stopped falling. A slow but healthy start is as unrealistic, but its FID falls
+        # from one evaluation to the next (by 20-45% between the first two in every run measured).
+        # Too few steps apart, no generator moves far: the evaluations must be STALLED_MIN_STEPS apart.
+        last_fid, fid = self.previous.get("fid"), r.get("fid")
+        if (
+            last_fid is not None
+            and step is not None
+            and step - self.previous["step"] >= STALLED_MIN_STEPS
+            and fid is not None
+            and r.get("precision", 1.0) < STALLED_PR
+            and r.get("recall", 1.0) < STALLED_PR
+            and fid > (1 - STALLED_FID_DROP) * last_fid
+        ):
+            msgs.append(
+                f"mode collapse: nothing realistic (precision {r['precision']:.2f}, recall "
+                f"{r['recall']:.2f}) and FID not falling ({last_fid:.1f} -> {fid:.1f}); the generator "
+                "collapsed before it learned (try loss ns or diversity_weight)"
             )
         if "modes_covered" in best and r["modes_covered"] < best["modes_covered"]:
             msgs.append(
@@ -122,6 +147,8 @@ class QuickEval:
         for key in ("modes_covered", "coverage", "class_accuracy"):
             if key in r:
                 best[key] = max(best.get(key, r[key]), r[key])
+        if fid is not None and step is not None:
+            self.previous = {"fid": fid, "step": step}
         return msgs
 
 

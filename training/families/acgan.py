@@ -101,7 +101,7 @@ class ACGANFamily(AdversarialFamily):
             out, cls = D(torch.cat([real, fake.to(real.dtype)]), both)
             out = out.float()
             adv = self.loss.d_loss(out[:n], out[n:])
-            pen = self.loss.penalty(lambda x, y: D(x, y)[0], real, fake.float(), both)
+            pen = self.penalty(ctx, lambda x, y: D(x, y)[0], real, fake.float(), both)
             kind = self.p.class_loss
             real_ce, fake_ce = aux_loss(cls[:n], labels, kind), aux_loss(cls[n:], fake_labels, kind)
             class_loss = real_ce + fake_ce if self.p.d_fake_class else real_ce

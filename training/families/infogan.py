@@ -242,7 +242,7 @@ class InfoGANFamily(AdversarialFamily):
             out, q = D(torch.cat([real, fake.to(real.dtype)]), labels, label_fn=label_fn)
             out = out.float()
             adv = self.loss.d_loss(out[:n], out[n:])
-            pen = self.loss.penalty(lambda x, y: D(x, y, label_fn=guess)[0], real, fake.float(), real_labels)
+            pen = self.penalty(ctx, lambda x, y: D(x, y, label_fn=guess)[0], real, fake.float(), real_labels)
             info, ce, nll = self._info(q[n:], cat, cont)
             loss = adv + info + (pen if pen is not None else 0.0)
         self.optimize("d", loss)

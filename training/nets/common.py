@@ -44,6 +44,25 @@ class MinibatchStd(nn.Module):
         return torch.cat([h, std.to(h.dtype).repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, H, W)], 1)
 
 
+class GroupBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training statistics come from each run of `group` consecutive samples apart.
+
+    Radford et al. fed D its real and its fake batches separately: one BatchNorm over a [real; fake]
+    batch would let D tell the halves apart by their shared statistics. With `group` = the batch size,
+    every D call here (a [real; fake] batch, G's fakes, the penalty's interpolates) normalises the real
+    and the fake samples apart. Evaluation uses the running statistics, as BatchNorm does.
+    """
+
+    def __init__(self, channels: int, group: int):
+        super().__init__(channels)
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] <= self.group:
+            return super().forward(x)
+        return torch.cat([super(GroupBatchNorm2d, self).forward(c) for c in x.split(self.group)])
+
+
 class Discriminator(nn.Module):
     """Base: maps (images [N, C, H, W] in [-1, 1], labels or None) to logits [N].
 

@@ -3,7 +3,8 @@
 G: z (+ label embedding) -> linear -> [c0, s, s] -> ConvTranspose(4, 2, 1) x n -> image, BatchNorm +
 ReLU, tanh out. The base map is s = 7 for 28 px and 8 for 32 and 64 px; n = 2 up-samplings for 28/32
 px (c0 = 4 x width) and 3 for 64 px (c0 = 8 x width); each halves the channels down to 2 x width.
-D mirrors it: n strided convs (LeakyReLU 0.2, width doubling) -> linear; labels enter as one-hot
+D mirrors it: n strided convs (LeakyReLU 0.2, width doubling; `d_bn`: Radford et al.'s BatchNorm after
+every conv but the first, real and fake normalised apart) -> linear; labels enter as one-hot
 input planes ('concat') or through a projection head. For 28/32 px the modules are created in the
 same order with the same shapes as the original two-layer networks, so seeded weights are unchanged.
 """
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.nets.common import Discriminator, Generator, MinibatchStd, maybe_sn
+from training.nets.common import Discriminator, Generator, GroupBatchNorm2d, MinibatchStd, maybe_sn
 from training.registry import register_arch
 
 # image side -> (base map side s, stride-2 layers n): side = s * 2**n
@@ -76,6 +77,7 @@ class DCGANDiscriminator(Discriminator):
         sn=False,
         mbstd=0,
         pool=False,
+        bn=0,
     ):
         s, n_down = layout(image_shape)
         top = width * 2 ** (n_down - 1)  # channels of the last strided conv
@@ -95,7 +97,8 @@ class DCGANDiscriminator(Discriminator):
         ]
         ch_in, ch = width + (1 if mbstd else 0), width
         for _ in range(n_down - 1):
-            layers += [maybe_sn(nn.Conv2d(ch_in, ch * 2, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
+            norm = [GroupBatchNorm2d(ch * 2, bn)] if bn else []
+            layers += [maybe_sn(nn.Conv2d(ch_in, ch * 2, 4, 2, 1, bias=not bn), sn), *norm, nn.LeakyReLU(0.2)]
             ch_in = ch = ch * 2
         self.net = nn.Sequential(*layers, *tail)
 
@@ -119,7 +122,8 @@ def build_dcgan(
     embed_dim=32,
     mbstd=0,
     d_pool=False,
+    d_bn=0,
 ):
     g = DCGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, embed_dim)
-    d = DCGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn, mbstd, d_pool)
+    d = DCGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn, mbstd, d_pool, d_bn)
     return g, d

@@ -3,6 +3,7 @@
 import { ApiError, Spec, apiUrl, getJSON, post, setToken, token } from "./api.js";
 import { MODE_INFO, exportParity, inputSummary, modesFor, quality, trainedOn } from "./cards.js";
 import { Controls } from "./controls.js";
+import { Compare } from "./compare.js";
 import { curlCommand } from "./curl.js";
 import { h } from "./dom.js";
 import { Player, imagesOf, renderGrid, saveAs } from "./results.js";
@@ -14,6 +15,7 @@ const CORE = { paths: { "/generate": { post: {} }, "/interpolate": { post: {} } 
 
 const state = { models: [], spec: new Spec(CORE), entry: null, controls: null, mode: null, last: null, busy: false, again: false, answered: 0 };
 let player;
+let compare;
 
 // ---- theme and token ------------------------------------------------------------------------
 function initTheme() {
@@ -98,6 +100,7 @@ async function load() {
   const chosen = doc.models.some((m) => m.name === wanted.get("model")) ? wanted.get("model") : doc.default;
   status.textContent = `${doc.models.length} model${doc.models.length === 1 ? "" : "s"}; default ${doc.default}.`;
   $("model-list").replaceChildren(...doc.models.map((m, k) => modelCard(m, k, chosen)));
+  compare.load(doc.models, state.spec);
   selectModel(chosen, wanted.get("mode"));
 }
 
@@ -285,6 +288,7 @@ async function copyCurl() {
 function init() {
   initTheme();
   initToken();
+  compare = new Compare({ form: $("compare-form"), seed: $("compare-seed"), cls: $("compare-class"), status: $("compare-status"), grid: $("compare-grid") });
   player = new Player({ img: $("anim"), slider: $("frame"), out: $("frame-out"), button: $("play"), fps: $("fps") });
   $("modes").addEventListener("keydown", onTabKey);
   $("form").addEventListener("submit", (ev) => {
