@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 STALLED_PR = 0.05  # precision and recall both below this: the samples are nowhere near the data
-STALLED_FID_DROP = 0.02  # ... and FID fell less than this fraction since the last evaluation
+STALLED_FID_DROP = 0.1  # ... and FID fell less than this fraction since the last evaluation (healthy: 20-45%)
 STALLED_MIN_STEPS = 500  # ... at least this many steps earlier
 
 
