@@ -56,7 +56,7 @@ container: $(VENV)/.serve-installed
 
 container-test: $(VENV)/.dev-installed
 	CONTAINER_TOOL=podman PY=$(PY) deploy/container.sh build
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 GAN_ORT_THREADS=1 $(VENV)/bin/pytest -p tests.conftest deploy/test_container.py
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 GAN_ORT_THREADS=1 $(PY) -m pytest -p tests.conftest deploy/test_container.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

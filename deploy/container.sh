@@ -19,7 +19,7 @@ BASE_PACKAGES=python3,python3-venv,tini
 BASE_IMAGE=localhost/gan-base:bookworm
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/deploy/containers.conf}
 export BENTOML_DO_NOT_TRACK=true BENTOML_HOME=$PWD/$OUT/bentoml
-say() { echo "container: $*" >&2; }
+say() { echo "container $(date +%T): $*" >&2; }
 
 tool() {
     local want=${CONTAINER_TOOL:-}
