@@ -17,6 +17,9 @@ OUT=${OUT:-build/container}
 IMAGE=${IMAGE:-gan-generator}
 BASE_PACKAGES=python3,python3-venv,tini
 BASE_IMAGE=localhost/gan-base:bookworm
+VARIANT=""
+if [ "$GPU" = 1 ]; then VARIANT=-gpu; fi
+WHEELS=$PWD/$OUT/wheels$VARIANT # one wheelhouse per variant
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/deploy/containers.conf}
 export BENTOML_DO_NOT_TRACK=true BENTOML_HOME=$PWD/$OUT/bentoml
 say() { echo "container $(date +%T): $*" >&2; }
@@ -64,24 +67,24 @@ bento() {
 # Wheels of the bento's requirements at the versions this venv runs (so the image answers the
 # same bytes as `make serve`), fetched and built here; the image build installs them with --no-index.
 wheelhouse() {
-    local bento=$1 want=$OUT/wheels.want
+    local bento=$1 want=$WHEELS.want
     {
         cat "$bento/env/python/requirements.txt"
         [ "$GPU" = 1 ] && echo "onnxruntime-gpu[cuda,cudnn]"
         echo "# constraints: this venv's versions"
         "$PY" -m pip freeze --exclude-editable | grep -v ' @ '
     } >"$want.new"
-    if [ -f "$OUT/wheels/requirements.txt" ] && cmp -s "$want.new" "$want"; then
+    if [ -f "$WHEELS/requirements.txt" ] && cmp -s "$want.new" "$want"; then
         rm "$want.new"
-        say "wheelhouse up to date ($OUT/wheels)"
+        say "wheelhouse up to date ($WHEELS)"
         return
     fi
-    rm -rf "$OUT/wheels" && mkdir -p "$OUT/wheels"
-    sed -n '/^# constraints/,$p' "$want.new" | tail -n +2 >"$OUT/wheels/constraints.txt"
-    { sed '/^# constraints/,$d' "$want.new"; echo "-c constraints.txt"; } >"$OUT/wheels/requirements.tmp"
-    say "wheelhouse: pip wheel -> $OUT/wheels"
-    (cd "$OUT/wheels" && "$PY" -m pip wheel -q -w . -r requirements.tmp)
-    mv "$OUT/wheels/requirements.tmp" "$OUT/wheels/requirements.txt"
+    rm -rf "$WHEELS" && mkdir -p "$WHEELS"
+    sed -n '/^# constraints/,$p' "$want.new" | tail -n +2 >"$WHEELS/constraints.txt"
+    { sed '/^# constraints/,$d' "$want.new"; echo "-c constraints.txt"; } >"$WHEELS/requirements.tmp"
+    say "wheelhouse: pip wheel -> $WHEELS"
+    (cd "$WHEELS" && "$PY" -m pip wheel -q -w . -r requirements.tmp)
+    mv "$WHEELS/requirements.tmp" "$WHEELS/requirements.txt"
     mv "$want.new" "$want"
 }
 
@@ -114,18 +117,17 @@ build() {
     # The context: the bento and the wheelhouse, as hard links (no copy of the ~300 MB of wheels).
     ctx=$OUT/context
     rm -rf "$ctx" && mkdir -p "$ctx"
-    cp -al "$PWD/$OUT/wheels" "$ctx/wheels"
+    cp -al "$WHEELS" "$ctx/wheels"
     cp -a "$bento" "$ctx/bento"
-    local tag=$IMAGE:$version
-    [ "$GPU" = 1 ] && tag=$IMAGE:$version-gpu
+    local tag=$IMAGE:$version$VARIANT
     say "building $tag with $t"
     local fmt=()
     [ "$t" = podman ] && fmt=(--format docker) # the OCI format has no HEALTHCHECK
     "$t" build "${fmt[@]}" --build-arg BASE="$BASE_IMAGE" --build-arg GPU="$GPU" \
-        -f deploy/Containerfile -t "$tag" -t "$IMAGE:latest$([ "$GPU" = 1 ] && echo -gpu)" "$ctx" >&2
+        -f deploy/Containerfile -t "$tag" -t "$IMAGE:latest$VARIANT" "$ctx" >&2
     rm -rf "$ctx"
     say "built $tag ($("$t" image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MiB", $1/1048576}'))"
-    echo "$tag" >"$OUT/image"
+    echo "$tag" >"$OUT/image$VARIANT"
 }
 
 case "${1:-}" in
