@@ -6,8 +6,8 @@
 #                               runc, mmdebstrap) via apt as root when none is there
 #   deploy/container.sh build   bento -> wheelhouse -> base -> image gan-generator:<bento version> + :latest
 # Environment: PY (the project's venv python), GPU=1 (add the CUDA/cuDNN wheels), OUT (work folder).
-# Everything slow is cached in $OUT and the tool's storage: the base (rebuilt when its package list
-# changes), the wheelhouse (when the requirements or the venv's versions change) and the image layers.
+# Everything slow is cached: the base image (rebuilt when its package list changes), the wheelhouse in
+# $OUT (when the requirements or the venv's versions change) and the image layers (the tool's storage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -88,10 +88,13 @@ wheelhouse() {
     mv "$want.new" "$want"
 }
 
-# A Debian root file system (minbase + Python 3.11, venv, tini) from the Debian mirror, imported.
+# A Debian root file system (minbase + Python 3.11, venv, tini) from the Debian mirror, imported and
+# labelled with its package list: kept while that list is unchanged, across clones (remove the image
+# to take Debian's latest updates).
 base() {
-    local t=$1 stamp=$OUT/base.packages
-    if "$t" image inspect "$BASE_IMAGE" >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" = "$BASE_PACKAGES" ]; then
+    local t=$1 have
+    have=$("$t" image inspect --format '{{index .Labels "gan.base.packages"}}' "$BASE_IMAGE" 2>/dev/null || true)
+    if [ "$have" = "$BASE_PACKAGES" ]; then
         say "base $BASE_IMAGE up to date"
         return
     fi
@@ -102,9 +105,8 @@ base() {
         --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
         bookworm "$OUT/base.tar"
-    "$t" import "$OUT/base.tar" "$BASE_IMAGE" >/dev/null
+    "$t" import --change "LABEL gan.base.packages=$BASE_PACKAGES" "$OUT/base.tar" "$BASE_IMAGE" >/dev/null
     rm -f "$OUT/base.tar"
-    echo "$BASE_PACKAGES" >"$stamp"
 }
 
 build() {
