@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 export BENTOML_DO_NOT_TRACK := true
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: serve test lint build clean browser
+.PHONY: serve test lint build clean browser container container-test
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -48,6 +48,15 @@ lint: $(VENV)/.dev-installed
 
 build: $(VENV)/.dev-installed
 	$(VENV)/bin/bentoml build
+
+# The serving image, built offline (deploy/container.sh: podman, installed via apt as root when no
+# container tool is there, or docker when its daemon answers), and its test against the running image.
+container: $(VENV)/.serve-installed
+	PY=$(PY) deploy/container.sh build
+
+container-test: $(VENV)/.dev-installed
+	CONTAINER_TOOL=podman PY=$(PY) deploy/container.sh build
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 GAN_ORT_THREADS=1 $(PY) -m pytest -p tests.conftest deploy/test_container.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -8,7 +8,6 @@ what is missing.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -26,6 +25,7 @@ from augment.request import resolve_job
 from augment.source import TranslateBackend, job_labels, open_source, resolve_translate_job
 from augment.state import complete_path, done_chunks, done_path, os_error, prepare_output
 from augment.writers import Writer, make_writer
+from gan_core.cpus import available_cpus
 from gan_core.fileio import atomic_open, atomic_write_bytes
 
 MAX_INFLIGHT_CHUNKS = 2
@@ -33,7 +33,7 @@ MAX_INFLIGHT_CHUNKS = 2
 
 def default_workers() -> int:
     """Encode/write threads: one per core (more only fight over the GIL), at most 4."""
-    return min(4, os.cpu_count() or 1)
+    return min(4, available_cpus())
 
 
 @dataclass

@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from gan_core.card import ModelCard
 from gan_core.card_files import CardFileError, card_from_bytes
+from gan_core.cpus import available_cpus
 from gan_core.errors import UserError
 
 
@@ -43,9 +44,11 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_threads(threads: int | None) -> int:
-    """Explicit intra-op thread count: `threads`, else $GAN_ORT_THREADS, else the machine's cores.
+    """Explicit intra-op thread count: `threads`, else $GAN_ORT_THREADS, else the CPUs this process may
+    use (gan_core.cpus: affinity and a container's CPU quota).
 
-    ORT's own default (0) sizes its pool to all cores, which oversubscribes a shared host.
+    ORT's own default (0) sizes its pool to all the host's cores, which oversubscribes a shared host
+    or a container with a CPU quota.
     """
     if threads is None:
         env = os.environ.get("GAN_ORT_THREADS", "").strip()
@@ -55,7 +58,7 @@ def resolve_threads(threads: int | None) -> int:
             except ValueError:
                 raise ModelFileError(f"GAN_ORT_THREADS must be a whole number >= 1, got {env!r}") from None
         else:
-            threads = os.cpu_count() or 1
+            threads = available_cpus()
     if int(threads) < 1:
         raise ModelFileError(f"threads must be >= 1, got {threads}")
     return int(threads)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float, exited: Callable[[], str | None] = lambda: None) -> None:
+    """Poll `url`/readyz until it answers 200; RuntimeError with exited()'s text once that is not
+    None (the server is gone), or after `timeout` seconds. Also used for a served container."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if (gone := exited()) is not None:
+            raise RuntimeError(gone)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}: service not ready after {timeout:.0f} s")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
 
 
 @dataclass
@@ -89,20 +106,15 @@ def _serve(
         cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
+
+    def exited() -> str | None:
+        if proc.poll() is None:
+            return None
+        tail = Path(log_path).read_bytes().decode(errors="replace")[-2000:]
+        return f"bentoml serve exited with {proc.returncode}: {tail}"
+
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if proc.poll() is not None:
-                tail = Path(log_path).read_bytes().decode(errors="replace")[-2000:]
-                raise RuntimeError(f"bentoml serve exited with {proc.returncode}: {tail}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url}: service not ready after {ready_timeout:.0f} s")
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_ready(url, ready_timeout, exited)
         yield LocalServer(url, proc, log_path)
     finally:
         if proc.poll() is None:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from gan_core.cpus import available_cpus
 from gan_core.errors import UserError
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -80,7 +81,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Defaults overridden by GAN_* variables; ORT threads default to cores / workers."""
+        """Defaults overridden by GAN_* variables; ORT threads default to usable CPUs / workers
+        (gan_core.cpus: a container's CPU quota, not the host's core count)."""
         env = os.environ if env is None else env
         values: dict = {}
         for f in fields(cls):
@@ -88,7 +90,7 @@ class Settings:
             if raw:
                 values[f.name] = _parse(f.name, cls.ENV[f.name], raw, is_bool=f.type in (bool, "bool"))
         workers = values.get("workers", 1)
-        values.setdefault("ort_threads", max(1, (os.cpu_count() or 1) // workers))
+        values.setdefault("ort_threads", max(1, available_cpus() // workers))
         return cls(**values)
 
 
