@@ -194,3 +194,27 @@ def test_models_say_what_each_model_does(core):
 
     with pytest.raises(ClientError, match=r"^model: 'mnist-sr4' upscales images; use POST /upscale$"):
         core.model("mnist-sr4")
+
+
+def test_a_real_service_mounts_the_routes_behind_the_token(served):
+    import httpx
+
+    from service.local_server import local_serve
+
+    body = {"model": "mnist-sr4", "images": [b64(png_bytes(noise(7, 7, 1)))]}
+    with local_serve(served, threads=1, env={**LIMITS, "GAN_API_TOKEN": "s3cret"}) as url:
+        assert httpx.post(url + "/upscale", json=body).status_code == 401
+        auth = {"Authorization": "Bearer s3cret"}
+        r = httpx.post(url + "/upscale", json=body, headers=auth)
+        assert r.status_code == 200 and r.json()["count"] == 1
+        r = httpx.post(
+            url + "/restore", json={"model": "mnist-restore", "images": body["images"]}, headers=auth
+        )
+        assert r.status_code == 400 and r.json()["error"].startswith("images[0]: image is 7x7 pixels; model")
+        r = httpx.post(url + "/generate", json={"model": "mnist-sr4"}, headers=auth)
+        assert (r.status_code, r.json()) == (
+            400,
+            {"error": "model: 'mnist-sr4' upscales images; use POST /upscale"},
+        )
+        doc = httpx.get(url + "/docs.json").json()
+        assert {"/restore", "/upscale"} <= set(doc["paths"]) and "masks" in str(doc["paths"]["/restore"])

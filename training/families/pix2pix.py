@@ -106,7 +106,7 @@ class RepairModule(nn.Module):
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).float() / 127.5 - 1.0
         if not self.mask:
-            return self.g(x)
+            return self.g(x).clamp(-1, 1)  # the SR generator's residual output is not bounded
         m = (mask.permute(0, 3, 1, 2) > 127).float()
         x = x * (1 - m)
         out = self.g(torch.cat([x, 2 * m - 1], 1))
