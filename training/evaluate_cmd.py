@@ -95,5 +95,11 @@ def run_repair(args: argparse.Namespace) -> int:
         cells, cols, _ = comparison_grid(images)
         atomic_write_bytes(out.with_suffix(".png"), png_bytes(grid(cells, cols), scale=2))
         print(f"wrote {out} and {out.with_suffix('.png')}")
+    if not args.no_card:
+        from training.evaluation.repair import open_card, repair_card_metrics
+        from training.evaluation.results import write_metrics
+
+        path, card = open_card(report["target"])
+        print(f"metrics written into the card of {write_metrics(path, card, repair_card_metrics(report))}")
     print(json.dumps(report, indent=2) if args.json else repair_summary(report))
     return 0

@@ -5,12 +5,15 @@ input itself, biharmonic inpainting, filters), and the grid damaged | baselines 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from gan.cli import main as gan
+from training.checkpoint import load_checkpoint
 from training.corruption import parse
 from training.evaluation.repair import baselines, damage, evaluate_repair, fidelity
 
@@ -44,9 +47,14 @@ def test_baselines_are_the_classical_methods():
 def test_gan_evaluate_reports_the_model_beside_its_baselines(name, methods, tiny_checkpoint, mnist_small,
                                                             mnist_small_evaluator, tmp_path, capsys):  # fmt: skip
     out = tmp_path / "report.json"
+    ckpt = (
+        tmp_path / "run" / Path(tiny_checkpoint(name)).name
+    )  # a copy: the session's checkpoint keeps its card
+    ckpt.parent.mkdir()
+    shutil.copy(tiny_checkpoint(name), ckpt)
     args = [
         "evaluate",
-        str(tiny_checkpoint(name)),
+        str(ckpt),
         "--data",
         str(mnist_small),
         "--n",
@@ -69,5 +77,11 @@ def test_gan_evaluate_reports_the_model_beside_its_baselines(name, methods, tiny
     assert grid.size[1] == 2 * (rows * 30 + 2)
     text = capsys.readouterr().out
     assert "bicubic" in text or "biharmonic" in text
-    again, _ = evaluate_repair(tiny_checkpoint(name), str(mnist_small), 40, 0)
+    again, _ = evaluate_repair(ckpt, str(mnist_small), 40, 0)
     assert again["methods"] == report["methods"]  # seeded: the same figures every time
+    card = load_checkpoint(ckpt).card  # the figures went into the card too
+    gan_row = report["methods"]["gan"]
+    assert (card.metrics["fid"], card.metrics["psnr"], card.metrics["class_accuracy"]) == (
+        gan_row["fid"], gan_row["psnr"], gan_row["class_accuracy"]
+    )  # fmt: skip
+    assert set(card.metrics["baselines"]) == methods - {"gan"}

@@ -84,6 +84,18 @@ def open_repairer(target: str | os.PathLike) -> tuple[ModelCard, Repairer, Path]
     return card, batched, path
 
 
+def open_card(path: str | os.PathLike) -> tuple[Path, ModelCard]:
+    """(path, card) of an evaluated repair model file (a checkpoint file or an .onnx)."""
+    p = Path(path)
+    if p.suffix == ".onnx":
+        from gan_core.card_files import read_card
+
+        return p, read_card(p)
+    from training.checkpoint import load_checkpoint
+
+    return p, load_checkpoint(p).card
+
+
 def is_repair_target(target: str | os.PathLike) -> bool:
     """Whether `target` is a repair model (a checkpoint / run folder / .onnx whose card has `repair`)."""
     p = Path(target)
@@ -200,6 +212,17 @@ def evaluate_repair(
         "methods": methods,
     }
     return report, {**outputs, "damaged": damaged, "clean": truth}
+
+
+def repair_card_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """What a repair model's card keeps of its report: the model's figures, the baselines', the reference."""
+    gan = report["methods"]["gan"]
+    return {
+        "source": "gan evaluate", "evaluator": report["evaluator"], "n": report["n"], "fid": gan["fid"],
+        "fid_floor": report["fid_floor"], "class_accuracy": gan["class_accuracy"], "psnr": gan["psnr"],
+        "ssim": gan["ssim"], "baselines": {k: v for k, v in report["methods"].items() if k != "gan"},
+        "reference": {k: report["reference"][k] for k in ("split", "n", "fingerprint")},
+    }  # fmt: skip
 
 
 def repair_summary(report: dict[str, Any]) -> str:
