@@ -25,6 +25,7 @@ from augment.errors import AugmentError
 from gan_core.card import ModelCard
 from gan_core.feeds import FeedError, build_feeds
 from gan_core.fileio import sha256_file
+from gan_core.imaging import centre_masks
 
 RETRY_STATUS = {429, 502, 503, 504}
 
@@ -43,6 +44,16 @@ def batch_codes(codes: dict | None, a: int, b: int, n: int) -> dict:
         k: v[a:b] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v
         for k, v in (codes or {}).items()
     }
+
+
+def fill_in_masks(card: ModelCard, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The mask feed of a fill-in repair model (the centre box it was trained on, as the service fills
+    when no mask is given); {} for other models."""
+    r = card.repair
+    if r is None or r.mask is None:
+        return {}
+    n, h, w = images.shape[:3]
+    return {card.inputs[1].name: centre_masks(n, h, w, r.mask_box)}
 
 
 class LocalBackend:
@@ -88,7 +99,12 @@ class LocalBackend:
         """uint8 [N, H, W, C] source images -> the model's images, batch_size per run call."""
         name = self.card.input_of_kind("image").name
         parts = [
-            self.session.run({name: images[a : a + self.batch_size]})
+            self.session.run(
+                {
+                    name: images[a : a + self.batch_size],
+                    **fill_in_masks(self.card, images[a : a + self.batch_size]),
+                }
+            )
             for a in range(0, len(images), self.batch_size)
         ]
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
@@ -276,8 +292,11 @@ class HttpBackend:
         ordered = [parts[a] for a in sorted(parts)]
         return np.concatenate(ordered) if len(ordered) > 1 else ordered[0]
 
-    def _npz_answer(self, r, route: str, n: int, need: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """The arrays of an npz answer (`need` present), its images checked: n uint8 images of the card's shape."""
+    def _npz_answer(
+        self, r, route: str, n: int, need: tuple[str, ...], shape: tuple[int, int, int] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The arrays of an npz answer (`need` present), its images checked: n uint8 images of `shape`
+        (C, H, W; default the card's)."""
         if r.status_code != 200:
             raise AugmentError(f"{self.base}{route}: HTTP {r.status_code} ({_detail(r)})")
         try:
@@ -291,7 +310,7 @@ class HttpBackend:
                 f"{self.base}{route}: answer is not the expected npz (no {missing[0]!r} array)"
             )
         images = arrays["images"]
-        c, h, w = self.card.image_shape
+        c, h, w = shape or self.card.image_shape
         if images.dtype != np.uint8 or images.shape != (n, h, w, c):
             raise AugmentError(
                 f"{self.base}{route}: expected uint8 images {(n, h, w, c)}, got {images.dtype} {images.shape}"
@@ -301,14 +320,21 @@ class HttpBackend:
     def _translate_batch(self, images: np.ndarray) -> np.ndarray:
         buf = io.BytesIO()
         np.savez(buf, images=images)
+        repair = self.card.repair  # repair models: their own route (a fill-in model fills the centre box)
+        route = f"/{repair.task}" if repair is not None else "/translate"
+        shape = (
+            None
+            if repair is None
+            else (images.shape[3], images.shape[1] * repair.scale, images.shape[2] * repair.scale)
+        )
         r = self._request(
-            "POST", "/translate", params={"model": self.name, "format": "npz"}, content=buf.getvalue(),
+            "POST", route, params={"model": self.name, "format": "npz"}, content=buf.getvalue(),
             headers={"content-type": "application/x-npz"},
         )  # fmt: skip
-        return self._npz_answer(r, "/translate", len(images), ("images",))["images"]
+        return self._npz_answer(r, route, len(images), ("images",), shape)["images"]
 
     def translate(self, images: np.ndarray) -> np.ndarray:
-        """POST /translate (npz in, npz out) in batch_size pieces, concurrently."""
+        """POST /translate (/restore, /upscale for repair models; npz in, npz out) in batch_size pieces, concurrently."""
         futures = [
             self.pool.submit(self._translate_batch, images[a : a + self.batch_size])
             for a in range(0, len(images), self.batch_size)

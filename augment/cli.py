@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--translate",
         metavar="DATASET",
-        help="translate mode (image-to-image models, e.g. cyclegan-a2b.onnx): image i of the output is the "
+        help="translate mode (image-to-image models: cyclegan-a2b.onnx, or a repair / super-resolution model): image i of the output is the "
         "translation of DATASET's image i, its label kept",
     )
     p.add_argument(

@@ -46,7 +46,7 @@ def resolve_translate_job(
 ) -> JobConfig:  # fmt: skip
     """The job that translates every image of `data`'s split with the model of `card`."""
     image = card.input_of_kind("image")
-    if image is None or card.translation is None:
+    if image is None or (card.translation is None and card.repair is None):
         raise AugmentError(
             f"translate: model {card.name!r} does not translate images (it has no image input)"
         )
@@ -54,21 +54,40 @@ def resolve_translate_job(
         ds = load_dataset(data, split)
     except UserError as e:
         raise AugmentError(f"translate: {e}") from None
-    want = tuple(card.translation.source.image_shape)
-    if ds.image_shape != want:
-        raise AugmentError(
-            f"translate: {ds.source} holds {list(ds.image_shape)} (C, H, W) images; model {card.name!r} "
-            f"translates {list(want)} ({card.translation.direction}, domain {card.translation.source.name})"
-        )
+    if card.repair is not None:
+        out_shape = repaired_shape(card, ds)
+    else:
+        want = tuple(card.translation.source.image_shape)
+        if ds.image_shape != want:
+            raise AugmentError(
+                f"translate: {ds.source} holds {list(ds.image_shape)} (C, H, W) images; model {card.name!r} "
+                f"translates {list(want)} ({card.translation.direction}, domain {card.translation.source.name})"
+            )
+        out_shape = tuple(card.image_shape)
     counts = ds.class_counts()
     classes = [k for k in range(ds.num_classes) if counts[k] > 0]
     source = SourceData(path=str(data), split=split, fingerprint=ds.fingerprint(), n=len(ds))
     check_format(card, format, ds.num_classes)
     return JobConfig(
-        model_name=card.name, model_sha256=model_sha256, image_shape=tuple(card.image_shape), conditional=False,
+        model_name=card.name, model_sha256=model_sha256, image_shape=out_shape, conditional=False,
         class_names=list(ds.class_names), classes=classes, counts=[int(counts[k]) for k in classes],
         format=format, chunk_size=chunk_size, source=source,
     )  # fmt: skip
+
+
+def repaired_shape(card: ModelCard, ds: ImageDataset) -> tuple[int, int, int]:
+    """(C, H, W) of a repair model's outputs for the data's images; refused when the model cannot take them."""
+    r = card.repair
+    h0, w0, c0 = card.inputs[0].shape
+    c, h, w = ds.image_shape
+    fits = c == c0 and ((h, w) == (h0, w0) or (r.any_size and h % r.multiple == 0 and w % r.multiple == 0))
+    if not fits:
+        sizes = f"sides that are multiples of {r.multiple}" if r.any_size else f"{h0}x{w0} pixels"
+        raise AugmentError(
+            f"translate: {ds.source} holds {list(ds.image_shape)} (C, H, W) images; model {card.name!r} "
+            f"takes {c0}-channel images of {sizes}"
+        )
+    return c, h * r.scale, w * r.scale
 
 
 class TranslateBackend:

@@ -28,6 +28,7 @@ import onnx
 import torch
 from torch.nn.utils import parametrize
 
+from export.dynamic_size import dynamic_shapes, is_dynamic, size_parity
 from export.errors import ExportError
 from export.graph_edit import drop_output, with_card
 from export.graph_head import FLOAT_OUTPUT, IMAGES, ImagesHead
@@ -133,7 +134,7 @@ def to_onnx(generator: torch.nn.Module, card: ModelCard, rewrite: bool = True) -
                 opset_version=OPSET,
                 input_names=names,
                 output_names=[IMAGES, FLOAT_OUTPUT],
-                dynamic_shapes=(tuple({0: batch} for _ in names),),
+                dynamic_shapes=(dynamic_shapes(card, batch),),
                 optimize=True,
                 external_data=False,
                 verbose=False,
@@ -152,6 +153,7 @@ def export_card(
     parity: Parity,
     fid: dict | None = None,
     rewrite: bool = False,
+    sizes: list[tuple[int, int]] = (),
 ) -> ModelCard:
     """The checkpoint's card, unchanged except for the `export` field describing this file."""
     info = ExportInfo(
@@ -163,6 +165,7 @@ def export_card(
         parity_max_abs_diff=float(parity.max_abs_diff),
         parity_batches=list(parity.batches),
         float_parity_max_abs_diff=parity.float_max_abs_diff,
+        parity_sizes=list(sizes),
         **(fid or {}),
     )
     outputs = [OutputSpec(name=IMAGES, dtype="uint8", layout="NHWC", range=(0.0, 255.0))]
@@ -305,6 +308,10 @@ def export_generator(
     check_model(graph)
     parity32 = measure_parity(graph, generator, card, threads=threads)
     enforce(parity32, TOLERANCES["fp32"], "fp32 export")
+    sizes: list[tuple[int, int]] = []
+    if is_dynamic(card):  # any input size: parity at the training size and two others
+        by_size, sizes = size_parity(graph, generator, card, threads)
+        enforce(by_size, TOLERANCES["fp32"], f"fp32 export at input sizes {sizes}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp: Path | None = None
     try:
@@ -318,7 +325,7 @@ def export_generator(
             parity = measure_parity(model, generator, card, threads=threads)
             enforce(parity, TOLERANCES[precision], f"{precision} variant")
             fid = fid_check(graph, model, card, fid_budget, fid_n, precision) if fid_n else None
-        final_card = export_card(card, checkpoint_sha256, precision, parity, fid, rewrite)
+        final_card = export_card(card, checkpoint_sha256, precision, parity, fid, rewrite, sizes)
         final = with_card(drop_output(model, FLOAT_OUTPUT), final_card)
         check_model(onnx.load_from_string(final))
         tmp = _temp_path(out)

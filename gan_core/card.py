@@ -90,6 +90,9 @@ class ExportInfo(BaseModel):
     checkpoint_sha256: str
     parity_max_abs_diff: float | None = None
     parity_batches: list[int] = Field(default_factory=list, description="batch sizes compared with torch")
+    parity_sizes: list[tuple[int, int]] = Field(
+        default_factory=list, description="input H, W compared with torch (dynamic-size image models)"
+    )
     float_parity_max_abs_diff: float | None = Field(None, description="max |ORT - torch| of the tanh output")
     fid: float | None = Field(None, description="FID of this file's images (variants; None = not measured)")
     fid_fp32: float | None = Field(None, description="FID of the fp32 export on the same latents")
@@ -119,6 +122,28 @@ class Translation(BaseModel):
     direction: Literal["a2b", "b2a"]
     source: Domain = Field(description="the domain of the input images")
     target: Domain = Field(description="the domain of the output images")
+
+
+class Repair(BaseModel):
+    """What a paired image-to-image file does: repair (POST /restore) or super-resolution (POST /upscale)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["restore", "upscale"]
+    corruption: str = Field(description="the damage it was trained to undo (training/corruption.py spec)")
+    scale: int = Field(1, ge=1, description="output side / input side (1 for restore)")
+    mask: Literal["box", "random"] | None = Field(
+        None, description="fills in masked pixels: its 'mask' input (255 = lost); None = takes no mask"
+    )
+    mask_box: float = Field(0.5, description="side fraction of the centre box used when no mask is given")
+    any_size: bool = Field(True, description="fully convolutional: inputs of other sizes run too")
+    multiple: int = Field(1, ge=1, description="input height and width must be multiples of this")
+
+
+def mask_input(h: int, w: int, name: str = "mask") -> InputSpec:
+    """The lost pixels of a fill-in model's image: uint8 [H, W, 1], 255 (> 127) = lost, 0 = keep."""
+    return InputSpec(name=name, kind="image", dtype="uint8", shape=[h, w, 1],
+                     description="uint8 mask [H, W, 1]: > 127 = lost pixel to fill in, else kept")  # fmt: skip
 
 
 def latent_input(dim: int, name: str = "z") -> InputSpec:
@@ -176,6 +201,9 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] | None = None
     export: ExportInfo | None = None
     translation: Translation | None = Field(None, description="image-to-image models: direction and domains")
+    repair: Repair | None = Field(
+        None, description="restoration / super-resolution models: task, damage, scale"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -74,3 +74,12 @@ def uniform_cells(sets: list[np.ndarray]) -> np.ndarray:
         x = np.repeat(x, c // x.shape[-1], axis=-1)
         out.append(np.pad(x, ((0, 0), (0, h - x.shape[1]), (0, w - x.shape[2]), (0, 0))))
     return np.concatenate(out)
+
+
+def centre_masks(n: int, h: int, w: int, fraction: float) -> np.ndarray:
+    """uint8 [n, h, w, 1]: 255 on the centre box of `fraction` of each side, 0 elsewhere (the mask a
+    fill-in model gets when none is given: training's mask:box, card.repair.mask_box)."""
+    m = np.zeros((n, h, w, 1), np.uint8)
+    bh, bw = round(h * fraction), round(w * fraction)
+    m[:, (h - bh) // 2 : (h - bh) // 2 + bh, (w - bw) // 2 : (w - bw) // 2 + bw] = 255
+    return m

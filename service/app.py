@@ -35,6 +35,9 @@ from service.metrics import RequestMetrics
 from service.mixing import MixRequest, MixResponse
 from service.model_set import ModelScan, scan_models
 from service.openapi import ApiDocs
+from service.repair import ROUTES as REPAIR_ROUTES
+from service.repair import openapi_paths as repair_openapi_paths
+from service.repair import repair_routes
 from service.schemas import (
     GenerateRequest,
     ImagesResponse,
@@ -85,6 +88,7 @@ API_ROUTES = {
     "/mix": MixRequest,
     "/models": ModelsRequest,
 }
+RAW_ROUTES = (TRANSLATE_ROUTE, *REPAIR_ROUTES)  # routes that parse their own bodies (images in)
 _service_config: dict = {
     "workers": SETTINGS.workers,
     # BentoML's own deadline is only a backstop behind the body and request deadlines
@@ -93,7 +97,7 @@ _service_config: dict = {
     "metrics": {"enabled": False},  # labelled by raw path: unbounded; service.metrics replaces them
 }
 if not SETTINGS.trace_requests:
-    _service_config["tracing"] = {"excluded_urls": [*API_ROUTES, TRANSLATE_ROUTE]}
+    _service_config["tracing"] = {"excluded_urls": [*API_ROUTES, *RAW_ROUTES]}
 connections.install(SETTINGS)
 traffic_timeout.install()
 
@@ -169,9 +173,14 @@ def direct_app(route: str, req: BaseModel):
     return app
 
 
+def _core() -> ServingCore:
+    return bentoml.get_current_service().core
+
+
 @bentoml.asgi_app(playground_app(), path="/ui", name="playground")
-# POST /translate (images in: multipart, JSON or npz) is a Starlette route of its own (service.translate).
-@bentoml.asgi_app(Starlette(routes=translate_routes(lambda: bentoml.get_current_service().core)), path="/")
+# POST /translate, /restore and /upscale (images in: multipart, JSON or npz) are Starlette routes of their
+# own (service.translate, service.repair).
+@bentoml.asgi_app(Starlette(routes=[*translate_routes(_core), *repair_routes(_core)]), path="/")
 @bentoml.service(name="gan_generator", **_service_config)
 class GeneratorService:
     """Generates digit images from the exported ONNX generators in GAN_MODELS_DIR."""
@@ -223,13 +232,13 @@ class GeneratorService:
 
 # outermost first: every answer is counted, /docs.json is rebuilt, then requests are guarded
 GeneratorService.add_asgi_middleware(
-    RequestMetrics, routes=[*API_ROUTES, TRANSLATE_ROUTE], models=list(SCAN.usable), default=SCAN.default
+    RequestMetrics, routes=[*API_ROUTES, *RAW_ROUTES], models=list(SCAN.usable), default=SCAN.default
 )
 GeneratorService.add_asgi_middleware(
     ApiDocs, requests=API_ROUTES, settings=SETTINGS, open_routes=OPEN_ROUTES,
-    extra_paths={TRANSLATE_ROUTE: openapi_path()},
+    extra_paths={TRANSLATE_ROUTE: openapi_path(), **repair_openapi_paths()},
 )  # fmt: skip
 GeneratorService.add_asgi_middleware(RootPages)  # / -> the playground (/ui/), /docs -> the API reference
 GeneratorService.add_asgi_middleware(
-    RequestGuard, schemas=API_ROUTES, settings=SETTINGS, raw_routes=(TRANSLATE_ROUTE,), direct=direct_app
+    RequestGuard, schemas=API_ROUTES, settings=SETTINGS, raw_routes=RAW_ROUTES, direct=direct_app
 )

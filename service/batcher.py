@@ -57,6 +57,11 @@ class _Request:
     delivered: int = 0
 
 
+def _sizes(req: _Request) -> tuple:
+    """The per-image shapes of a request's feeds: requests merge into one call only when they match."""
+    return tuple((k, v.shape[1:]) for k, v in req.feeds.items())
+
+
 class Batcher:
     def __init__(
         self,
@@ -149,6 +154,10 @@ class Batcher:
         if small:  # small requests first, whole, in a short call: they wait for no bulk images
             room = min(self.max_batch, max(self.small_call, sum(r.n - r.taken for r in small)))
             self._pending = deque(small + rest)
+        # one call stacks one image size: requests of other sizes (a dynamic-size model) wait their turn
+        first = _sizes(self._pending[0]) if self._pending else None
+        later = deque(r for r in self._pending if _sizes(r) != first)
+        self._pending = deque(r for r in self._pending if _sizes(r) == first)
         while room and self._pending:
             req = self._pending.popleft()
             k = min(self.quantum, req.n - req.taken, room)
@@ -159,6 +168,7 @@ class Batcher:
             self.queued -= k
             if req.taken < req.n:
                 self._pending.append(req)  # to the back of the line
+        self._pending.extend(later)
         return [(req, a, b) for req, (a, b) in spans.items()]
 
     def _deliver(self, slices: list[tuple[_Request, int, int]], images: np.ndarray) -> None:

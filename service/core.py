@@ -54,7 +54,10 @@ class ServingCore:
         name = name or self.default
         if name not in self.models:
             raise ClientError(f"model: unknown model {name!r}; known: {', '.join(self.models)}", 404)
-        if self.models[name].card.input_of_kind("image") is not None:
+        card = self.models[name].card
+        if card.repair is not None:
+            raise ClientError(f"model: {name!r} {card.repair.task}s images; use POST /{card.repair.task}")
+        if card.input_of_kind("image") is not None:
             raise ClientError(f"model: {name!r} translates images; use POST /translate")
         return self.models[name]
 

@@ -169,6 +169,19 @@ def public_card(card: ModelCard) -> dict:
     return _no_paths(doc)
 
 
+def what_it_does(card: ModelCard) -> str:
+    """One line for /models and the playground: what the model makes and the route that serves it."""
+    r, t = card.repair, card.translation
+    if r is not None and r.task == "upscale":
+        return f"upscales images x{r.scale} (POST /upscale)"
+    if r is not None:
+        filled = ", fills in masked pixels" if r.mask else ""
+        return f"repairs {r.corruption} damage{filled} (POST /restore)"
+    if t is not None:
+        return f"translates domain {t.source.name} to {t.target.name} (POST /translate)"
+    return "generates images (POST /generate)"
+
+
 def models_doc(models: dict[str, Model], default: str, failed: list[FailedModel] = ()) -> dict:
     """GET /models: every served card (without file paths), where and how it runs; skipped files."""
     return {
@@ -181,6 +194,7 @@ def models_doc(models: dict[str, Model], default: str, failed: list[FailedModel]
                 "provider": m.session.provider,
                 "threads": m.session.threads,
                 "default": m.name == default,
+                "does": what_it_does(m.card),
                 "card": public_card(m.card),
             }
             for m in models.values()

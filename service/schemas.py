@@ -182,6 +182,7 @@ class ModelEntry(BaseModel):
     provider: str
     threads: int
     default: bool
+    does: str = Field(description="what the model makes and the route that serves it")
     card: ModelCard = Field(description="the card as exported, without the training data's location")
 
 

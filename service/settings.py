@@ -33,6 +33,7 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     max_translate_images: int = 256
     max_image_bytes: int = 256 * 1024
+    max_repair_pixels: int = 1024 * 1024  # output pixels per image of /restore and /upscale
     max_batch: int = 64
     max_queue: int = 8192
     max_connections: int = 1024  # open HTTP connections per worker
@@ -62,6 +63,7 @@ class Settings:
         "max_body_bytes": "GAN_MAX_BODY_BYTES",
         "max_translate_images": "GAN_MAX_TRANSLATE_IMAGES",
         "max_image_bytes": "GAN_MAX_IMAGE_BYTES",
+        "max_repair_pixels": "GAN_MAX_REPAIR_PIXELS",
         "max_batch": "GAN_MAX_BATCH",
         "max_queue": "GAN_MAX_QUEUE",
         "max_connections": "GAN_MAX_CONNECTIONS",

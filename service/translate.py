@@ -123,8 +123,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_image(data: bytes, where: str, shape: tuple[int, int, int], settings: Settings) -> np.ndarray:
-    """PNG / JPEG bytes -> uint8 [H, W, C] of the model's input shape (C, H, W); size checked before decoding."""
+def decode_image(
+    data: bytes,
+    where: str,
+    shape: tuple[int, int, int],
+    settings: Settings,
+    check_size: Callable[[int, int, str], None] | None = None,
+) -> np.ndarray:
+    """PNG / JPEG bytes -> uint8 [H, W, C] of the model's input shape (C, H, W); size checked before decoding.
+
+    check_size(width, height, where): raises a ClientError for a size the model does not take (default:
+    anything but exactly W x H); the image keeps its own size when it passes."""
     from PIL import Image, UnidentifiedImageError
 
     c, h, w = shape
@@ -134,7 +143,10 @@ def decode_image(data: bytes, where: str, shape: tuple[int, int, int], settings:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
-                if im.size != (w, h):  # from the header: nothing is decoded yet
+                if check_size is not None:  # from the header: nothing is decoded yet
+                    check_size(*im.size, where)
+                    w, h = im.size
+                elif im.size != (w, h):
                     raise ClientError(
                         f"{where}: image is {im.size[0]}x{im.size[1]} pixels; the model takes {w}x{h} (no resizing)"
                     )
@@ -166,14 +178,31 @@ def _check_count(n: int, settings: Settings) -> None:
         raise ClientError("images: give at least one image")
 
 
-def _fields(query: dict[str, str], body: dict[str, Any]) -> TranslateFields:
+def _fields(query: dict[str, str], body: dict[str, Any], model: type[BaseModel] = TranslateFields) -> Any:
+    """The request's fields (`model`) from the query string and the body; a field in both is refused."""
     twice = sorted(set(query) & set(body))
     if twice:
         raise ClientError(f"{twice[0]}: given twice (in the query string and the body)")
     try:
-        return TranslateFields.model_validate({**query, **body})
+        return model.model_validate({**query, **body})
     except ValidationError as e:
         raise ClientError(error_line(e)) from None
+
+
+def json_upload(
+    body: bytes, model: type[BaseModel], settings: Settings
+) -> tuple[Any, list[tuple[str, bytes]]]:
+    """(the validated JSON body, its `images` decoded from base64 with their names), counted and sized first."""
+    try:
+        doc = model.model_validate_json(body or b"{}")
+    except ValidationError as e:
+        raise ClientError(error_line(e)) from None
+    _check_count(len(doc.images), settings)
+    return doc, b64_files(doc.images, "images", settings)
+
+
+def b64_files(texts: list[str], name: str, settings: Settings) -> list[tuple[str, bytes]]:
+    return [(f"{name}[{k}]", _b64(s, f"{name}[{k}]", settings)) for k, s in enumerate(texts)]
 
 
 def npz_images(
@@ -182,7 +211,17 @@ def npz_images(
     """images (and labels) of an npz body. Each member's .npy header (shape, dtype) is read and
     checked against the member's size and the limits before any array is allocated: a header may
     claim any shape (2**45 pixels over 16 bytes), and a zip directory any size."""
-    limit = settings.max_translate_images * int(np.prod(shape)) + NPY_HEADER
+    arrays = npz_arrays(data, settings, int(np.prod(shape)), ("images", "labels"))
+    return npz_labelled(arrays)
+
+
+def npz_arrays(
+    data: bytes, settings: Settings, image_bytes: int, names: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """The members `names` of an npz body ('images' required, uint8; 'labels' integers; others uint8),
+    each member at most GAN_MAX_TRANSLATE_IMAGES x image_bytes, headers checked before reading."""
+    limit = settings.max_translate_images * image_bytes + NPY_HEADER
+    out: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             members = {info.filename.removesuffix(".npy"): info for info in zf.infolist()}
@@ -194,14 +233,19 @@ def npz_images(
                     )
             if "images" not in members:
                 raise ClientError(f"npz: needs an 'images' array (found {', '.join(members) or 'none'})")
-            images = _npy_member(zf, members["images"], "images", "u", settings)
-            if images.dtype != np.uint8:
-                raise ClientError(f"npz: 'images' must be uint8 pixels, got {images.dtype}")
-            labels = (
-                _npy_member(zf, members["labels"], "labels", "iu", settings) if "labels" in members else None
-            )
+            for name in (n for n in names if n in members):
+                kinds = "iu" if name == "labels" else "u"
+                out[name] = _npy_member(zf, members[name], name, kinds, settings)
+                if kinds == "u" and out[name].dtype != np.uint8:
+                    raise ClientError(f"npz: '{name}' must be uint8 pixels, got {out[name].dtype}")
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise ClientError(f"npz: not a readable .npz file ({str(e).splitlines()[0][:120]})") from None
+    return out
+
+
+def npz_labelled(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels as int64 or None) of npz_arrays' members, labels checked to be one per image."""
+    images, labels = arrays["images"], arrays.get("labels")
     if labels is not None and labels.shape != (len(images),):
         raise ClientError(
             f"npz: 'labels' must be [N] integers, one per image ({len(images)}), got {labels.dtype} {list(labels.shape)}"
@@ -261,12 +305,7 @@ async def parse(request: Request, settings: Settings, core: ServingCore) -> tupl
         form_fields, raw = await _multipart(request, body, settings)
         fields = _fields(query, form_fields)
     elif kind == "application/json":
-        try:
-            doc = TranslateJSON.model_validate_json(body or b"{}")
-        except ValidationError as e:
-            raise ClientError(error_line(e)) from None
-        _check_count(len(doc.images), settings)
-        raw = [(f"images[{k}]", _b64(s, f"images[{k}]", settings)) for k, s in enumerate(doc.images)]
+        doc, raw = json_upload(body, TranslateJSON, settings)
         fields = _fields(query, doc.model_dump(exclude={"images"}, exclude_unset=True))
     elif kind in NPZ_TYPES:
         fields = _fields(query, {})
@@ -296,13 +335,15 @@ def _b64(text: str, where: str, settings: Settings) -> bytes:
 
 
 async def _multipart(
-    request: Request, body: bytes, settings: Settings
+    request: Request, body: bytes, settings: Settings, masks: list[tuple[str, bytes]] | None = None
 ) -> tuple[dict, list[tuple[str, bytes]]]:
+    """(text fields, image files) of a multipart body; with `masks`, 'masks' files are collected there."""
+
     async def stream():
         yield body
 
     parser = MultiPartParser(
-        Headers(raw=request.headers.raw), stream(), max_files=settings.max_translate_images + 1,
+        Headers(raw=request.headers.raw), stream(), max_files=(2 if masks is not None else 1) * settings.max_translate_images + 1,
         max_fields=16, max_part_size=4096,
     )  # fmt: skip
     try:
@@ -318,8 +359,11 @@ async def _multipart(
                 if key in fields:
                     raise ClientError(f"{key}: given twice")
                 fields[key] = value
+            elif key == "masks" and masks is not None:
+                masks.append((f"masks[{len(masks)}] ({value.filename or 'unnamed'})", await value.read()))
             elif key != "images":
-                raise ClientError(f"{key}: unknown file field (files go in 'images')")
+                where = "'images' and 'masks'" if masks is not None else "'images'"
+                raise ClientError(f"{key}: unknown file field (files go in {where})")
             else:
                 files.append((f"images[{len(files)}] ({value.filename or 'unnamed'})", await value.read()))
     finally:

@@ -121,6 +121,16 @@ TINY_OVERRIDES = {
 }
 
 
+# The paired image-to-image (repair / super-resolution) presets at a tiny size: arch_params, and the
+# family_params merged over the preset's (the tiny digits are MNIST's, so the feature loss may use the
+# shipped MNIST evaluator; no evaluator is bound to the 2k-digit set).
+TINY_REPAIR_ARCH = {"g_width": 4, "g_blocks": 1, "d_width": 4, "d_layers": 1}
+TINY_REPAIR = {
+    "mnist-sr4": {"feature_evaluator": "mnist"},
+    "mnist-inpaint": {},
+    "mnist-restore": {},
+}
+
 MISSING_TINY = (
     "add its tiny arch_params (widths 4-8, as the others) to TINY_ARCH in tests/conftest.py, and to "
     "TINY_OVERRIDES whatever else 2 steps of batch 16 need, so the suite trains, exports (with parity), "
@@ -148,7 +158,13 @@ def mnist_presets() -> list[str]:
 def generative_presets() -> list[str]:
     """Every mnist-* preset of a family that makes images from latents (not image-to-image): what tiny_checkpoint
     trains and the family tests export with parity, serve and feed to the augmentation job."""
-    return [n for n in mnist_presets() if not preset_family(n).needs_data_b]
+    return [n for n in mnist_presets() if not preset_family(n).takes_images]
+
+
+def repair_presets() -> list[str]:
+    """Every mnist-* preset of a paired image-to-image family (one dataset, damaged on the fly: repair and
+    super-resolution): trained at TINY_REPAIR sizes by tiny_checkpoint, exported, served by /restore, /upscale."""
+    return [n for n in mnist_presets() if preset_family(n).takes_images and not preset_family(n).needs_data_b]
 
 
 def translation_presets() -> list[str]:
@@ -168,6 +184,10 @@ def tiny_config(name: str, out, **overrides):
     """Preset `name` at its tiny size (TINY_ARCH, TINY_OVERRIDES): 2 steps of batch 16 on one thread, plus `overrides`."""
     from training.config import preset
 
+    if name in TINY_REPAIR:
+        params = {**preset(name).family_params, **TINY_REPAIR[name], **overrides.pop("family_params", {})}
+        fields = dict(steps=2, batch_size=16, arch_params=TINY_REPAIR_ARCH, threads=1, eval_every=0)
+        return preset(name, out=str(out), **{**fields, **overrides, "family_params": params})
     if name not in TINY_ARCH:
         raise KeyError(f"{name}: no tiny size; {MISSING_TINY}")
     return preset(name, out=str(out), steps=2, batch_size=16, arch_params=TINY_ARCH[name], threads=1,
@@ -239,7 +259,7 @@ def models_dir(tmp_path_factory, cond_onnx, uncond_onnx):
 @pytest.fixture(scope="session")
 def family_routes_dir(tmp_path_factory, models_dir, tiny_onnx, cyclegan_onnx):
     """models_dir plus a model for each family route: tiny InfoGAN (codes, /traverse), StyleGAN
-    (/mix) and the CycleGAN pair (/translate)."""
+    (/mix), the CycleGAN pair (/translate) and the repair presets (/restore, /upscale)."""
     import shutil
 
     d = tmp_path_factory.mktemp("family-routes")
@@ -249,6 +269,8 @@ def family_routes_dir(tmp_path_factory, models_dir, tiny_onnx, cyclegan_onnx):
         shutil.copy(tiny_onnx(name)[1], d / f"{name}.onnx")
     for path, _ in cyclegan_onnx.values():
         shutil.copy(path, d / path.name)
+    for name in repair_presets():
+        shutil.copy(tiny_onnx(name)[1], d / f"{name}.onnx")
     return d
 
 

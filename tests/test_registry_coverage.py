@@ -10,9 +10,11 @@ from tests.conftest import (
     MISSING_TINY,
     TINY_ARCH,
     TINY_OVERRIDES,
+    TINY_REPAIR,
     family_presets,
     generative_presets,
     mnist_presets,
+    repair_presets,
     translation_presets,
 )
 from training.config import preset
@@ -25,6 +27,13 @@ def test_every_generative_mnist_preset_has_a_tiny_size():
     assert not missing, f"registered in training/presets/ without a tiny size: {missing}; {MISSING_TINY}"
     stale = sorted((set(TINY_ARCH) | set(TINY_OVERRIDES)) - set(generative_presets()))
     assert not stale, f"tests/conftest.py TINY_ARCH / TINY_OVERRIDES name no generative preset: {stale}"
+
+
+def test_every_repair_preset_has_a_tiny_size():
+    """The paired image-to-image presets (repair, super-resolution) train through tiny_checkpoint at TINY_REPAIR."""
+    assert sorted(TINY_REPAIR) == repair_presets(), (
+        f"tests/conftest.py TINY_REPAIR must name exactly the repair presets {repair_presets()}, got {sorted(TINY_REPAIR)}"
+    )
 
 
 def test_every_image_to_image_preset_has_fixtures_of_its_own():

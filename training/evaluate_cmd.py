@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from training.evaluation.repair import is_repair_target
+
+    if is_repair_target(args.target):  # restoration / super-resolution: against the classical baselines
+        return run_repair(args)
     samples = sample_target(args.target, args.n, args.seed, args.split)
     report = evaluate_samples(samples, args.data, None, args.seed, args.evaluator, args.cas)
     if args.out:
@@ -74,4 +78,28 @@ def run(args: argparse.Namespace) -> int:
     if samples.card is not None and not args.no_card:
         print(f"metrics written into the card of {write_card_metrics(samples, report)}")
     print(json.dumps(report, indent=2) if args.json else f"{samples.path}: {summary_line(report)}")
+    return 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    """`gan evaluate` of a repair model: PSNR, SSIM, FID and labels kept beside the baselines
+    (training/evaluation/repair.py); --out writes the report and the grid damaged | baselines | GAN | truth."""
+    from gan_core.fileio import atomic_write_bytes
+    from gan_core.imaging import grid, png_bytes
+    from training.evaluation.repair import comparison_grid, evaluate_repair, repair_summary
+
+    report, images = evaluate_repair(args.target, args.data, args.n, args.seed, args.evaluator)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_bytes(out, (json.dumps(report, indent=2) + "\n").encode())
+        cells, cols, _ = comparison_grid(images)
+        atomic_write_bytes(out.with_suffix(".png"), png_bytes(grid(cells, cols), scale=2))
+        print(f"wrote {out} and {out.with_suffix('.png')}")
+    if not args.no_card:
+        from training.evaluation.repair import open_card, repair_card_metrics
+        from training.evaluation.results import write_metrics
+
+        path, card = open_card(report["target"])
+        print(f"metrics written into the card of {write_metrics(path, card, repair_card_metrics(report))}")
+    print(json.dumps(report, indent=2) if args.json else repair_summary(report))
     return 0

@@ -119,6 +119,15 @@ SMOKE: dict[str, list[Smoke]] = {
             r"^mixed [\s\S]*^slow [\s\S]*^hangup [\s\S]*^urls [\s\S]*^probes [\s\S]*^headers [\s\S]*^sigterm server exited",
         ),
     ],
+    # a tiny filling-in preset and its L1-only twin, 2 steps each, measured on 40 images
+    "bench_repair.py": [
+        Smoke(
+            "--preset mnist-inpaint --data {mnist_small_evaluated} --steps 2 --minutes 1 --n 40 --threads 1 "
+            "--width 4 --blocks 1 "
+            "--out {tmp}/repair --grid {tmp}/repair.png",
+            r"^\| inpaint \(biharmonic\) \| [\d.]+ [\s\S]*^\| GAN \(L1 \+ adversarial\) \| [\d.]+ [\s\S]*rows, top to bottom: damaged, inpaint \(biharmonic\), L1-only, GAN, truth$",
+        ),
+    ],
     "bench_train.py": [
         Smoke(
             "--data {mnist_small} --steps 2 --rounds 1 --threads 1",

@@ -1,6 +1,6 @@
 """The API against its own OpenAPI document: schemathesis fuzzes every operation of a real
 `bentoml serve` holding a model of each kind the routes serve (conditional and unconditional
-DCGANs, InfoGAN codes, StyleGAN mixing, a CycleGAN pair) with valid and invalid bodies, and checks
+DCGANs, InfoGAN codes, StyleGAN mixing, a CycleGAN pair, repair and super-resolution models) with valid and invalid bodies, and checks
 each answer's status, media type, headers and JSON against /docs.json, that no request gets a
 server error, and that the worker's memory stays bounded after it all. Bounded: a fixed number of
 examples per operation, derandomized, no example database."""
@@ -30,7 +30,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-# (path, method, examples per generation mode): 1,421 requests in all
+# (path, method, examples per generation mode): 1,541 requests in all
 OPERATIONS = [
     ("/generate", "POST", 260),
     ("/generate_from_latents", "POST", 120),
@@ -38,6 +38,8 @@ OPERATIONS = [
     ("/traverse", "POST", 80),
     ("/mix", "POST", 60),
     ("/translate", "POST", 40),
+    ("/restore", "POST", 30),
+    ("/upscale", "POST", 30),
     ("/models", "POST", 40),
     ("/models", "GET", 5),
 ]

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from gan_core.datasets import ImageDataset
-from tests.conftest import TINY_ARCH, TINY_CYCLEGAN, tiny_config
+from tests.conftest import TINY_ARCH, TINY_CYCLEGAN, TINY_REPAIR, tiny_config
 from training import registry
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import TrainConfig, preset
@@ -172,7 +172,7 @@ def test_a_family_missing_a_required_method_cannot_be_instantiated(missing):
 
 discover()
 # one tiny config per family of training/families (not the toy ones test modules register)
-TINY_PRESETS = {preset(name).family: name for name in sorted(TINY_ARCH)}
+TINY_PRESETS = {preset(name).family: name for name in sorted(TINY_ARCH) + sorted(TINY_REPAIR)}
 
 
 def tiny_family(name: str, tmp_path) -> tuple[Family, StepContext]:

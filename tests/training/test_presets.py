@@ -39,6 +39,10 @@ def test_every_file_validates_and_is_what_the_name_gives(path):
         ("wgan-gp", "mnist-wgan-gp", {}),
         ("gan", "mnist-gan", {"latent_dim": 100}),  # the MLP takes any size: nothing to leave to the data
         ("stylegan", "mnist-stylegan", {"latent_dim": 64, "family_params": {"r1_gamma": 0.5}}),
+        *[
+            (n, f"mnist-{n}", {"arch_params": PRESETS[f"mnist-{n}"]["arch_params"]})
+            for n in ("sr4", "inpaint", "restore")
+        ],
     ],
 )
 def test_the_data_agnostic_files_repeat_their_mnist_recipe(agnostic, mnist, differs):

@@ -42,18 +42,21 @@ def card_metrics(report: dict[str, Any]) -> dict[str, Any]:
 
 def write_card_metrics(samples: Samples, report: dict[str, Any]) -> Path:
     """Set the card's `metrics` inside the evaluated checkpoint or .onnx file (temp file + rename)."""
+    return write_metrics(samples.path, samples.card, card_metrics(report))
+
+
+def write_metrics(path: Path, card, metrics: dict[str, Any]) -> Path:
+    """`card` with `metrics`, written into the checkpoint or .onnx file at `path` (and the run's card.json
+    when `path` is its newest checkpoint)."""
     from gan_core.card_files import write_card
 
-    card = samples.card.model_copy(update={"metrics": card_metrics(report)})
-    card = type(samples.card).model_validate(card.model_dump())
-    write_card(samples.path, card)
-    if samples.kind == "checkpoint":
-        ckpts = list_checkpoints(samples.path.parent)
-        if (
-            ckpts and ckpts[-1].resolve() == samples.path.resolve()
-        ):  # card.json describes the newest checkpoint
-            write_card(samples.path.parent / "card.json", card)
-    return samples.path
+    card = type(card).model_validate(card.model_copy(update={"metrics": metrics}).model_dump())
+    write_card(path, card)
+    if Path(path).suffix == ".safetensors":
+        ckpts = list_checkpoints(Path(path).parent)
+        if ckpts and ckpts[-1].resolve() == Path(path).resolve():  # card.json describes the newest checkpoint
+            write_card(Path(path).parent / "card.json", card)
+    return Path(path)
 
 
 def write_report(report: dict[str, Any], samples: Samples, out: Path) -> tuple[Path, Path]:

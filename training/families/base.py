@@ -101,6 +101,7 @@ class Family(ABC):
     generator: ClassVar[str] = "g"  # the net that is sampled and exported by default
     generators: ClassVar[tuple[str, ...]] = ("g",)  # nets with an EMA copy (exportable)
     needs_data_b: ClassVar[bool] = False  # trains on two datasets (TrainConfig.data_b, ctx.next_batch_b)
+    takes_images: ClassVar[bool] = False  # its generator maps images to images (no latents to sample)
     # its D phases apply TrainConfig.diffaugment (DiffAugment); the config refuses it for the others
     diffaugments: ClassVar[bool] = False
     own_loss: ClassVar[str | None] = None  # what it trains with instead of TrainConfig.loss (then unused)

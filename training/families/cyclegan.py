@@ -161,6 +161,7 @@ class CycleGANFamily(Family):
 
     generators = ("g", "f")
     needs_data_b = True
+    takes_images = True
     settings_model = CycleGANSettings
     p: CycleGANSettings
 

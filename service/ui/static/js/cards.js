@@ -1,5 +1,5 @@
 // What a model card says, for people: how it was trained, measured and exported, and which
-// modes (generate, interpolate, mix, traverse, translate) its declared inputs allow here.
+// modes (generate, interpolate, mix, traverse, translate, restore, upscale) its declared inputs allow here.
 
 export const CODE_KINDS = ["categorical", "continuous", "scalar"];
 
@@ -77,7 +77,12 @@ export const MODE_INFO = {
   mix: { label: "Style mix", path: "/mix", run: "Mix" },
   traverse: { label: "Traverse a code", path: "/traverse", run: "Traverse" },
   translate: { label: "Translate", path: "/translate", run: "Translate" },
+  restore: { label: "Restore", path: "/restore", run: "Restore" },
+  upscale: { label: "Upscale", path: "/upscale", run: "Upscale" },
 };
+
+/** The modes whose request carries images (the repair modes also a mask) instead of seeds. */
+export const IMAGE_MODES = ["translate", "restore", "upscale"];
 
 /** The modes this model supports on this service: its card declares the inputs, /docs.json the endpoint. */
 export function modesFor(card, spec) {
@@ -88,7 +93,9 @@ export function modesFor(card, spec) {
     interpolate: latent && !image,
     mix: !image && mixingInput(card) !== null,
     traverse: !image && inputsOf(card, ...CODE_KINDS).length > 0,
-    translate: image,
+    translate: image && !card.repair,
+    restore: Boolean(card.repair) && card.repair.task === "restore",
+    upscale: Boolean(card.repair) && card.repair.task === "upscale",
   };
   return Object.keys(MODE_INFO).filter((m) => wanted[m] && spec.has(MODE_INFO[m].path));
 }

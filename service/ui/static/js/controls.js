@@ -2,14 +2,15 @@
 // which fields exist, where each is shown, the request body of a mode, and API errors placed
 // next to the field they name. Nothing here depends on a model's name.
 
-import { CODE_KINDS, MODE_INFO, inputsOf, mixingInput } from "./cards.js";
+import { CODE_KINDS, IMAGE_MODES, MODE_INFO, inputsOf, mixingInput } from "./cards.js";
 import { field, fieldset, h, nextId } from "./dom.js";
+import { RepairInput } from "./repair.js";
 
 // request fields with their own controls; any other primitive field of an endpoint's schema
 // (e.g. a future noise_mode or a translation direction) gets a generic control
 const KNOWN = new Set([
   "model", "format", "count", "seed", "seeds", "start_index", "indices", "labels", "label",
-  "truncation", "codes", "steps", "method", "code", "latents", "image", "images",
+  "truncation", "codes", "steps", "method", "code", "latents", "image", "images", "masks",
 ]);
 const DEFAULT_STEPS = 12;
 
@@ -80,7 +81,7 @@ export class Controls {
 
   build() {
     const card = this.card;
-    const latentModes = this.modes.filter((m) => m !== "translate");
+    const latentModes = this.modes.filter((m) => !IMAGE_MODES.includes(m));
     const what = h("div", { class: "group" });
     const look = h("div", { class: "group" });
     this.root.append(what, look);
@@ -166,6 +167,11 @@ export class Controls {
       this.codesBox = box;
     }
     if (this.modes.includes("translate")) this.buildImage(what);
+    const repairMode = this.modes.find((m) => m === "restore" || m === "upscale");
+    if (repairMode) {
+      this.repair = new RepairInput(card, repairMode);
+      for (const f of this.repair.fields()) this.add(what, f);
+    }
     for (const mode of this.modes) this.buildGeneric(look, mode);
   }
 
@@ -339,8 +345,10 @@ export class Controls {
     } else if (mode === "translate") {
       const data = this.imageData ? await this.imageData : undefined;
       b[this.imageName] = this.imageName === "images" && data ? [data] : data;
+    } else if (this.repair && mode === this.repair.mode) {
+      Object.assign(b, this.repair.body());
     }
-    if (mode !== "translate") Object.assign(b, { truncation: trunc, codes: this.codes(mode, mode === "traverse" ? this.sweep.value : null) });
+    if (!IMAGE_MODES.includes(mode)) Object.assign(b, { truncation: trunc, codes: this.codes(mode, mode === "traverse" ? this.sweep.value : null) });
     for (const g of this.generic || []) {
       if (!g.f.modes.includes(mode) || g.input.value === "") continue;
       b[g.name] = g.choices ? JSON.parse(g.input.value) : g.input.type === "number" ? numberValue(g.input.value) : g.input.value;

@@ -72,6 +72,7 @@ function modelCard(entry, k, chosen) {
       row("Trained on", trainedOn(c)),
       row("Quality", quality(c)),
       row("Export", exportParity(c)),
+      entry.does ? row("Does", entry.does) : null,
       row("Makes", `${w}x${hh}, ${ch} channel${ch === 1 ? "" : "s"}${c.conditional ? `, ${c.class_names.length} classes` : ""}`),
       row("Inputs", inputSummary(c).join("; ")),
       row("Runs on", `${entry.provider}, ${entry.threads} thread${entry.threads === 1 ? "" : "s"}`)),
@@ -218,7 +219,9 @@ async function run() {
       controls.showSeed(seed);
     }
     state.last = { mode, path, body, fmt, seed, model: entry.name, card: entry.card };
-    showResult(images);
+    const input = controls.repair && mode === controls.repair.mode ? controls.repair.inputSrc() : null;
+    // the repair modes: input | output side by side
+    showResult(input ? [{ src: input, caption: "input" }, ...images.map((im) => ({ ...im, caption: "output" }))] : images);
   } catch (e) {
     showError(e);
   } finally {

@@ -29,8 +29,9 @@ export function renderGrid(grid, images, card) {
   grid.replaceChildren(
     ...images.map((im) => {
       const cls = im.label !== null && im.label !== undefined ? card.class_names[im.label] ?? im.label : null;
-      const caption = im.whole ? "" : `#${im.index}${cls !== null ? ` · ${cls}` : ""}`;
-      const img = h("img", { src: im.src, alt: im.whole ? "result image" : `image ${im.index}${cls !== null ? `, class ${cls}` : ""}` });
+      const caption = im.caption ?? (im.whole ? "" : `#${im.index}${cls !== null ? ` · ${cls}` : ""}`);
+      const alt = im.caption ? `the ${im.caption} image` : im.whole ? "result image" : `image ${im.index}${cls !== null ? `, class ${cls}` : ""}`;
+      const img = h("img", { src: im.src, alt });
       if (im.whole) {
         // a grid PNG: the same pixel scale as single images
         img.classList.add("whole");
