@@ -159,6 +159,9 @@ def execute_ray(
     writer = make_writer(cfg, out)
     t0, generated, where = time.perf_counter(), 0, "Ray (nothing to do)"
     if todo:
+        # A driver pointed at something that accepts TCP but is no Ray head gives up after this many
+        # one-second tries (Ray's default is 20), so a wrong --address fails within seconds.
+        os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "5")
         try:
             from augment import ray_engine
         except ModuleNotFoundError as e:
@@ -178,6 +181,10 @@ def execute_ray(
                 cfg, out, model, todo, address=address, batch_size=batch_size, threads=threads or 1,
                 actors=actors, on_chunk=on_chunk,
             )  # fmt: skip
+        except KeyboardInterrupt:  # Ray is shut down by now; say what is kept instead of a traceback
+            raise AugmentError(
+                f"interrupted: the finished chunks in {out} are kept; rerun the same command to resume"
+            ) from None
         finally:
             if bar is not None:
                 bar.close()

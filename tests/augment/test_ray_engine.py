@@ -82,7 +82,10 @@ def test_ctrl_c_then_the_python_api_resumes_to_the_local_bytes(cluster, cond_onn
         _, err = p.communicate(timeout=60)
     finally:
         p.kill()
-    assert p.returncode != 0, err[-2000:]
+    assert p.returncode == 2 and err.strip().splitlines()[-1] == (
+        f"python -m augment augment: error: interrupted: the finished chunks in {out} are kept; "
+        "rerun the same command to resume"
+    ), err[-2000:]
     done = len(done_chunks(out))
     assert 2 <= done < 500 and not (out / "train.npz").exists()
     code = (
