@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -49,6 +50,15 @@ class ChunkMaker:
     """A Ray Data actor: one ORT session and one writer; each call makes and marks whole chunks."""
 
     def __init__(self, job: bytes, out: str, token: str, model, batch_size: int, threads: int):
+        # A user error here is kept and raised by the first call: Ray reports a failed constructor
+        # only as an actor death with a traceback in text, a failed call with the exception itself.
+        self.error: UserError | None = None
+        try:
+            self._open(job, out, token, model, batch_size, threads)
+        except UserError as e:
+            self.error = e
+
+    def _open(self, job: bytes, out: str, token: str, model, batch_size: int, threads: int) -> None:
         from augment.backends import LocalBackend
         from augment.source import TranslateBackend, job_labels, open_source
         from augment.writers import make_writer
@@ -77,6 +87,8 @@ class ChunkMaker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from augment.job import generate_chunk, mark_done
 
+        if self.error is not None:
+            raise self.error
         made = []
         for c in batch["chunk"].tolist():
             idx, lab, images = generate_chunk(self.cfg, self.backend, self.labels, c)
@@ -108,7 +120,8 @@ def connect(address: str | None, num_cpus: int) -> str:
     address = address or os.environ.get("RAY_ADDRESS") or None
     kw = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)
     if address is None:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **kw)
+        # "local": a new Ray of its own, never a cluster this machine happens to run
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kw)
         return f"a local Ray ({num_cpus} CPUs)"
     _reachable(address)
     try:
@@ -118,18 +131,32 @@ def connect(address: str | None, num_cpus: int) -> str:
     return f"the Ray cluster at {address}"
 
 
-def _user_error(e: BaseException) -> UserError | None:
-    """The job's own one-line error inside Ray's wrappers (task error, actor death, Ray Data's)."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, UserError) and not isinstance(e, ray.exceptions.RayError):
-            return e
-        cause = getattr(e, "cause", None)
-        if isinstance(cause, BaseException) and id(cause) not in seen:
-            if isinstance(cause, UserError) and not isinstance(cause, ray.exceptions.RayError):
-                return cause
-        e = cause if isinstance(cause, BaseException) else (e.__cause__ or e.__context__)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _subclasses(cls: type) -> set[str]:
+    return {cls.__name__}.union(*(_subclasses(c) for c in cls.__subclasses__()))
+
+
+def user_error_message(e: BaseException) -> str | None:
+    """The job's own one-line error inside Ray's wrappers, else None.
+
+    A task's exception reaches the driver as RayTaskError(.cause), but Ray Data re-raises errors of
+    map_batches as a UserCodeException that keeps only the remote traceback's text; its last line
+    `module.SomeUserError: message` is then the message.
+    """
+    seen, x = set(), e
+    while x is not None and id(x) not in seen:
+        seen.add(id(x))
+        if isinstance(x, UserError) and not isinstance(x, ray.exceptions.RayError):
+            return one_line(x)
+        cause = getattr(x, "cause", None)
+        x = cause if isinstance(cause, BaseException) else (x.__cause__ or x.__context__)
+    names = _subclasses(UserError)
+    for line in reversed(ANSI.sub("", str(e)).splitlines()):
+        m = re.match(r"^(?:[\w.]+\.)?(\w+): (.+)$", line.strip())
+        if m and m.group(1) in names:
+            return m.group(2)
     return None
 
 
@@ -165,8 +192,8 @@ def run_chunks(
     try:
         from ray.data import DataContext
 
-        for name in ("ray", "ray.data"):  # Ray Data logs each run at INFO; the job reports its own
-            logging.getLogger(name).setLevel(logging.ERROR)
+        for name in ("ray", "ray.data"):  # Ray Data logs each run, and each error again; the job reports
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
@@ -191,10 +218,10 @@ def run_chunks(
             for row in ds.iter_rows():
                 on_chunk(int(row["images"]))
         except Exception as e:
-            err = _user_error(e)
-            if err is None:
+            message = user_error_message(e)
+            if message is None:
                 raise
-            raise AugmentError(one_line(err)) from None
+            raise AugmentError(message) from None
         return f"{where}, {n} actors x {threads} CPU{'s' if threads > 1 else ''}" + (
             " + 1 GPU" if gpus else ""
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,19 +121,23 @@ def test_bad_addresses_fail_in_one_line_at_once(cond_onnx, tmp_path, capsys):
         run_job("http://127.0.0.1:1#m", tmp_path / "h", total=1, engine="ray")
 
 
-def test_an_actor_that_sees_another_output_folder_is_refused(tmp_path):
-    from augment.ray_engine import TOKEN_FILE, check_out_visible
-    from augment.state import state_dir
-
-    state_dir(tmp_path).mkdir()
-    (state_dir(tmp_path) / TOKEN_FILE).write_text("abc\n")
-    check_out_visible(tmp_path, "abc")
-    with pytest.raises(AugmentError) as e:
-        check_out_visible(tmp_path, "def")
-    assert str(e.value).startswith(f"out: {tmp_path} is not the driver's folder on node ")
-    assert str(e.value).endswith(
+def test_an_actor_that_sees_another_output_folder_is_refused(cluster, cond_onnx, tmp_path):
+    """The driver writes its token under another name, as if the actors' nodes mounted another
+    folder at --out: the first actor refuses, and the driver says so in one line."""
+    out = tmp_path / "o"
+    code = (
+        "import sys; import augment.ray_engine as r; r.TOKEN_FILE = 'elsewhere'\n"
+        "from augment.__main__ import main\n"
+        f"sys.exit(main(['augment', '--model', {str(cond_onnx)!r}, '--out', {str(out)!r}, '--per-class', '1', "
+        f"'--engine', 'ray', '--address', {cluster.gcs!r}, '--no-progress']))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"python -m augment augment: error: out: {out} is not the driver's folder on node {socket.gethostname()}; "
         "with --engine ray --out must be on storage every node mounts at the same path"
     )
+    assert not done_chunks(out)
 
 
 def test_without_ray_the_engine_says_what_to_install(cond_onnx, tmp_path):
