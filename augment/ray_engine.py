@@ -3,8 +3,8 @@
 Each actor holds one ONNX Runtime session (intra-op threads = the actor's num_cpus) on the model bytes
 the driver put in the object store, so no node needs the model's path; it writes its chunks through
 the job's own writers and marks each done exactly as the local engine does. The output folder must be
-the same path on every node (shared storage): each actor checks a token the driver wrote there before
-taking any chunk, so a node that sees another folder is refused up front. The markers, not Ray,
+the same path on every node (shared storage): each actor checks for a token file the driver wrote there
+before taking any chunk, so a node that sees another folder is refused up front. The markers, not Ray,
 decide what is done: a chunk whose actor died is retried by Ray (same bytes, temp + rename), and a
 rerun after a crash or Ctrl-C makes only the chunks without a marker.
 """
@@ -35,11 +35,7 @@ CONNECT_TIMEOUT_S = 5.0
 
 def check_out_visible(out: Path, token: str) -> None:
     """Refuse a node that does not see the driver's output folder (it would write elsewhere)."""
-    try:
-        seen = (state_dir(out) / TOKEN_FILE).read_text().strip()
-    except OSError:
-        seen = None
-    if seen != token:
+    if not (state_dir(out) / f"{TOKEN_FILE}-{token}").is_file():
         raise AugmentError(
             f"out: {out} is not the driver's folder on node {socket.gethostname()}; with --engine ray "
             "--out must be on storage every node mounts at the same path"
@@ -186,10 +182,11 @@ def run_chunks(
 ) -> str:
     """Make the chunks `todo` on Ray; `on_chunk(images)` after each one is marked. Returns a description."""
     data = Path(model).read_bytes()
-    token = secrets.token_hex(16)
-    (state_dir(out) / TOKEN_FILE).write_text(token + "\n")
-    where = connect(address, num_cpus=max(threads, os.cpu_count() or 1))
+    token = secrets.token_hex(16)  # one file per run: drivers of other shards may share the folder
+    token_path = state_dir(out) / f"{TOKEN_FILE}-{token}"
+    token_path.touch()
     try:
+        where = connect(address, num_cpus=max(threads, os.cpu_count() or 1))
         from ray.data import DataContext
 
         for name in ("ray", "ray.data"):  # Ray Data logs each run, and each error again; the job reports
@@ -212,7 +209,7 @@ def run_chunks(
                 model=[ray.put(data)],
                 batch_size=batch_size,
                 threads=threads,
-            ),  # fmt: skip
+            ),
         )
         try:
             for row in ds.iter_rows():
@@ -227,3 +224,4 @@ def run_chunks(
         )
     finally:
         ray.shutdown()
+        token_path.unlink(missing_ok=True)
