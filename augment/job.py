@@ -160,8 +160,10 @@ def execute_ray(
     t0, generated, where = time.perf_counter(), 0, "Ray (nothing to do)"
     if todo:
         # A driver pointed at something that accepts TCP but is no Ray head gives up after this many
-        # one-second tries (Ray's default is 20), so a wrong --address fails within seconds.
-        os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "5")
+        # one-second tries (Ray's default is 20), so a wrong --address fails within seconds; a Ray
+        # started here keeps Ray's default (its own head may take longer to come up on a busy box).
+        if address or os.environ.get("RAY_ADDRESS"):
+            os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "5")
         try:
             from augment import ray_engine
         except ModuleNotFoundError as e:
