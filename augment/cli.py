@@ -77,11 +77,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--num-shards", type=int, default=1, help="shards in all; merge them with `gan augment-merge`"
     )
     p.add_argument(
-        "--threads", type=int, help="ONNX Runtime intra-op threads (default: GAN_ORT_THREADS or all cores)"
+        "--threads",
+        type=int,
+        help="ONNX Runtime intra-op threads (default: GAN_ORT_THREADS or all cores); --engine ray: CPUs per actor (default 1)",
     )
     p.add_argument("--workers", type=int, help="encode/write threads (default: cores + 1, at most 4)")
     p.add_argument(
         "--concurrency", type=int, default=4, help="HTTP backend: requests in flight (default: %(default)s)"
+    )
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this process; ray: actors of a Ray cluster (pip install 'gan-service[scale]') (default: %(default)s)",
+    )
+    p.add_argument(
+        "--address",
+        help="--engine ray: the cluster (auto, HOST:PORT or ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray)",
+    )
+    p.add_argument(
+        "--actors",
+        type=int,
+        help="--engine ray: actors (default: the cluster's CPUs / --threads, or its GPUs)",
     )
     p.add_argument("--no-progress", action="store_true")
 
@@ -91,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from augment.job import run_job
     from augment.request import parse_code_args, read_json_arg
 
-    for flag in ("batch_size", "chunk_size", "num_shards", "threads", "workers", "concurrency"):
+    for flag in ("batch_size", "chunk_size", "num_shards", "threads", "workers", "concurrency", "actors"):
         v = getattr(args, flag)
         if v is not None and v < 1:
             raise AugmentError(f"--{flag.replace('_', '-')} must be >= 1, got {v}")
@@ -102,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, shard=args.shard, num_shards=args.num_shards, threads=args.threads,
         workers=args.workers, concurrency=args.concurrency, progress=not args.no_progress,
         codes=parse_code_args(args.code) or None, label_from=args.label_from, translate=args.translate,
-        split=args.split,
+        split=args.split, engine=args.engine, address=args.address, actors=args.actors,
     )  # fmt: skip
     cfg = result.config
     print(

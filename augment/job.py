@@ -92,18 +92,8 @@ def execute(
     progress: bool = False,
 ) -> JobResult:
     """Do the shard's missing chunks of `cfg` into `out` with `backend` (already opened)."""
-    if num_shards < 1 or not 0 <= shard < num_shards:
-        raise AugmentError(
-            f"shard: must be in 0..num_shards-1 with num_shards >= 1, got shard {shard} of {num_shards}"
-        )
     out = Path(out)
-    prepare_output(out, cfg)
-    n_chunks = num_chunks(cfg.total, cfg.chunk_size)
-    mine = shard_chunks(n_chunks, shard, num_shards)
-    done = done_chunks(out)
-    todo = [c for c in mine if c not in done]
-    planned = sum(len(chunk_range(c, cfg.total, cfg.chunk_size)) for c in mine)
-    remaining = sum(len(chunk_range(c, cfg.total, cfg.chunk_size)) for c in todo)
+    todo, planned, remaining = plan_run(cfg, out, shard, num_shards)
     source = open_source(cfg.source) if cfg.source is not None else None
     labels_all = job_labels(cfg, source)
     if source is not None:
@@ -119,34 +109,14 @@ def execute(
     def finish(item) -> None:
         nonlocal generated
         c, idx, lab, futures = item
-        wait(futures)
-        for f in futures:
-            exc = f.exception()
-            if isinstance(exc, OSError):
-                raise os_error(out, f"chunk {c}", exc) from None
-            if exc is not None:
-                raise exc
-        lines = manifest_lines(cfg, idx, lab, writer.files(idx, lab))
-        try:
-            atomic_write_bytes(done_path(out, c), ("\n".join(lines) + "\n").encode())
-        except OSError as e:
-            raise os_error(out, f"chunk {c}", e) from None
+        mark_done(cfg, out, writer, c, idx, lab, futures)
         generated += len(idx)
         if bar is not None:
             bar.update(len(idx))
 
     try:
         for c in todo:
-            idx = chunk_range(c, cfg.total, cfg.chunk_size)
-            lab = labels_all[idx.start : idx.stop]
-            images = backend.generate(
-                cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation, cfg.image_codes(lab)
-            )
-            ch, h, w = cfg.image_shape
-            if images.dtype != np.uint8 or images.shape != (len(idx), h, w, ch):
-                raise AugmentError(
-                    f"model {cfg.model_name!r} returned {images.dtype} {images.shape}; expected uint8 {(len(idx), h, w, ch)}"
-                )
+            idx, lab, images = generate_chunk(cfg, backend, labels_all, c)
             inflight.append((c, idx, lab, writer.submit(pool, c, idx, lab, images)))
             while len(inflight) > MAX_INFLIGHT_CHUNKS - 1:
                 finish(inflight.popleft())
@@ -157,23 +127,136 @@ def execute(
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
+    return close_job(
+        cfg,
+        out,
+        writer,
+        (shard, num_shards, planned, generated, seconds),
+        getattr(backend, "description", ""),
+    )
+
+
+RAY_MISSING = "--engine ray needs Ray: pip install 'gan-service[scale]' (or pip install 'ray[data]')"
+
+
+def execute_ray(
+    cfg: JobConfig,
+    out: Path,
+    model: Path,
+    shard: int = 0,
+    num_shards: int = 1,
+    *,
+    address: str | None = None,
+    batch_size: int = 256,
+    threads: int | None = None,
+    actors: int | None = None,
+    progress: bool = False,
+) -> JobResult:
+    """Do the shard's missing chunks of `cfg` on a Ray cluster (augment/ray_engine.py); the driver
+    plans, the actors make and mark chunks, the driver finalizes."""
+    out = Path(out).resolve()
+    todo, planned, remaining = plan_run(cfg, out, shard, num_shards)
+    writer = make_writer(cfg, out)
+    t0, generated, where = time.perf_counter(), 0, "Ray (nothing to do)"
+    if todo:
+        # A driver pointed at something that accepts TCP but is no Ray head gives up after this many
+        # one-second tries (Ray's default is 20), so a wrong --address fails within seconds; a Ray
+        # started here keeps Ray's default (its own head may take longer to come up on a busy box).
+        if address or os.environ.get("RAY_ADDRESS"):
+            os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "5")
+        try:
+            from augment import ray_engine
+        except ModuleNotFoundError as e:
+            if (e.name or "").split(".")[0] != "ray":
+                raise
+            raise AugmentError(RAY_MISSING) from None
+        bar = _progress(planned, planned - remaining, progress, "augment (ray)")
+
+        def on_chunk(n: int) -> None:
+            nonlocal generated
+            generated += n
+            if bar is not None:
+                bar.update(n)
+
+        try:
+            where = ray_engine.run_chunks(
+                cfg, out, model, todo, address=address, batch_size=batch_size, threads=threads or 1,
+                actors=actors, on_chunk=on_chunk,
+            )  # fmt: skip
+        except KeyboardInterrupt:  # Ray is shut down by now; say what is kept instead of a traceback
+            raise AugmentError(
+                f"interrupted: the finished chunks in {out} are kept; rerun the same command to resume"
+            ) from None
+        finally:
+            if bar is not None:
+                bar.close()
+    run = (shard, num_shards, planned, generated, time.perf_counter() - t0)
+    return close_job(cfg, out, writer, run, where)
+
+
+def plan_run(cfg: JobConfig, out: Path, shard: int, num_shards: int) -> tuple[list[int], int, int]:
+    """Prepare OUT and list the shard's chunks not yet done (their markers decide), with the images
+    the shard owns and those still to make."""
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise AugmentError(
+            f"shard: must be in 0..num_shards-1 with num_shards >= 1, got shard {shard} of {num_shards}"
+        )
+    prepare_output(out, cfg)
+    mine = shard_chunks(num_chunks(cfg.total, cfg.chunk_size), shard, num_shards)
+    done = done_chunks(out)
+    todo = [c for c in mine if c not in done]
+    planned = sum(len(chunk_range(c, cfg.total, cfg.chunk_size)) for c in mine)
+    remaining = sum(len(chunk_range(c, cfg.total, cfg.chunk_size)) for c in todo)
+    return todo, planned, remaining
+
+
+def generate_chunk(
+    cfg: JobConfig, backend, labels_all: np.ndarray, c: int
+) -> tuple[range, np.ndarray, np.ndarray]:
+    """Chunk c's indices, labels and images (checked to be what the job's writers take)."""
+    idx = chunk_range(c, cfg.total, cfg.chunk_size)
+    lab = labels_all[idx.start : idx.stop]
+    images = backend.generate(
+        cfg.seed, idx, lab if cfg.conditional else None, cfg.truncation, cfg.image_codes(lab)
+    )
+    ch, h, w = cfg.image_shape
+    if images.dtype != np.uint8 or images.shape != (len(idx), h, w, ch):
+        raise AugmentError(
+            f"model {cfg.model_name!r} returned {images.dtype} {images.shape}; expected uint8 {(len(idx), h, w, ch)}"
+        )
+    return idx, lab, images
+
+
+def mark_done(
+    cfg: JobConfig, out: Path, writer: Writer, c: int, idx: range, lab: np.ndarray, futures
+) -> None:
+    """Wait for chunk c's files, then write its manifest lines: the marker that it is done."""
+    wait(futures)
+    for f in futures:
+        exc = f.exception()
+        if isinstance(exc, OSError):
+            raise os_error(out, f"chunk {c}", exc) from None
+        if exc is not None:
+            raise exc
+    lines = manifest_lines(cfg, idx, lab, writer.files(idx, lab))
+    try:
+        atomic_write_bytes(done_path(out, c), ("\n".join(lines) + "\n").encode())
+    except OSError as e:
+        raise os_error(out, f"chunk {c}", e) from None
+
+
+def close_job(cfg: JobConfig, out: Path, writer: Writer, run: tuple, backend: str) -> JobResult:
+    """After a run: finalize when every chunk of the job is done (the markers decide), and report.
+
+    run: (shard, num_shards, planned, generated, seconds) of this run.
+    """
+    shard, num_shards = run[0], run[1]
     complete, final = False, []
-    if done_chunks(out) >= set(range(n_chunks)):
+    if done_chunks(out) >= set(range(num_chunks(cfg.total, cfg.chunk_size))):
         complete = True
         if not complete_path(out).exists():
             final = finalize(out, cfg, writer, cleanup=num_shards == 1)
-    return JobResult(
-        out,
-        cfg,
-        shard,
-        num_shards,
-        planned,
-        generated,
-        seconds,
-        complete,
-        final,
-        getattr(backend, "description", ""),
-    )
+    return JobResult(out, cfg, shard, num_shards, *run[2:], complete, final, backend)
 
 
 def run_job(
@@ -201,16 +284,27 @@ def run_job(
     label_from: str | None = None,
     translate: str | None = None,
     split: str = "train",
+    engine: str = "local",
+    address: str | None = None,
+    actors: int | None = None,
 ) -> JobResult:
     """Open the model (`.onnx` path or `http://host:port#name`), resolve the job, run this shard of it.
 
     translate: a dataset whose `split` is translated image by image (an image-to-image model), labels kept.
+    engine: 'local' (this process) or 'ray' (actors of the Ray cluster at `address`, `threads` CPUs each).
     """
     if chunk_size < 1:
         raise AugmentError(f"chunk_size: must be >= 1, got {chunk_size}")
-    backend = open_backend(
-        str(model), batch_size=batch_size, threads=threads, concurrency=concurrency, transport=transport
-    )
+    if engine not in ("local", "ray"):
+        raise AugmentError(f"engine: must be local or ray, got {engine!r}")
+    if engine == "ray" and str(model).startswith(("http://", "https://")):
+        raise AugmentError(
+            "engine: ray runs the model in the cluster's actors; give an .onnx path, not a URL"
+        )
+    backend = open_backend(  # the ray engine's driver only reads the card here: one thread
+        str(model), batch_size=batch_size, threads=1 if engine == "ray" else threads, concurrency=concurrency,
+        transport=transport,
+    )  # fmt: skip
     try:
         if translate is not None:
             asked = {"per_class": per_class, "total": total, "class_dist": class_dist, "classes": classes,
@@ -237,6 +331,11 @@ def run_job(
                 backend.card, backend.model_sha256, per_class=per_class, total=total, class_dist=class_dist, classes=classes,
                 data=data, seed=seed, truncation=truncation, format=format, chunk_size=chunk_size, codes=codes,
                 label_from=label_from,
+            )  # fmt: skip
+        if engine == "ray":
+            return execute_ray(
+                cfg, Path(out), Path(model), shard, num_shards, address=address, batch_size=batch_size,
+                threads=threads, actors=actors, progress=progress,
             )  # fmt: skip
         return execute(cfg, Path(out), backend, shard, num_shards, workers, progress)
     finally:

@@ -30,8 +30,11 @@ IDX_IMAGES, IDX_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.
 NPZ_FILE = "train.npz"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
-# Test hook: SIGKILL this process once it has written this many images (simulates a killed job).
+# Test hook: SIGKILL this process once it has written this many images (simulates a killed job);
+# with KILL_ONCE_ENV (a path) only the first process to create that file dies (a killed Ray worker
+# whose restarted actor then finishes the job).
 KILL_AFTER_ENV = "GAN_AUGMENT_TEST_KILL_AFTER_IMAGES"
+KILL_ONCE_ENV = "GAN_AUGMENT_TEST_KILL_ONCE"
 
 
 class _KillHook:
@@ -46,8 +49,19 @@ class _KillHook:
             return
         with self.lock:
             self.count += n
-            if self.count >= self.limit:
+            if self.count >= self.limit and self._first():
                 os.kill(os.getpid(), signal.SIGKILL)
+
+    @staticmethod
+    def _first() -> bool:
+        once = os.environ.get(KILL_ONCE_ENV)
+        if not once:
+            return True
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
 
 
 def class_folder(cfg: JobConfig, label: int) -> str:

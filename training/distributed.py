@@ -67,6 +67,12 @@ class DistEnv:
         for b in module.buffers():
             tdist.broadcast(b, src=0)
 
+    def gather_objects(self, obj) -> list:
+        """Every rank's `obj` (picklable), in rank order, on every rank; a collective call."""
+        out = [None] * self.world
+        tdist.all_gather_object(out, obj)
+        return out
+
     def gather_floats(self, values: list[float]) -> list[list[float]]:
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
         out = [torch.zeros_like(t) for _ in range(self.world)]

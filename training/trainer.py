@@ -250,8 +250,10 @@ class Trainer:
         for name, opt in self.family.opts.items():
             restore_optimizer(ck, name, opt)
         self.family.load_extra_state(ck.state("family"))
-        self.noise.set_state(ck.tensors["rng.noise"])
-        torch.set_rng_state(ck.tensors["rng.torch"])
+        # this rank's own streams when the checkpoint has them (same world size), else rank 0's
+        own = f".rank{self.dist.rank}" if f"rng.noise.rank{self.dist.rank}" in ck.tensors else ""
+        self.noise.set_state(ck.tensors[f"rng.noise{own}"])
+        torch.set_rng_state(ck.tensors[f"rng.torch{own}"])
         self.step, self.batches, self.seconds = ck.step, int(ck.extra["batches"]), float(ck.extra["seconds"])
         self.batches_b = int(ck.extra.get("batches_b", 0))
         self.last_metrics = ck.card.metrics
@@ -277,7 +279,18 @@ class Trainer:
             self.cfg, self.ds, self.step, self.seconds, self.last_metrics, self.family, self.ds_b
         )
 
+    def rng_states(self) -> dict[str, torch.Tensor]:
+        """The noise and torch RNG states to checkpoint: rank 0's as `noise` / `torch`, and under DDP
+        every other rank's as `noise.rankR` / `torch.rankR`, so a resume on the same world size (on
+        any split of it into nodes) continues each rank's streams bit-identically. Collective."""
+        rng = {"noise": self.noise.get_state(), "torch": torch.get_rng_state()}
+        if self.dist.enabled:
+            for r, states in enumerate(self.dist.gather_objects(rng)[1:], start=1):
+                rng.update({f"{k}.rank{r}": v for k, v in states.items()})
+        return rng
+
     def save(self) -> Path | None:
+        rng = self.rng_states()  # every rank takes part; only rank 0 writes
         if not self.dist.is_main:
             return None
         modules = dict(self.family.nets)
@@ -296,7 +309,7 @@ class Trainer:
             self.cfg,
             modules,
             self.family.opts,
-            {"noise": self.noise.get_state(), "torch": torch.get_rng_state()},
+            rng,
             extra=extra,
             keep=self.cfg.keep,
             tensors=extra_tensors,

@@ -128,6 +128,15 @@ SMOKE: dict[str, list[Smoke]] = {
             r"^\| inpaint \(biharmonic\) \| [\d.]+ [\s\S]*^\| GAN \(L1 \+ adversarial\) \| [\d.]+ [\s\S]*rows, top to bottom: damaged, inpaint \(biharmonic\), L1-only, GAN, truth$",
         ),
     ],
+    # a local Ray of 1 CPU against the local engine, the writer ceilings, and torchrun both ways
+    "bench_scale.py": [
+        Smoke(
+            "--model {models_dir}/mnist-cdcgan.onnx --n 200 --chunk-size 50 --cpus 1 --writer-n 50 "
+            "--train-steps 2 --preset mnist-dcgan --data {mnist_small} --tmp {tmp}/scale",
+            r"^ray / local +[\d.]+x[\s\S]*^same bytes +True$[\s\S]*1,000,000,000 images/h[\s\S]*"
+            r"^training +1 node x 2 procs [\d.]+ steps/s; 2 nodes x 1 proc [\d.]+ steps/s",
+        ),
+    ],
     "bench_train.py": [
         Smoke(
             "--data {mnist_small} --steps 2 --rounds 1 --threads 1",
