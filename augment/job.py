@@ -8,6 +8,7 @@ what is missing.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
