@@ -35,6 +35,9 @@ RESOURCES = {
     "batch/v1": [("Job", "jobs", True)],
     "policy/v1": [("PodDisruptionBudget", "poddisruptionbudgets", True)],
     "autoscaling/v2": [("HorizontalPodAutoscaler", "horizontalpodautoscalers", True)],
+    # the operators' kinds, served by a cluster with Kubeflow's training operator and KubeRay installed
+    "kubeflow.org/v1": [("PyTorchJob", "pytorchjobs", True)],
+    "ray.io/v1": [("RayJob", "rayjobs", True)],
 }  # fmt: skip
 
 
@@ -122,8 +125,18 @@ def test_kubectl_accepts_every_kind(objects):
         ("Job", "gan-augment-merge"),
         ("PersistentVolumeClaim", "gan-augment-data"),
         ("PodDisruptionBudget", "gan-generator"),
+        ("PyTorchJob", "gan-train-mnist-cdcgan"),
+        ("RayJob", "gan-augment"),
         ("Service", "gan-generator"),
     ]
+
+
+@pytest.mark.parametrize("kind", ["PyTorchJob", "RayJob"])
+def test_the_operator_jobs_decode_unchanged(objects, kind):
+    """What kubectl would send of the training and Ray jobs is their files' spec (test_recipes.py checks it)."""
+    (name,) = [n for k, n in objects if k == kind]
+    (path,) = [p for p in K8S.glob("*.yaml") if f"kind: {kind}" in p.read_text()]
+    assert objects[(kind, name)]["spec"] == yaml.safe_load(path.read_text())["spec"]
 
 
 def test_kubectl_refuses_a_kind_a_cluster_lacks(kube_api, tmp_path):
