@@ -14,6 +14,7 @@ import pytest
 
 from gan_core.imaging import centre_masks, png_bytes
 from gan_core.runtime import open_generator
+from tests.service.in_process import routes_client, serving_core
 from tests.service.test_translate import _bomb_png, npz, pixels
 
 LIMITS = {"GAN_MAX_TRANSLATE_IMAGES": "4", "GAN_MAX_IMAGE_BYTES": "6000", "GAN_MAX_REPAIR_PIXELS": "20000"}
@@ -30,22 +31,15 @@ def served(tiny_onnx, cond_onnx, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def core(served):
-    from service.core import ServingCore
-    from service.settings import Settings
-
-    core = ServingCore(Settings.from_env({"GAN_MODELS_DIR": str(served), "GAN_ORT_THREADS": "1", **LIMITS}))
-    yield core
-    core.close()
+    with serving_core(served, LIMITS) as core:
+        yield core
 
 
 @pytest.fixture(scope="module")
 def client(core):
-    from starlette.applications import Starlette
-    from starlette.testclient import TestClient
-
     from service.repair import repair_routes
 
-    with TestClient(Starlette(routes=repair_routes(lambda: core)), raise_server_exceptions=False) as c:
+    with routes_client(repair_routes(lambda: core)) as c:
         yield c
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 from gan_core.datasets import load_dataset
 from gan_core.imaging import png_bytes
 from gan_core.runtime import open_generator
+from tests.service.in_process import routes_client, serving_core
 
 NOISE_PNG = png_bytes(np.random.default_rng(0).integers(0, 256, (28, 28, 1), dtype=np.uint8))  # 880 bytes
 LIMITS = {"GAN_MAX_TRANSLATE_IMAGES": "4", "GAN_MAX_IMAGE_BYTES": "3000", "GAN_MAX_BODY_BYTES": "60000"}
@@ -33,24 +34,17 @@ def served(cyclegan_onnx, cond_onnx, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def core(served):
-    from service.core import ServingCore
-    from service.settings import Settings
-
-    core = ServingCore(Settings.from_env({"GAN_MODELS_DIR": str(served), "GAN_ORT_THREADS": "1", **LIMITS}))
-    yield core
-    core.close()
+    with serving_core(served, LIMITS) as core:
+        yield core
 
 
 @pytest.fixture(scope="module")
 def client(core):
     """The /translate route in-process over a serving core (the real service mounts the same routes;
     BentoML's app can only be built once per process, so the full service runs in the last test)."""
-    from starlette.applications import Starlette
-    from starlette.testclient import TestClient
-
     from service.translate import translate_routes
 
-    with TestClient(Starlette(routes=translate_routes(lambda: core)), raise_server_exceptions=False) as c:
+    with routes_client(translate_routes(lambda: core)) as c:
         yield c
 
 

@@ -30,7 +30,7 @@ from training import metrics as M
 from training.corruption import Corruption, parse
 from training.evaluation.classifier import EvaluationError
 from training.evaluation.reference import fid_floor, real_reference, reference_source
-from training.evaluation.sampling import subset_indices, target_kind
+from training.evaluation.sampling import open_onnx, subset_indices, target_kind
 from training.evaluation.store import evaluation_splits, resolve_evaluator
 
 Repairer = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # uint8 NHWC (+ mask) -> uint8 NHWC
@@ -54,12 +54,7 @@ def open_repairer(target: str | os.PathLike) -> tuple[ModelCard, Repairer, Path]
 
         path = ckpt.path
     elif kind == "onnx":
-        from gan_core.runtime import ModelFileError, open_generator
-
-        try:
-            sess = open_generator(p, threads=int(os.environ.get("GAN_ORT_THREADS", 0)) or None, device="cpu")
-        except ModelFileError as e:
-            raise EvaluationError(str(e)) from None
+        sess = open_onnx(p)
         card = sess.card
 
         def run(images, masks):

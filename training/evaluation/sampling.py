@@ -104,6 +104,16 @@ def refuse_translation(card: ModelCard, path: Path) -> None:
         )
 
 
+def open_onnx(path: Path):
+    """An exported model's ORT session on the CPU (GAN_ORT_THREADS threads); a bad file is one EvaluationError."""
+    from gan_core.runtime import ModelFileError, open_generator
+
+    try:
+        return open_generator(path, threads=int(os.environ.get("GAN_ORT_THREADS", 0)) or None, device="cpu")
+    except ModelFileError as e:
+        raise EvaluationError(str(e)) from None
+
+
 def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, split: str = "train") -> Samples:
     """Images of any evaluation target (see module doc); data targets give a seeded subset of n."""
     p = Path(target)
@@ -118,12 +128,7 @@ def sample_target(target: str | os.PathLike, n: int = 10_000, seed: int = 0, spl
         images, labels, codes = sample_generator(build_generator(ckpt, "g_ema"), ckpt.card, n, seed)
         return Samples(images, labels, kind, ckpt.path, ckpt.card, codes)
     if kind == "onnx":
-        from gan_core.runtime import ModelFileError, open_generator
-
-        try:
-            sess = open_generator(p, threads=int(os.environ.get("GAN_ORT_THREADS", 0)) or None, device="cpu")
-        except ModelFileError as e:
-            raise EvaluationError(str(e)) from None
+        sess = open_onnx(p)
         card = sess.card
         refuse_translation(card, p)
         run = lambda feeds: sess.run(feeds).transpose(0, 3, 1, 2)  # noqa: E731
