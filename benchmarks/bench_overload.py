@@ -47,7 +47,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from service.local_server import LocalServer, local_server  # noqa: E402
+from service.local_server import LocalServer, bulk_requests_in_flight, local_server  # noqa: E402
 
 SLOW_HEAD = b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-"  # never finished
 HANGUP = (
@@ -279,29 +279,11 @@ def in_progress(url: str) -> float:
 
 
 def sigterm(url: str, args) -> None:
-    import threading
-
-    import httpx
-
     if SERVER is None:
         print("sigterm skipped: no server started by this script")
         return
     arbiter = psutil.Process(SERVER.process.pid)
-    results: list[int | str] = []
-
-    def bulk():
-        try:
-            r = httpx.post(url + "/generate", json={"count": 1024, "format": "npz"}, timeout=60)
-            results.append(r.status_code)
-        except httpx.HTTPError as e:
-            results.append(type(e).__name__)
-
-    threads = [threading.Thread(target=bulk) for _ in range(4)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 10
-    while in_progress(url) < 4 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    threads, results = bulk_requests_in_flight(url, 4)  # this script's server: service.metrics' gauge
     t0 = time.perf_counter()
     arbiter.send_signal(signal.SIGTERM)
     with contextlib.suppress(psutil.TimeoutExpired):

@@ -12,8 +12,6 @@ import io
 import os
 import shutil
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +19,7 @@ import numpy as np
 import pytest
 
 from service import local_server
-from service.local_server import free_port, local_serve
+from service.local_server import bulk_requests_in_flight, free_port, local_serve
 from tests.service.test_http_serve import in_progress
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,18 +163,7 @@ def test_sigterm_answers_requests_in_flight_and_exits_0(image):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, cid)
-        answers: list[int] = []
-
-        def bulk():
-            r = httpx.post(url + "/generate", json={"count": 1024, "format": "npz"}, timeout=120)
-            answers.append(r.status_code)
-
-        clients = [threading.Thread(target=bulk) for _ in range(3)]
-        for t in clients:
-            t.start()
-        deadline = time.monotonic() + 20
-        while in_progress(url) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        clients, answers = bulk_requests_in_flight(url, 3, timeout=120, wait=20)
         assert in_progress(url) == 3
         ctr("stop", "-t", "60", cid, timeout=90)  # SIGTERM, SIGKILL only after 60 s
         for t in clients:

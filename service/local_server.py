@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -124,3 +125,35 @@ def _serve(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def generating(url: str) -> float:
+    """/generate requests the server at `url` is answering now (service.metrics' gauge)."""
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        if line.startswith('gan_http_requests_in_progress{route="/generate"} '):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def bulk_requests_in_flight(
+    url: str, n: int, timeout: float = 60, wait: float = 10
+) -> tuple[list[threading.Thread], list[int | str]]:
+    """n requests of 1,024 images (npz: made in the worker's bulk process) on threads of their own, returned
+    once the server is answering all n (or `wait` seconds passed), for a test of what a stop does to them.
+    The list fills with each answer's status code, or the client error's name, as they end."""
+    answers: list[int | str] = []
+
+    def bulk() -> None:
+        try:
+            r = httpx.post(url + "/generate", json={"count": 1024, "format": "npz"}, timeout=timeout)
+            answers.append(r.status_code)
+        except httpx.HTTPError as e:
+            answers.append(type(e).__name__)
+
+    threads = [threading.Thread(target=bulk) for _ in range(n)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + wait
+    while generating(url) < n and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return threads, answers

@@ -16,7 +16,7 @@ import bentoml
 import httpx
 import pytest
 
-from service.local_server import REPO, local_serve
+from service.local_server import REPO, bulk_requests_in_flight, generating, local_serve
 
 
 def serving(models_dir):
@@ -113,8 +113,7 @@ def metric(url: str, series: str) -> float:
     return 0.0
 
 
-def in_progress(url: str) -> float:
-    return metric(url, 'gan_http_requests_in_progress{route="/generate"}')
+in_progress = generating  # /generate requests being answered, from service.metrics' gauge
 
 
 def first_line(sock: socket.socket, timeout: float) -> bytes:
@@ -205,29 +204,15 @@ def test_bad_files_are_skipped_and_hostile_clients_do_not_pin_the_server(tmp_pat
 def test_sigterm_answers_bulk_requests_in_flight_and_leaves_no_process(tmp_path, cond_onnx):
     """`bentoml serve` signals its whole process group: the worker's bulk process (service.bulk)
     must outlive the signal until the requests it works for are answered, then go with the worker."""
-    import threading
-
     import psutil
 
     shutil.copy(cond_onnx, tmp_path / "mnist-cdcgan.onnx")
-    answers: list[int] = []
-
-    def bulk(url):  # > 8 images: feeds and answer made in the bulk process
-        answers.append(
-            httpx.post(url + "/generate", json={"count": 1024, "format": "npz"}, timeout=60).status_code
-        )
-
     log = tmp_path / "serve.log"
     with local_serve(tmp_path, env={"GAN_MAX_BATCH": "1"}, log_path=log) as url:
         (server,) = [p for p in psutil.Process().children() if "serve" in " ".join(p.cmdline())]
         tree = [server, *server.children(recursive=True)]
         assert any("multiprocessing" in " ".join(p.cmdline()) for p in tree)  # the bulk process is there
-        clients = [threading.Thread(target=bulk, args=(url,)) for _ in range(3)]
-        for t in clients:
-            t.start()
-        deadline = time.monotonic() + 10
-        while in_progress(url) < 3 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        clients, answers = bulk_requests_in_flight(url, 3)  # > 8 images: made in the bulk process
         assert in_progress(url) == 3
         os.killpg(server.pid, signal.SIGTERM)
         for t in clients:
