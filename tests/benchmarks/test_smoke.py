@@ -137,6 +137,13 @@ SMOKE: dict[str, list[Smoke]] = {
             r"^training +1 node x 2 procs [\d.]+ steps/s; 2 nodes x 1 proc [\d.]+ steps/s",
         ),
     ],
+    # the folder as it is (2 models) and grown to 3 by a renamed copy
+    "bench_startup.py": [
+        Smoke(
+            "--models-dir {models_dir} --sizes 2,3 --threads 1",
+            r"^ +2 +[\d.]+ +[\d.]+ +\d+ +\d+ +[\d.]+ +[\d.]+  mnist-cdcgan$\n^ +3 +[\d.]+ +[\d.]+ +\d+ +\d+ +[\d.]+ +[\d.]+  mnist-cdcgan$",
+        ),
+    ],
     "bench_train.py": [
         Smoke(
             "--data {mnist_small} --steps 2 --rounds 1 --threads 1",
