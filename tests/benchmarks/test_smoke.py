@@ -105,9 +105,9 @@ SMOKE: dict[str, list[Smoke]] = {
     # every row (int8 and the legacy exporter too); the peak from 128 x 128 matmuls, not 1024..2048
     "bench_inference.py": [
         Smoke(
-            "--checkpoint {cdcgan_checkpoint} --threads 1 --batches 1 4 --seconds 0.05 --rounds 1 --int8 "
+            "--checkpoint {cdcgan_checkpoint} --threads 1 --batches 1 4 --seconds 0.05 --rounds 1 --int8 --fp16 "
             "--compare-exporters --peak-sizes 128 --peak-seconds 0.02",
-            r"^ort fp32 legacy +\d+[\s\S]*(^ort int8 +\d+|int8 variant not timed)",
+            r"^ort fp32 legacy +\d+[\s\S]*(^ort int8 +\d+|int8 variant not timed)[\s\S]*^ort fp16 +\d+",
         ),
     ],
     # every phase on loopback, bounded by the script's own flags (the sigterm phase's 4 requests of
