@@ -167,3 +167,42 @@ def test_over_the_size_limit_or_a_failed_export_writes_nothing(runs, served, cap
     with pytest.raises(RuntimeError):
         bundle.bundle(runs, served, ["mnist-dcgan", "mnist-lsgan"], fid_n=0, progress=False)
     assert contents(served) == before  # the first model was exported, but only into the staging folder
+
+
+def test_an_image_to_image_run_is_refused_by_its_card(tiny_checkpoint, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_checkpoint("mnist-restore").parent, runs / "mnist-restore")
+    rc, _, err = gan_bundle(
+        capsys, runs, "--out", tmp_path / "models", "--presets", "mnist-restore", "--skip-missing"
+    )
+    assert rc == 2 and err == (
+        f"gan bundle: error: {runs / 'mnist-restore'}: mnist-restore maps images to images; "
+        "the bundle holds models that generate from a seed"
+    )
+    assert (
+        "mnist-restore" not in bundle.generative_presets() and "mnist-cdcgan" in bundle.generative_presets()
+    )
+
+
+def test_the_default_is_named_kept_and_replaced_only_when_asked(runs, served, capsys):
+    before = contents(served)
+    lsgan = ["--presets", "mnist-lsgan", "--fid-n", 0]
+    rc, _, err = gan_bundle(capsys, runs, "--out", served, *lsgan, "--default", "mnist-nope")
+    assert rc == 2 and err == (
+        "gan bundle: error: default: 'mnist-nope' is not a model of the bundle (mnist-cdcgan, mnist-lsgan)"
+    )
+    assert contents(served) == before
+    assert gan_bundle(capsys, runs, "--out", served, *lsgan, "--default", "mnist-lsgan")[0] == 0
+    assert (served / DEFAULT_FILE).read_text() == "mnist-lsgan\n"
+    assert (served / "mnist-lsgan.curves.png").read_bytes() == (
+        runs / "mnist-lsgan" / "curves.png"
+    ).read_bytes()
+    rc, _, err = gan_bundle(capsys, runs, "--out", served, *lsgan)
+    assert rc == 2 and err == (
+        "gan bundle: error: nothing to bundle: mnist-lsgan: the default model, kept as it is "
+        "(--replace-default re-exports it)"
+    )
+    (served / "mnist-lsgan.onnx").write_bytes(b"an older export")
+    assert gan_bundle(capsys, runs, "--out", served, *lsgan, "--replace-default")[0] == 0
+    assert read_card(served / "mnist-lsgan.onnx").name == "mnist-lsgan"
+    assert scan_models(Settings(models_dir=served), report=False).default == "mnist-lsgan"
