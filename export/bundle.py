@@ -174,6 +174,47 @@ def install(staged: Path, out: Path) -> None:
         atomic_write_bytes(out / p.name, p.read_bytes())
 
 
+def plan(
+    runs: Path, out: Path, presets: list[str], default: str | None, replace_default: bool, skip_missing: bool
+) -> tuple[list[Run], list[str]]:
+    """(the runs to export, one line for each preset left out): the default's preset is left out unless
+    replace_default; a missing or unevaluated run is a BundleError naming every such run, unless skip_missing."""
+    skipped: list[str] = []
+    if default in presets and not replace_default and (out / f"{default}.onnx").exists():
+        presets = [p for p in presets if p != default]
+        skipped.append(f"{default}: the default model, kept as it is (--replace-default re-exports it)")
+    checked = [check_run(runs, p) for p in presets]
+    problems = [c for c in checked if isinstance(c, str)]
+    if problems and not skip_missing:
+        raise BundleError("; ".join(problems) + " (--skip-missing bundles the others)")
+    todo = [c for c in checked if isinstance(c, Run)]
+    if not todo:
+        raise BundleError("nothing to bundle: " + ("; ".join(skipped + problems) or "no presets"))
+    return todo, skipped + problems
+
+
+def stage(
+    todo: list[Run], staged: Path, default: str | None, fid_budget: float, fid_n: int, threads: int | None,
+    progress: bool,
+) -> dict[str, Row]:  # fmt: skip
+    """Export each run with its card and grid (and the default's curves) into `staged`; their table rows."""
+    rows: dict[str, Row] = {}
+    bar = _bar(todo, progress)
+    for run in bar:
+        if progress:
+            bar.set_postfix_str(run.preset)
+        t0 = time.perf_counter()
+        card, why = export_preferring_fp16(run, staged / f"{run.preset}.onnx", fid_budget, fid_n, threads)
+        (staged / f"{run.preset}{CARD}").write_bytes(card_into_bytes(b"", "json", card))
+        extras = {GRID: "samples.png"} | ({CURVES: "curves.png"} if default == card.name else {})
+        for suffix, name in extras.items():
+            if (run.folder / name).is_file():
+                shutil.copyfile(run.folder / name, staged / f"{run.preset}{suffix}")
+        family = f"{run.family} / {card.variant}"
+        rows[run.preset] = row_of(staged, run.preset, family, why, time.perf_counter() - t0)
+    return rows
+
+
 def bundle(
     runs: str | os.PathLike,
     out: str | os.PathLike,
@@ -188,47 +229,29 @@ def bundle(
     threads: int | None = None,
     progress: bool = True,
 ) -> tuple[list[Row], list[str]]:
-    """Export RUNS/<preset> for each preset into `out`; returns (every model of the folder, what was skipped).
+    """Export RUNS/<preset> for each preset into `out`; returns (every model of the folder, best FID first;
+    one line for each preset left out).
 
-    Raises BundleError, before writing anything, for a missing or unevaluated run (unless skip_missing)
-    and for a bundle over `limit_mb`.
+    Raises BundleError, before writing anything, for a missing or unevaluated run (unless skip_missing),
+    a bundle over `limit_mb` and a default that is not among its models.
     """
     runs, out = Path(runs), Path(out)
     if limit_mb <= 0:
         raise BundleError(f"limit-mb: must be > 0, got {limit_mb:g}")
     if not runs.is_dir():
         raise BundleError(f"{runs}: no such folder of runs")
-    presets = list(dict.fromkeys(presets or generative_presets()))
     default = folder_default(out, default) if out.is_dir() else default
-    skipped: list[str] = []
-    if default in presets and not replace_default and (out / f"{default}.onnx").exists():
-        presets.remove(default)
-        skipped.append(f"{default}: the default model, kept as it is (--replace-default re-exports it)")
-    checked = [check_run(runs, p) for p in presets]
-    problems = [c for c in checked if isinstance(c, str)]
-    if problems and not skip_missing:
-        raise BundleError("; ".join(problems) + " (--skip-missing bundles the others)")
-    skipped += problems
-    todo = [c for c in checked if isinstance(c, Run)]
-    if not todo:
-        raise BundleError("nothing to bundle: " + ("; ".join(skipped) or "no presets"))
-    rows: dict[str, Row] = {}
+    todo, skipped = plan(
+        runs,
+        out,
+        list(dict.fromkeys(presets or generative_presets())),
+        default,
+        replace_default,
+        skip_missing,
+    )
     with tempfile.TemporaryDirectory(prefix="gan-bundle-") as tmp:
         staged = Path(tmp)
-        bar = _bar(todo, progress)
-        for run in bar:
-            if progress:
-                bar.set_postfix_str(run.preset)
-            t0 = time.perf_counter()
-            card, why = export_preferring_fp16(run, staged / f"{run.preset}.onnx", fid_budget, fid_n, threads)
-            (staged / f"{run.preset}{CARD}").write_bytes(card_into_bytes(b"", "json", card))
-            extras = {GRID: "samples.png"} | ({CURVES: "curves.png"} if default == card.name else {})
-            for suffix, name in extras.items():
-                if (run.folder / name).is_file():
-                    shutil.copyfile(run.folder / name, staged / f"{run.preset}{suffix}")
-            rows[run.preset] = row_of(
-                staged, run.preset, f"{run.family} / {card.variant}", why, time.perf_counter() - t0
-            )
+        rows = stage(todo, staged, default, fid_budget, fid_n, threads, progress)
         refusal = over_limit(staged, out, limit_mb)
         if refusal:
             raise BundleError(refusal)
@@ -243,9 +266,7 @@ def bundle(
         write_default(out, default)
     for path in kept:
         card = read_card(path)
-        family = (
-            _family_of(runs / path.stem) or "-"
-        )  # its run is not among RUNS: the family is not known here
+        family = _family_of(runs / path.stem) or "-"  # "-": its run is not among RUNS
         note = "kept" + (" (default)" if card.name == default else "")
         rows[path.stem] = row_of(out, path.stem, f"{family} / {card.variant}", note)
     return sorted(rows.values(), key=lambda r: (r.fid is None, r.fid or 0.0, r.name)), skipped
@@ -268,33 +289,3 @@ def _bar(items: list, progress: bool):
     from tqdm import tqdm
 
     return tqdm(items, desc="bundle", unit="model")
-
-
-def table(rows: list[Row], total_bytes: int, limit_mb: float) -> str:
-    """The bundle as a table: model | family / loss | precision | .onnx MB | with card+grid MB | FID | note."""
-    head = (
-        "model",
-        "family / loss",
-        "precision",
-        "onnx MB",
-        "files MB",
-        "FID",
-        "x floor",
-        "s",
-        "why fp32 / note",
-    )
-    lines = [head]
-    for r in rows:
-        lines.append((
-            r.name, r.family, r.precision, f"{r.onnx_bytes / MB:.2f}", f"{r.total_bytes / MB:.2f}",
-            f"{r.fid:.2f}" if r.fid is not None else "-",
-            f"{r.fid / r.fid_floor:.1f}" if r.fid is not None and r.fid_floor else "-",
-            f"{r.seconds:.0f}" if r.seconds is not None else "-", r.note,
-        ))  # fmt: skip
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
-    text = [
-        "  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
-        for line in lines
-    ]
-    text.append(f"{len(rows)} models, {total_bytes / MB:.1f} MB in all, limit {limit_mb:g} MB")
-    return "\n".join(text)

@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.bundle import bundle, folder_bytes, table
+    from export.bundle import bundle, folder_bytes
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()] if args.presets else None
     rows, skipped = bundle(
@@ -53,3 +53,26 @@ def run(args: argparse.Namespace) -> int:
     for line in skipped:
         print(f"skipped {line}")
     return 0
+
+
+def table(rows: list, total_bytes: int, limit_mb: float) -> str:
+    """export.bundle's rows as a table (files MB: the .onnx with its card, grid and curves; s: export seconds)."""
+    from export.bundle import MB
+
+    head = ("model", "family / loss", "precision", "onnx MB", "files MB", "FID", "x floor", "s",
+            "why fp32 / note")  # fmt: skip
+    lines = [head]
+    for r in rows:
+        lines.append((
+            r.name, r.family, r.precision, f"{r.onnx_bytes / MB:.2f}", f"{r.total_bytes / MB:.2f}",
+            f"{r.fid:.2f}" if r.fid is not None else "-",
+            f"{r.fid / r.fid_floor:.1f}" if r.fid is not None and r.fid_floor else "-",
+            f"{r.seconds:.0f}" if r.seconds is not None else "-", r.note,
+        ))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
+    text = [
+        "  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
+        for line in lines
+    ]
+    text.append(f"{len(rows)} models, {total_bytes / MB:.1f} MB in all, limit {limit_mb:g} MB")
+    return "\n".join(text)
