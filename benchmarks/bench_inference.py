@@ -6,11 +6,12 @@ Rows (all on the same --threads, measured interleaved in one run, best of --roun
   ort fp32 plain    the same exporter without the rewrite (ORT's own ConvTranspose)
   ort fp32 legacy   TorchScript exporter (dynamo=False), no rewrite           [--compare-exporters]
   ort int8          the int8 variant (QDQ, static calibration)                [--int8]
+  ort fp16          the fp16 variant (weights and compute in float16)         [--fp16]
 FLOPs per image are counted from the original module (Linear / Conv / ConvTranspose MACs x 2, so
 work a rewrite adds does not count); the peak is the best of torch, numpy and ONNX Runtime fp32
 matmuls (square sizes 1024..2048, or --peak-sizes) on the same threads; roofline = images/s x FLOPs / peak.
 
-    nice -n 10 python benchmarks/bench_inference.py [--threads 2] [--int8] [--compare-exporters]
+    nice -n 10 python benchmarks/bench_inference.py [--threads 2] [--int8] [--fp16] [--compare-exporters]
         [--peak-sizes 1024 1536 2048] [--peak-seconds 1.0]
 """
 
@@ -136,6 +137,9 @@ def main() -> None:
     )
     ap.add_argument("--int8", action="store_true", help="also build and time the int8 variant")
     ap.add_argument(
+        "--fp16", action="store_true", help="also build and time the fp16 variant (what gan bundle ships)"
+    )
+    ap.add_argument(
         "--compare-exporters", action="store_true", help="also time the legacy TorchScript export"
     )
     args = ap.parse_args()
@@ -185,12 +189,12 @@ def main() -> None:
             legacy = drop_output(onnx.load(tmp / "legacy.onnx"), FLOAT_OUTPUT)
             (tmp / "legacy.onnx").write_bytes(with_card(legacy, card))
             files["ort fp32 legacy"] = tmp / "legacy.onnx"
-        if args.int8:
+        for variant in [v for v, asked in (("int8", args.int8), ("fp16", args.fp16)) if asked]:
             try:
-                export_checkpoint(ckpt_path, tmp / "int8.onnx", "int8", fid_n=0, threads=args.threads)
-                files["ort int8"] = tmp / "int8.onnx"
+                export_checkpoint(ckpt_path, tmp / f"{variant}.onnx", variant, fid_n=0, threads=args.threads)
+                files[f"ort {variant}"] = tmp / f"{variant}.onnx"
             except ExportError as e:  # the exporter's own parity gate refused it: say so, time the rest
-                print(f"int8 variant not timed: {e}")
+                print(f"{variant} variant not timed: {e}")
         sessions = {
             name: open_generator(path, threads=args.threads, device="cpu") for name, path in files.items()
         }

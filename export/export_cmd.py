@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from export.onnx_export import DEFAULT_FID_BUDGET, DEFAULT_FID_N, PRECISIONS
+    from export.onnx_export import PRECISIONS
 
     p.add_argument(
         "checkpoint", help="checkpoint file (ckpt-*.safetensors) or run folder (its newest checkpoint)"
@@ -19,6 +19,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     # Not argparse `choices`: an unknown variant gets the same one-line error as any other bad input.
     p.add_argument("--variant", default="fp32", help=f"{' | '.join(PRECISIONS)} (default: %(default)s)")
+    add_gate_arguments(p)
+    p.add_argument(
+        "--plain-graph", action="store_true",
+        help="keep ORT's ConvTranspose instead of the phase-Conv rewrite (slower; for comparison and debugging)",
+    )  # fmt: skip
+
+
+def add_gate_arguments(p: argparse.ArgumentParser) -> None:
+    """The variant gate's flags (FID budget and sample count) and the verification threads; `gan bundle` takes them too."""
+    from export.onnx_export import DEFAULT_FID_BUDGET, DEFAULT_FID_N
+
     p.add_argument(
         "--fid-budget", type=float, default=DEFAULT_FID_BUDGET,
         help="refuse an fp16/int8 variant whose FID exceeds the fp32 export's by more than this fraction (default: %(default)s)",
@@ -29,10 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_FID_N,
         help="images for the variant FID check; 0 skips it (default: %(default)s)",
     )
-    p.add_argument(
-        "--plain-graph", action="store_true",
-        help="keep ORT's ConvTranspose instead of the phase-Conv rewrite (slower; for comparison and debugging)",
-    )  # fmt: skip
     p.add_argument(
         "--threads",
         type=int,

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "evaluate": "training.evaluate_cmd",
     "evaluate-translation": "training.evaluate_translation_cmd",
     "export": "export.export_cmd",
+    "bundle": "export.bundle_cmd",
     "make-demo-data": "gan.demo_data_cmd",
     "make-domain-pair": "gan.domain_pair_cmd",
 }

@@ -2,8 +2,8 @@
 
 One bad file must not take the good ones down: a file that cannot be served (empty, truncated,
 not ONNX, no card, a model name already taken) is skipped with one log line naming it and the
-reason, and listed in /models as failed. Only when no model is usable, or the settings name a
-default that is not there, does the service refuse to start (`scan_models` raises a UserError,
+reason, and listed in /models as failed. Only when no model is usable, or the settings (or the
+folder's default-model.txt) name a default that is not there, does the service refuse to start (`scan_models` raises a UserError,
 which service.app turns into one line and a non-zero exit, before any worker starts).
 """
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gan_core.card import ModelCard
+from gan_core.default_model import default_file, read_default
 from gan_core.errors import one_line
 from gan_core.feeds import build_feeds
 from gan_core.fileio import sha256_file
@@ -103,12 +104,29 @@ def scan_models(settings: Settings, report: bool = True, run_check: bool = True)
     if not usable:
         why = "; ".join(f.error for f in failed) or "the folder holds no .onnx file"
         raise ModelFileError(f"GAN_MODELS_DIR: no usable model in {folder} ({why})")
+    return ModelScan(usable, failed, choose_default(settings, folder, usable))
+
+
+def choose_default(settings: Settings, folder: Path, usable: dict[str, tuple[Path, ModelCard]]) -> str:
+    """GAN_DEFAULT_MODEL, else the model the folder's default file names (gan_core.default_model: a
+    bundle of several generators says which is its default), else the first generative model by name."""
+    if settings.default_model:
+        if settings.default_model not in usable:
+            raise SettingsError(
+                f"GAN_DEFAULT_MODEL: unknown model {settings.default_model!r}; usable: {', '.join(usable)}"
+            )
+        return settings.default_model
+    named = read_default(folder)
+    if named is not None:
+        if named not in usable:
+            raise ModelFileError(
+                f"{default_file(folder)}: names default model {named!r}, which is not usable here "
+                f"(usable: {', '.join(usable)}); fix the file or set GAN_DEFAULT_MODEL"
+            )
+        return named
     # an image-to-image model needs images in: the default is a generative model when there is one
     generative = [n for n, (_, card) in usable.items() if card.input_of_kind("image") is None]
-    default = settings.default_model or (generative or list(usable))[0]
-    if default not in usable:
-        raise SettingsError(f"GAN_DEFAULT_MODEL: unknown model {default!r}; usable: {', '.join(usable)}")
-    return ModelScan(usable, failed, default)
+    return (generative or list(usable))[0]
 
 
 def warm_up(session: GeneratorSession) -> None:

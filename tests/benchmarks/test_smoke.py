@@ -105,9 +105,9 @@ SMOKE: dict[str, list[Smoke]] = {
     # every row (int8 and the legacy exporter too); the peak from 128 x 128 matmuls, not 1024..2048
     "bench_inference.py": [
         Smoke(
-            "--checkpoint {cdcgan_checkpoint} --threads 1 --batches 1 4 --seconds 0.05 --rounds 1 --int8 "
+            "--checkpoint {cdcgan_checkpoint} --threads 1 --batches 1 4 --seconds 0.05 --rounds 1 --int8 --fp16 "
             "--compare-exporters --peak-sizes 128 --peak-seconds 0.02",
-            r"^ort fp32 legacy +\d+[\s\S]*(^ort int8 +\d+|int8 variant not timed)",
+            r"^ort fp32 legacy +\d+[\s\S]*(^ort int8 +\d+|int8 variant not timed)[\s\S]*^ort fp16 +\d+",
         ),
     ],
     # every phase on loopback, bounded by the script's own flags (the sigterm phase's 4 requests of
@@ -135,6 +135,13 @@ SMOKE: dict[str, list[Smoke]] = {
             "--train-steps 2 --preset mnist-dcgan --data {mnist_small} --tmp {tmp}/scale",
             r"^ray / local +[\d.]+x[\s\S]*^same bytes +True$[\s\S]*1,000,000,000 images/h[\s\S]*"
             r"^training +1 node x 2 procs [\d.]+ steps/s; 2 nodes x 1 proc [\d.]+ steps/s",
+        ),
+    ],
+    # the folder as it is (2 models) and grown to 3 by a renamed copy
+    "bench_startup.py": [
+        Smoke(
+            "--models-dir {models_dir} --sizes 2,3 --threads 1",
+            r"^ +2 +[\d.]+ +[\d.]+ +\d+ +\d+ +[\d.]+ +[\d.]+  mnist-cdcgan$\n^ +3 +[\d.]+ +[\d.]+ +\d+ +\d+ +[\d.]+ +[\d.]+  mnist-cdcgan$",
         ),
     ],
     "bench_train.py": [

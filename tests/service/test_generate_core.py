@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from gan_core.card_files import read_card
+from gan_core.errors import UserError
 from gan_core.latents import latents
 from gan_core.runtime import ModelFileError, cuda_device_present, open_generator
 from service.core import ClientError, ServingCore, grid_image, path
@@ -274,3 +275,34 @@ def test_a_model_that_fails_in_the_worker_is_skipped_and_the_default_failing_is_
     with pytest.raises(ModelFileError, match=r"default model 'mnist-cdcgan' failed to open$"):
         load_models(Settings(models_dir=tmp_path), None, scan)
     assert [f.file for f in scan.failed] == ["a.onnx"]
+
+
+def test_the_default_is_the_one_the_folder_names_and_gan_default_model_overrides_it(
+    tmp_path, cond_onnx, uncond_onnx
+):
+    from gan_core.default_model import DEFAULT_FILE, write_default
+
+    # file names sort the other way round: without the file, "a-..." (mnist-dcgan) would be the default
+    (tmp_path / "a-uncond.onnx").write_bytes(uncond_onnx.read_bytes())
+    (tmp_path / "b-cond.onnx").write_bytes(cond_onnx.read_bytes())
+    assert scan_models(Settings(models_dir=tmp_path), report=False).default == "mnist-dcgan"
+    write_default(tmp_path, "mnist-cdcgan")
+    assert (tmp_path / DEFAULT_FILE).read_text() == "mnist-cdcgan\n"
+    assert scan_models(Settings(models_dir=tmp_path), report=False).default == "mnist-cdcgan"
+    assert (
+        scan_models(Settings(models_dir=tmp_path, default_model="mnist-dcgan"), report=False).default
+        == "mnist-dcgan"
+    )
+    write_default(tmp_path, "mnist-gone")
+    with pytest.raises(ModelFileError) as e:
+        scan_models(Settings(models_dir=tmp_path), report=False)
+    assert str(e.value) == (
+        f"{tmp_path / DEFAULT_FILE}: names default model 'mnist-gone', which is not usable here "
+        "(usable: mnist-dcgan, mnist-cdcgan); fix the file or set GAN_DEFAULT_MODEL"
+    )
+    (tmp_path / DEFAULT_FILE).write_text("two\nlines\n")
+    with pytest.raises(
+        UserError,
+        match=r"default-model\.txt: must hold one line, the default model's name; got 'two\\nlines\\n'$",
+    ):
+        scan_models(Settings(models_dir=tmp_path), report=False)

@@ -11,6 +11,7 @@ import pytest
 
 from gan_core.card_files import read_card, write_card
 from service.local_server import local_serve
+from service.settings import DEFAULT_MODELS_DIR
 from tests.service.browser import (
     DESKTOP,
     PHONE,
@@ -111,6 +112,38 @@ def test_the_compare_view_fits_a_phone(page):
         assert page.no_horizontal_scroll()
     finally:
         emulate(page.driver, *DESKTOP)
+
+
+def test_the_shipped_folder_is_compared_whole(page):
+    """`make serve`'s own folder, whatever `gan bundle` put there: every model that generates from a seed is in
+    the compare view, best FID first, each image /generate's own; with one model the view says it needs two."""
+    with local_serve(DEFAULT_MODELS_DIR) as url:
+        shipped = Playground(page.driver, url).fresh()
+        doc = httpx.get(url + "/models", timeout=30).json()
+        generating = [m for m in doc["models"] if m["does"] == "generates images (POST /generate)"]
+        if len(generating) < 2:
+            assert (
+                shipped.find("#compare-status").text
+                == "Comparing needs two or more models that generate from a seed."
+            )
+            return
+        cls = "3" if any(m["card"]["conditional"] for m in generating) else ""
+        shown = compare(shipped, "5", cls)
+        by_fid = sorted(generating, key=lambda m: (m["card"]["metrics"]["fid"], m["name"]))
+        assert [f["model"] for f in shown] == [m["name"] for m in by_fid]
+        for f, m in zip(shown, by_fid, strict=True):
+            body = {
+                "model": m["name"],
+                "count": 1,
+                "seed": 5,
+                **({"labels": 3} if cls and m["card"]["conditional"] else {}),
+            }
+            r = httpx.post(url + "/generate", json=body, timeout=60)
+            assert r.status_code == 200 and f["png"] == r.json()["images"][0]["png"], m["name"]
+            assert f["caption"].startswith(
+                f"{m['name']} | {m['card']['arch']} / {m['card']['variant']} | FID "
+            )
+        assert not console_errors(page.driver)
 
 
 def models(server: str) -> dict[str, dict]:
