@@ -27,7 +27,7 @@ def test_version_1_card_is_read_as_version_2():
     assert [i.name for i in unconditional.inputs] == ["z"] and not unconditional.conditional
 
 
-def test_bundled_v1_card_reads_and_round_trips():
+def test_bundled_card_reads_and_round_trips():
     card = read_card("service/models/mnist-cdcgan.onnx")
     assert card.latent_dim == 64 and card.conditional and card.export.parity_max_abs_diff <= 1
     doc = json.loads(card.model_dump_json())
