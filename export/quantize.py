@@ -265,8 +265,17 @@ def fid_check(
         fid32, fidv = measure_fid(paths[0], n), measure_fid(paths[1], n)
     limit = fid32 * (1.0 + budget)
     if fidv > limit:
+        d = decimals_apart(fidv, limit)
         raise ExportError(
-            f"{precision} variant refused: FID {fidv:.2f} exceeds the fp32 export's {fid32:.2f} "
-            f"by more than the budget of {budget:.0%} (limit {limit:.2f}, n={n})"
+            f"{precision} variant refused: FID {fidv:.{d}f} exceeds the fp32 export's {fid32:.{d}f} "
+            f"by more than the budget of {budget:.0%} (limit {limit:.{d}f}, n={n})"
         )
     return {"fid": fidv, "fid_fp32": fid32, "fid_n": n}
+
+
+def decimals_apart(a: float, b: float, least: int = 2, most: int = 6) -> int:
+    """Decimals that print a and b differently (at least `least`): a refusal must not read 'X exceeds X'."""
+    d = least
+    while d < most and f"{a:.{d}f}" == f"{b:.{d}f}":
+        d += 1
+    return d

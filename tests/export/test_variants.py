@@ -67,3 +67,14 @@ def test_variant_over_the_fid_budget_is_refused(cdcgan_onnx, tmp_path, monkeypat
     ):
         export_checkpoint(cdcgan_onnx[0], out, "int8", fid_budget=0.10, fid_n=50)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refusal_by_a_hair_prints_the_decimals_that_differ(cdcgan_onnx, tmp_path, monkeypatch):
+    measured = iter([286.2360, 286.2391])  # the variant over a zero budget in the third decimal
+    monkeypatch.setattr(quantize, "measure_fid", lambda path, n: next(measured))
+    with pytest.raises(ExportError) as e:
+        export_checkpoint(cdcgan_onnx[0], tmp_path / "g16.onnx", "fp16", fid_budget=0.0, fid_n=50)
+    assert str(e.value) == (
+        "fp16 variant refused: FID 286.239 exceeds the fp32 export's 286.236 by more than the budget of 0% "
+        "(limit 286.236, n=50)"
+    )
