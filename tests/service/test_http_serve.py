@@ -235,7 +235,10 @@ def serve_refused(env: dict[str, str]) -> subprocess.CompletedProcess:
     ("env", "line"),
     [
         ({"GAN_MAX_COUNT": "abc"}, "GAN_MAX_COUNT: must be an integer >= 1, got 'abc'"),
-        ({"GAN_DEFAULT_MODEL": "nope"}, "GAN_DEFAULT_MODEL: unknown model 'nope'; usable: mnist-cdcgan"),
+        (
+            {"GAN_DEFAULT_MODEL": "nope", "GAN_MODELS_DIR": "ONE"},  # ONE: the shipped default alone
+            "GAN_DEFAULT_MODEL: unknown model 'nope'; usable: mnist-cdcgan",
+        ),
         (
             {"GAN_MODELS_DIR": "EMPTY"},
             "GAN_MODELS_DIR: no usable model in EMPTY (the folder holds no .onnx file)",
@@ -244,7 +247,10 @@ def serve_refused(env: dict[str, str]) -> subprocess.CompletedProcess:
     ids=["bad-setting", "unknown-default", "empty-folder"],
 )
 def test_serve_refuses_to_start_with_one_line(tmp_path, env, line):
-    env = {k: str(tmp_path) if v == "EMPTY" else v for k, v in env.items()}
+    if "ONE" in env.values():
+        (tmp_path / "one").mkdir()
+        shutil.copy(REPO / "service" / "models" / "mnist-cdcgan.onnx", tmp_path / "one")
+    env = {k: {"EMPTY": str(tmp_path), "ONE": str(tmp_path / "one")}.get(v, v) for k, v in env.items()}
     out = serve_refused(env)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == "gan_service: cannot start: " + line.replace(
