@@ -41,12 +41,11 @@ class BundleError(ExportError):
 
 @dataclass(frozen=True)
 class Run:
-    """One run to bundle: its folder, newest checkpoint, card (with metrics) and family."""
+    """One run to bundle: its folder, newest (evaluated) checkpoint and family."""
 
     preset: str
     folder: Path
     checkpoint: Path
-    card: ModelCard
     family: str
 
 
@@ -103,7 +102,7 @@ def check_run(runs: Path, preset: str) -> Run | str:
         )
     if fid_of(card) is None:
         return f"{folder}: not evaluated (the card of {ckpts[-1].name} has no FID; run gan evaluate {folder} --n 10000)"
-    return Run(preset, folder, ckpts[-1], card, ckpt.config.family)
+    return Run(preset, folder, ckpts[-1], ckpt.config.family)
 
 
 def export_preferring_fp16(
@@ -134,9 +133,13 @@ def model_files(folder: Path, stem: str) -> list[Path]:
     return [p for p in (folder / f"{stem}{s}" for s in (".onnx", CARD, GRID, CURVES)) if p.is_file()]
 
 
+def shipped(folder: Path) -> list[Path]:
+    """What the folder ships: its visible files (hidden temp files are nobody's)."""
+    return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+
 def folder_bytes(folder: Path) -> int:
-    """Bytes of what the folder ships (its visible files; hidden temp files are nobody's)."""
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sum(p.stat().st_size for p in shipped(folder))
 
 
 def row_of(folder: Path, stem: str, family: str, note: str, seconds: float | None = None) -> Row:
@@ -152,9 +155,7 @@ def row_of(folder: Path, stem: str, family: str, note: str, seconds: float | Non
 def over_limit(staged: Path, out: Path, limit_mb: float) -> str | None:
     """One line when the folder, with the staged files in place of any of the same name, passes the limit."""
     replaced = {p.name for p in staged.iterdir()}
-    kept = sum(
-        p.stat().st_size for p in out.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in replaced
-    ) if out.is_dir() else 0  # fmt: skip
+    kept = sum(p.stat().st_size for p in shipped(out) if p.name not in replaced) if out.is_dir() else 0
     total = kept + folder_bytes(staged)
     if total <= limit_mb * MB:
         return None
