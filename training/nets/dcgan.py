@@ -78,18 +78,25 @@ class DCGANDiscriminator(Discriminator):
         mbstd=0,
         pool=False,
         bn=0,
+        hidden=0,
     ):
         s, n_down = layout(image_shape)
         top = width * 2 ** (n_down - 1)  # channels of the last strided conv
         # pool=True: a 3x3 conv then global sum pooling (SNGAN-style head), so the projection
         # term compares labels with 2*top pooled features instead of a flattened feature map.
-        super().__init__(num_classes, conditional, cond_mode, top * 2 if pool else top * s * s, sn)
+        trunk_dim = top * 2 if pool else top * s * s
+        super().__init__(num_classes, conditional, cond_mode, hidden or trunk_dim, sn)
         extra = num_classes if conditional and cond_mode == "concat" else 0
         tail = (
             [maybe_sn(nn.Conv2d(top, top * 2, 3, 1, 1), sn), nn.LeakyReLU(0.2), SumPool()]
             if pool
             else [nn.Flatten()]
         )
+        # hidden > 0: a fully connected layer between the trunk and the head. A linear head on the
+        # flattened map is one hyperplane over conv features; without labels D must tell ten digit
+        # shapes from their blends, which a nonlinear head over the whole map can (as the MLP's D does).
+        if hidden:
+            tail += [maybe_sn(nn.Linear(trunk_dim, hidden), sn), nn.LeakyReLU(0.2)]
         layers: list[nn.Module] = [
             maybe_sn(nn.Conv2d(image_shape[0] + extra, width, 4, 2, 1), sn),
             nn.LeakyReLU(0.2),
@@ -123,7 +130,10 @@ def build_dcgan(
     mbstd=0,
     d_pool=False,
     d_bn=0,
+    d_hidden=0,
 ):
     g = DCGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, embed_dim)
-    d = DCGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn, mbstd, d_pool, d_bn)
+    d = DCGANDiscriminator(
+        num_classes, conditional, image_shape, d_width, cond_mode, sn, mbstd, d_pool, d_bn, d_hidden
+    )
     return g, d
