@@ -64,7 +64,7 @@ def split_halves(n: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An uncompressed .npz whose bytes depend on the arrays only (np.savez stamps the time)."""
+    """An uncompressed .npz whose bytes depend on the arrays only (fixed member dates, no pickles)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for name, arr in arrays.items():
