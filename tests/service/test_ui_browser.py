@@ -105,9 +105,9 @@ def test_generate_shows_the_apis_bytes_for_a_class_and_seed_and_copies_as_curl(
     names = [m.get_attribute("data-model") for m in page.all("#model-list .model")]
     assert names == ["mnist-cdcgan", "mnist-dcgan", "mnist-gan", "toy-codes"]
     card = page.find('.model[data-model="mnist-cdcgan"]').text
-    assert "mnist (60,000 images, train split), 10,000 steps in 478 s; dcgan / hinge" in card
-    assert "FID 10.2 (3.4x the real-data floor) at n=10,000, class accuracy 98.8%" in card
-    assert "fp32, opset 18, max 0 uint8 levels off torch (batches 1, 7, 256)" in card
+    assert "mnist (60,000 images, train split), 9,737 steps in 600 s; dcgan / hinge" in card
+    assert "FID 5.53 (1.9x the real-data floor) at n=10,000, class accuracy 99.1%" in card
+    assert "fp32, opset 18, max 1 uint8 level off torch (batches 1, 7, 256)" in card
     assert "not measured" in page.find('.model[data-model="mnist-dcgan"]').text
     assert page.tabs() == ["generate", "interpolate"]  # no /mix, /traverse, /translate on this service
 

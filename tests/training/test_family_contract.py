@@ -101,6 +101,7 @@ def train_golden(name: str, data, out, **overrides) -> dict[str, list]:
 
 # The fields a preset has changed since its fingerprint was recorded: the recorded recipe is trained.
 RECORDED_RECIPE = {
+    "mnist-cdcgan": {"arch_params": {"g_width": 32, "d_width": 32}},  # before D's hidden layer
     "mnist-dcgan": {"arch_params": {"g_width": 32, "d_width": 32}},  # before Radford et al.'s D BatchNorm
     "mnist-wgan-gp": {"conditional": False, "gp_every": 1},  # before labels and the lazy penalty
 }

@@ -34,7 +34,7 @@ def test_every_file_validates_and_is_what_the_name_gives(path):
 @pytest.mark.parametrize(
     "agnostic,mnist,differs",
     [
-        ("cdcgan", "mnist-cdcgan", {}),
+        ("cdcgan", "mnist-cdcgan", {"arch_params": {"d_hidden": 256}}),  # the widths left to the data
         ("dcgan", "mnist-dcgan", {}),
         ("wgan-gp", "mnist-wgan-gp", {}),
         ("gan", "mnist-gan", {"latent_dim": 100}),  # the MLP takes any size: nothing to leave to the data
@@ -54,14 +54,14 @@ def test_an_edited_copy_trains_by_path(tmp_path, mnist_small, capsys):
     mine = tmp_path / "my-cdcgan.yaml"
     text = (PRESET_DIR / "mnist-cdcgan.yaml").read_text()
     text = text.replace("diversity_weight: 0.25", "diversity_weight: 0.5")
-    text = text.replace("{g_width: 32, d_width: 32}", "{g_width: 8, d_width: 8}")
+    text = text.replace("g_width: 32, d_width: 32", "g_width: 8, d_width: 8")
     mine.write_text(text)
     cfg = preset(str(mine))
     assert (cfg.name, cfg.out, cfg.diversity_weight, cfg.arch_params) == (
-        "my-cdcgan", "runs/my-cdcgan", 0.5, {"g_width": 8, "d_width": 8}
+        "my-cdcgan", "runs/my-cdcgan", 0.5, {"g_width": 8, "d_width": 8, "d_hidden": 256}
     )  # fmt: skip
     assert cfg.model_copy(update={"name": "mnist-cdcgan", "out": "runs/mnist-cdcgan"}) == preset(
-        "mnist-cdcgan", diversity_weight=0.5, arch_params={"g_width": 8, "d_width": 8}
+        "mnist-cdcgan", diversity_weight=0.5, arch_params={"g_width": 8, "d_width": 8, "d_hidden": 256}
     )
     out = tmp_path / "run"
     args = ["train", "--preset", str(mine), "--data", str(mnist_small), "--out", str(out), "--steps", "1",
