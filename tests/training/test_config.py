@@ -15,7 +15,7 @@ from training.sizing import fit_to_data
 @pytest.mark.parametrize("size,latent", [(28, 64), (32, 64), (64, 128)])
 def test_data_presets_take_the_size_rule(size, latent):
     cfg = fit_to_data(preset("cdcgan"), (3, size, size), labelled=True)
-    assert cfg.arch_params == {"g_width": 32, "d_width": 32} and cfg.latent_dim == latent
+    assert cfg.arch_params == {"g_width": 32, "d_width": 32, "d_hidden": 256} and cfg.latent_dim == latent
     recipe = {k: v for k, v in PRESETS["mnist-cdcgan"].items() if k not in ("arch_params", "latent_dim")}
     assert {k: getattr(cfg, k) for k in recipe} == recipe  # the mnist-cdcgan recipe otherwise
 
