@@ -92,9 +92,8 @@ class DCGANDiscriminator(Discriminator):
             if pool
             else [nn.Flatten()]
         )
-        # hidden > 0: a fully connected layer between the trunk and the head. A linear head on the
-        # flattened map is one hyperplane over conv features; without labels D must tell ten digit
-        # shapes from their blends, which a nonlinear head over the whole map can (as the MLP's D does).
+        # hidden > 0: a fully connected layer between the trunk and the head, so D scores the whole map
+        # nonlinearly instead of with one hyperplane (measured: it helps spectral-norm D's, not plain ones).
         if hidden:
             tail += [maybe_sn(nn.Linear(trunk_dim, hidden), sn), nn.LeakyReLU(0.2)]
         layers: list[nn.Module] = [
