@@ -103,7 +103,8 @@ def train_golden(name: str, data, out, **overrides) -> dict[str, list]:
 RECORDED_RECIPE = {
     "mnist-cdcgan": {"arch_params": {"g_width": 32, "d_width": 32}},  # before D's hidden layer
     "mnist-dcgan": {"arch_params": {"g_width": 32, "d_width": 32}},  # before Radford et al.'s D BatchNorm
-    "mnist-wgan-gp": {"conditional": False, "gp_every": 1},  # before labels and the lazy penalty
+    # before labels, the lazy penalty and 2 critic steps:
+    "mnist-wgan-gp": {"conditional": False, "gp_every": 1, "n_critic": 5},
 }
 
 

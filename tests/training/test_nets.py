@@ -143,10 +143,11 @@ def test_dcgan_d_bn_puts_group_batchnorm_after_every_conv_but_the_first():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.net)
 
 
-def test_dcgan_d_hidden_adds_a_nonlinear_layer_before_the_head():
+@pytest.mark.parametrize("arch", ["dcgan", "sagan"])
+def test_d_hidden_adds_a_nonlinear_layer_before_the_head(arch):
     """d_hidden=N: flattened conv features -> N units -> LeakyReLU -> head (and projection) of width N.
     Off, the seeded weights stay those of the golden fingerprints (test_family_contract.py)."""
-    _, d = get_arch("dcgan")((1, 28, 28), 10, True, 16, d_width=8, d_hidden=32, sn=True)
+    _, d = get_arch(arch)((1, 28, 28), 10, True, 16, d_width=8, d_hidden=32, sn=True)
     linears = [m for m in d.net if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 1 and linears[0].in_features == 16 * 7 * 7 and linears[0].out_features == 32
     assert isinstance(d.net[-1], torch.nn.LeakyReLU) and torch.nn.utils.parametrize.is_parametrized(
@@ -155,5 +156,5 @@ def test_dcgan_d_hidden_adds_a_nonlinear_layer_before_the_head():
     assert d.head.in_features == 32 and d.embed.weight.shape == (10, 32)
     x, y = torch.rand(5, 1, 28, 28) * 2 - 1, torch.arange(5)
     assert d(x, y).shape == (5,) and d.features(x).shape == (5, 32)
-    _, plain = get_arch("dcgan")((1, 28, 28), 10, True, 16, d_width=8, sn=True)  # off: the head reads the map
+    _, plain = get_arch(arch)((1, 28, 28), 10, True, 16, d_width=8, sn=True)  # off: the head reads the map
     assert not any(isinstance(m, torch.nn.Linear) for m in plain.net) and plain.head.in_features == 16 * 7 * 7

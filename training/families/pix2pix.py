@@ -83,6 +83,9 @@ class Pix2PixArch(BaseModel):
     d_layers: int = Field(
         2, ge=1, description="the PatchGAN's stride-2 layers (3 = the paper's 70x70 on 256 px)"
     )
+    d_sn: bool = Field(
+        False, description="spectral norm on the PatchGAN's convs, instead of its instance norm"
+    )
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -181,7 +184,7 @@ class Pix2PixFamily(Family):
             g: nn.Module = SRResNet(c, self.corruption.scale, a.g_width, a.g_blocks)
         else:
             g = UNetGenerator(cond, c, self.depth, a.g_width, a.g_blocks)
-        return {"g": g, "d": PatchDiscriminator((cond + c, h, w), a.d_width, a.d_layers)}
+        return {"g": g, "d": PatchDiscriminator((cond + c, h, w), a.d_width, a.d_layers, a.d_sn)}
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"g": adam(self.cfg, self.nets["g"].parameters(), self.cfg.lr_g),

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_core.errors import UserError
+from training.nets.common import maybe_sn
 
 
 class ResidualBlock(nn.Module):
@@ -68,16 +69,19 @@ class ResnetGenerator(nn.Module):
 class PatchDiscriminator(nn.Module):
     """[-1, 1] images (C, H, W) -> a map of per-patch scores (raw, for the least-squares loss)."""
 
-    def __init__(self, shape: tuple[int, int, int], width: int = 64, layers: int = 3):
+    def __init__(self, shape: tuple[int, int, int], width: int = 64, layers: int = 3, sn: bool = False):
         super().__init__()
-        seq: list[nn.Module] = [nn.Conv2d(shape[0], width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        # sn: spectral norm on every conv and no instance norm, as SN-PatchGAN (Yu et al. 2019) and
+        # SN-GAN's D: the Lipschitz bound, not a per-image normalisation, keeps D from running away.
+        seq: list[nn.Module] = [maybe_sn(nn.Conv2d(shape[0], width, 4, 2, 1), sn), nn.LeakyReLU(0.2, True)]
         ch = width
         for i in range(1, layers + 1):
             out = width * min(2**i, 8)
             stride = 2 if i < layers else 1
-            seq += [nn.Conv2d(ch, out, 4, stride, 1), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
+            norm = [] if sn else [nn.InstanceNorm2d(out)]
+            seq += [maybe_sn(nn.Conv2d(ch, out, 4, stride, 1), sn), *norm, nn.LeakyReLU(0.2, True)]
             ch = out
-        seq.append(nn.Conv2d(ch, 1, 4, 1, 1))
+        seq.append(maybe_sn(nn.Conv2d(ch, 1, 4, 1, 1), sn))
         self.net = nn.Sequential(*seq)
         size = shape[1]
         for _ in range(layers):

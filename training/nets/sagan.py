@@ -71,20 +71,25 @@ class SAGANDiscriminator(Discriminator):
     """Strided 4x4 convs (LeakyReLU 0.2), attention at the 14/16 px stage, flattened features -> logit
     (+ the projection term of Miyato & Koyama 2018 when conditional)."""
 
-    def __init__(self, num_classes, conditional, image_shape, width=32, cond_mode="projection", sn=True):
+    def __init__(
+        self, num_classes, conditional, image_shape, width=32, cond_mode="projection", sn=True, hidden=0
+    ):
         s, stages = image_plan(image_shape)
         chans = [width * 2**k for k in range(stages)]
         if conditional and cond_mode != "projection":
             raise ValueError(
                 f"sagan: the discriminator conditions by projection only, got cond_mode {cond_mode!r}"
             )
-        super().__init__(num_classes, conditional, cond_mode, chans[-1] * s * s, sn)
+        trunk_dim = chans[-1] * s * s
+        super().__init__(num_classes, conditional, cond_mode, hidden or trunk_dim, sn)
         layers: list[nn.Module] = []
         for k, (a, b) in enumerate(zip([image_shape[0], *chans[:-1]], chans, strict=True)):
             layers += [maybe_sn(nn.Conv2d(a, b, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
             if k == stages - 2:  # this conv's output is the 14/16 px map
                 layers.append(SelfAttention(b, sn))
-        self.net = nn.Sequential(*layers, nn.Flatten())
+        # hidden > 0: a fully connected layer before the head, as dcgan's d_hidden (see there)
+        tail = [maybe_sn(nn.Linear(trunk_dim, hidden), sn), nn.LeakyReLU(0.2)] if hidden else []
+        self.net = nn.Sequential(*layers, nn.Flatten(), *tail)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.project(self.net(x), labels)
@@ -102,10 +107,11 @@ def build_sagan(
     d_width=32,
     g_sn=None,
     g_cond="cbn",
+    d_hidden=0,
 ):
     """`g_sn` False keeps spectral norm off G only (None: as `sn`, the paper's SN in both networks);
-    `g_cond` see SAGANGenerator."""
+    `g_cond` see SAGANGenerator; `d_hidden` N: a fully connected layer of N units before D's head."""
     g_sn = sn if g_sn is None else g_sn
     g = SAGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, g_sn, g_cond)
-    d = SAGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn)
+    d = SAGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn, d_hidden)
     return g, d

@@ -15,6 +15,7 @@ from training.checkpoint import build_generator, load_checkpoint
 from training.config import preset
 from training.families.base import DataInfo
 from training.families.pix2pix import Pix2PixFamily
+from training.nets.cyclegan import PatchDiscriminator
 from training.nets.pix2pix import SRResNet, UNetGenerator, unet_depth
 from training.trainer import Trainer
 
@@ -52,6 +53,18 @@ def test_the_sr_generator_upscales_by_pixel_shuffle_and_the_unet_sizes_itself():
     u = UNetGenerator(2, 1, unet_depth(32, 32), 4, 1)
     assert u(torch.zeros(1, 2, 32, 32)).shape == (1, 1, 32, 32)
     assert u(torch.zeros(1, 2, 40, 48)).shape == (1, 1, 40, 48)  # any multiple of 8
+
+
+def test_d_sn_puts_spectral_norm_on_every_patchgan_conv_instead_of_instance_norm():
+    from torch.nn.utils.parametrize import is_parametrized
+
+    plain, sn = (PatchDiscriminator((2, 28, 28), 4, 2, sn=flag) for flag in (False, True))
+    convs = [m for m in sn.net if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(is_parametrized(c) for c in convs)
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in sn.net)
+    assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in plain.net) == 2
+    x = torch.rand(3, 2, 28, 28) * 2 - 1
+    assert sn(x).shape == plain(x).shape == (3, 1, 5, 5)
 
 
 def test_the_l1_only_variant_trains_g_alone(mnist_small, tmp_path):
