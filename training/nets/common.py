@@ -13,6 +13,12 @@ def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if enabled else module
 
 
+def hidden_layer(in_dim: int, hidden: int, sn: bool) -> list[nn.Module]:
+    """D's optional fully connected layer (`d_hidden`) between its flattened trunk and its head, so D
+    scores the whole map nonlinearly instead of with one hyperplane; [] when `hidden` is 0."""
+    return [maybe_sn(nn.Linear(in_dim, hidden), sn), nn.LeakyReLU(0.2)] if hidden else []
+
+
 class Generator(nn.Module):
     """Base: maps (z [N, latent], labels [N] int64 or None) to images in [-1, 1], [N, C, H, W]."""
 

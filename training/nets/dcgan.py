@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.nets.common import Discriminator, Generator, GroupBatchNorm2d, MinibatchStd, maybe_sn
+from training.nets.common import (
+    Discriminator,
+    Generator,
+    GroupBatchNorm2d,
+    MinibatchStd,
+    hidden_layer,
+    maybe_sn,
+)
 from training.registry import register_arch
 
 # image side -> (base map side s, stride-2 layers n): side = s * 2**n
@@ -92,10 +99,7 @@ class DCGANDiscriminator(Discriminator):
             if pool
             else [nn.Flatten()]
         )
-        # hidden > 0: a fully connected layer between the trunk and the head, so D scores the whole map
-        # nonlinearly instead of with one hyperplane (measured: it helps spectral-norm D's, not plain ones).
-        if hidden:
-            tail += [maybe_sn(nn.Linear(trunk_dim, hidden), sn), nn.LeakyReLU(0.2)]
+        tail += hidden_layer(trunk_dim, hidden, sn)  # measured: it helps spectral-norm D's, not plain ones
         layers: list[nn.Module] = [
             maybe_sn(nn.Conv2d(image_shape[0] + extra, width, 4, 2, 1), sn),
             nn.LeakyReLU(0.2),

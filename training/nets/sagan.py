@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.nets.common import Discriminator, Generator, maybe_sn
+from training.nets.common import Discriminator, Generator, hidden_layer, maybe_sn
 from training.nets.layers import ConditionalBatchNorm2d, SelfAttention, image_plan
 from training.registry import register_arch
 
@@ -87,9 +87,7 @@ class SAGANDiscriminator(Discriminator):
             layers += [maybe_sn(nn.Conv2d(a, b, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
             if k == stages - 2:  # this conv's output is the 14/16 px map
                 layers.append(SelfAttention(b, sn))
-        # hidden > 0: a fully connected layer before the head, as dcgan's d_hidden (see there)
-        tail = [maybe_sn(nn.Linear(trunk_dim, hidden), sn), nn.LeakyReLU(0.2)] if hidden else []
-        self.net = nn.Sequential(*layers, nn.Flatten(), *tail)
+        self.net = nn.Sequential(*layers, nn.Flatten(), *hidden_layer(trunk_dim, hidden, sn))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.project(self.net(x), labels)
