@@ -113,6 +113,8 @@ TINY_OVERRIDES = {
     "mnist-began": {"latent_dim": 8},
     # infogan: step 0 trains the clusterer, step 1 G and D (D projecting the clusters of the reals)
     "mnist-infogan": {"family_params": {"self_condition": True, "cluster_steps": 1, "cluster_width": 4}},
+    # selfcond: step 0 trains the clusterer, step 1 G and D (conditioned on the clusters of the reals)
+    "mnist-sngan": {"family_params": {"cluster_steps": 1, "cluster_width": 4}},
     "mnist-progan": {
         "family_params": {"stable_steps": [1, 0, 0], "fade_steps": [0, 0, 0]},
         "lr_g": 1e-3,

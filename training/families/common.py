@@ -83,6 +83,15 @@ def zl_inputs(cfg: TrainConfig) -> list[InputSpec]:
     return [latent_input(cfg.latent_dim)] + ([class_input()] if cfg.conditional else [])
 
 
+def learned_code_input(name: str, n: int, what: str) -> InputSpec:
+    """A categorical input learned without labels (InfoGAN's code, selfcond's cluster): `what` names it."""
+    return InputSpec(
+        name=name, kind="categorical", dtype="int64", num_choices=n,
+        description=f"{what}, 0..{n - 1}, learned without labels; which class each value draws is measured by "
+        "`gan evaluate` (card metrics code_classes)",
+    )  # fmt: skip
+
+
 @torch.no_grad()
 def rows_grid(
     run: Callable[[torch.Tensor, torch.Tensor | None, torch.Generator], torch.Tensor],

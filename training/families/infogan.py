@@ -31,19 +31,16 @@ from gan_core.card import InputSpec, latent_input
 from gan_core.errors import UserError
 from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
-from training.distributed import mean_across_ranks
-from training.families._iic import iic_loss, random_affine
+from training.families._clustering import ClustererSettings, build_clusterer, clustering_step
 from training.families.base import DataInfo, Phase, StepContext
-from training.families.common import GRID_SEED, adam, make_optimizer
+from training.families.common import GRID_SEED, adam, learned_code_input, make_optimizer
 from training.families.gan import AdversarialFamily
-from training.families.params import FamilySettings
 from training.families.terms import aux_loss, paired, with_mode_seeking
-from training.nets.clusterer import Clusterer
 from training.nets.heads import TwoHeadDiscriminator
 from training.registry import get_arch, register_family
 
 
-class InfoGANSettings(FamilySettings):
+class InfoGANSettings(ClustererSettings):
     """family_params of the infogan family (defaults: the paper's MNIST run, no clusterer)."""
 
     categorical: int = Field(10, ge=2, description="values of the categorical code")
@@ -71,14 +68,6 @@ class InfoGANSettings(FamilySettings):
         "and D train, D projecting its best head's cluster of each real image (needs self_condition; "
         "0 = no clusterer)",
     )
-    cluster_heads: int = Field(
-        15, ge=1, description="the clusterer's K-way heads (as many over-clustering heads)"
-    )
-    cluster_overcluster: int = Field(50, ge=0, description="the over-clustering heads' size (0 = none)")
-    cluster_views: int = Field(4, ge=1, description="warped copies of each real image per clustering step")
-    cluster_lamb: float = Field(1.5, gt=0, description="IIC's marginal-entropy weight (_iic.iic_loss)")
-    cluster_lr: float = Field(1e-3, gt=0, description="the clusterer's Adam (0.9, 0.999) learning rate")
-    cluster_width: int = Field(32, ge=1, description="the clusterer's first conv width")
 
 
 CONT_RANGE = (-1.0, 1.0)
@@ -175,7 +164,7 @@ class InfoGANFamily(AdversarialFamily):
         q = partial(QHead, hidden=p.q_hidden, n_cat=self.n_cat, n_cont=len(self.cont_names))
         nets = {"g": g, "d": TwoHeadDiscriminator(d, q)}
         if self.cluster_steps:
-            nets["c"] = Clusterer(shape, self.n_cat, p.cluster_heads, p.cluster_overcluster, p.cluster_width)
+            nets["c"] = build_clusterer(shape, self.n_cat, p)
         return nets
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -209,20 +198,7 @@ class InfoGANFamily(AdversarialFamily):
         return info_loss(q.float(), cat, cont, self.p.lambda_cat, self.p.lambda_cont)
 
     def cluster_step(self, ctx: StepContext) -> dict[str, float]:
-        """IIC on a real batch and `cluster_views` warped copies of it: every head of the clusterer."""
-        clusterer = self.nets["c"]
-        real, _ = ctx.next_batch()  # labels unused
-        n, views = real.shape[0], self.p.cluster_views
-        warped = random_affine(real.repeat(views, 1, 1, 1), ctx.noise)
-        with ctx.autocast():
-            heads = ctx.nets["c"](torch.cat([real, warped]))
-            terms = torch.stack(
-                [iic_loss(h[:n].repeat(views, 1), h[n:], lamb=self.p.cluster_lamb) for h in heads]
-            )
-        self.optimize("c", terms.sum())
-        # every DDP rank must read the same head: it is picked by the losses averaged over the ranks
-        clusterer.record(torch.tensor(mean_across_ranks(terms[: len(clusterer.heads)].tolist())))
-        return {"iic": clusterer.loss_avg[clusterer.best_head()].item()}  # the best head's running loss
+        return clustering_step(ctx, self.nets["c"], self.p, partial(self.optimize, "c"))
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
@@ -279,11 +255,7 @@ class InfoGANFamily(AdversarialFamily):
         n_cat = self.n_cat
         return [
             latent_input(self.cfg.latent_dim),
-            InputSpec(
-                name=self.p.categorical_name, kind="categorical", dtype="int64", num_choices=n_cat,
-                description=f"InfoGAN categorical code, 0..{n_cat - 1}, learned without labels; which class "
-                "each value draws is measured by `gan evaluate` (card metrics code_classes)",
-            ),
+            learned_code_input(self.p.categorical_name, n_cat, "InfoGAN categorical code"),
             *(
                 InputSpec(
                     name=name, kind="continuous", dtype="float32", range=CONT_RANGE, distribution="uniform",

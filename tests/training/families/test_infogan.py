@@ -151,7 +151,7 @@ def test_networks_build_from_the_image_shape_and_the_card_declares_the_codes(sha
 def test_unknown_settings_and_labels_are_refused():
     with pytest.raises(
         UserError,
-        match=r"^family_params\.lambda: not a setting of the infogan family \(got 1; allowed: categorical, ",
+        match=r"^family_params\.lambda: not a setting of the infogan family \(got 1; allowed: cluster_heads, ",
     ):
         family(**{"lambda": 1})
     with pytest.raises(UserError, match="^infogan is unsupervised: conditional must be false"):

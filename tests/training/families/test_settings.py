@@ -93,7 +93,7 @@ def test_the_issues_examples_are_one_line_refusals():
     with pytest.raises(UserError) as e:
         preset("mnist-infogan", family_params={"num_cat": "x"}).resolved()
     assert str(e.value).startswith(
-        "family_params.num_cat: not a setting of the infogan family (got 'x'; allowed: categorical, "
+        "family_params.num_cat: not a setting of the infogan family (got 'x'; allowed: cluster_heads, "
     )
     with pytest.raises(UserError) as e:
         preset("mnist-infogan", family_params={"categorical": "x"}).resolved()
@@ -134,9 +134,9 @@ def cli_refusal(preset_name: str, params: dict, out, data, capsys) -> str:
         (
             "mnist-infogan",
             {"num_cat": "x"},
-            "family_params.num_cat: not a setting of the infogan family (got 'x'; allowed: categorical, "
-            "categorical_name, continuous, lambda_cat, lambda_cont, q_hidden, self_condition, cluster_steps, "
-            "cluster_heads, cluster_overcluster, cluster_views, cluster_lamb, cluster_lr, cluster_width)",
+            "family_params.num_cat: not a setting of the infogan family (got 'x'; allowed: cluster_heads, "
+            "cluster_overcluster, cluster_views, cluster_lamb, cluster_lr, cluster_width, categorical, "
+            "categorical_name, continuous, lambda_cat, lambda_cont, q_hidden, self_condition, cluster_steps)",
         ),
     ],
 )

@@ -1,0 +1,51 @@
+"""The clustering phase two families share (infogan's clusterer, selfcond): a frozen-after-training
+clusterer (training/nets/clusterer.py) learns the reals' clusters by IIC before G and D train.
+
+Not a family (the leading underscore keeps training.registry from importing it as one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from pydantic import Field
+
+from training.distributed import mean_across_ranks
+from training.families._iic import iic_loss, random_affine
+from training.families.base import StepContext
+from training.families.params import FamilySettings
+from training.nets.clusterer import Clusterer
+
+
+class ClustererSettings(FamilySettings):
+    """The clusterer's family_params (the family adds `cluster_steps`, how long it trains)."""
+
+    cluster_heads: int = Field(
+        15, ge=1, description="the clusterer's K-way heads (as many over-clustering heads)"
+    )
+    cluster_overcluster: int = Field(50, ge=0, description="the over-clustering heads' size (0 = none)")
+    cluster_views: int = Field(4, ge=1, description="warped copies of each real image per clustering step")
+    cluster_lamb: float = Field(1.5, gt=0, description="IIC's marginal-entropy weight (_iic.iic_loss)")
+    cluster_lr: float = Field(1e-3, gt=0, description="the clusterer's Adam (0.9, 0.999) learning rate")
+    cluster_width: int = Field(32, ge=1, description="the clusterer's first conv width")
+
+
+def build_clusterer(shape: tuple[int, int, int], k: int, p: ClustererSettings) -> Clusterer:
+    return Clusterer(shape, k, p.cluster_heads, p.cluster_overcluster, p.cluster_width)
+
+
+def clustering_step(
+    ctx: StepContext, clusterer: Clusterer, p: ClustererSettings, optimize: Callable[[torch.Tensor], None]
+) -> dict[str, float]:
+    """IIC on a real batch and `cluster_views` warped copies of it: every head of the clusterer (its
+    forward pass through ctx.nets["c"], DDP-wrapped when distributed; `clusterer` is the module itself)."""
+    real, _ = ctx.next_batch()  # labels unused
+    n, views = real.shape[0], p.cluster_views
+    warped = random_affine(real.repeat(views, 1, 1, 1), ctx.noise)
+    with ctx.autocast():
+        heads = ctx.nets["c"](torch.cat([real, warped]))
+        terms = torch.stack([iic_loss(h[:n].repeat(views, 1), h[n:], lamb=p.cluster_lamb) for h in heads])
+    optimize(terms.sum())
+    # every DDP rank must read the same head: it is picked by the losses averaged over the ranks
+    clusterer.record(torch.tensor(mean_across_ranks(terms[: len(clusterer.heads)].tolist())))
+    return {"iic": clusterer.loss_avg[clusterer.best_head()].item()}  # the best head's running loss
