@@ -331,10 +331,10 @@ def test_quick_eval_of_a_growing_generator_is_logged_with_a_caveat_and_raises_no
     captured = capsys.readouterr()
     err = captured.err
     assert (
-        "note: step 1: quick evaluation still growing: at 4 px, final 32 px; collapse checks start at the final size"
+        "note: step 1: quick evaluation still growing: at 4 px, final 32 px; collapse checks held meanwhile"
         in err
     )
-    assert err.count("collapse checks start at the final size") == 7
+    assert err.count("collapse checks held meanwhile") == 7
     assert not any(f"WARNING: step {k}:" in captured.out for k in range(1, 8))
 
 

@@ -87,7 +87,7 @@ class QuickEval:
         }
         trainer.log.write({"step": trainer.step, "eval": result})
         if caveat:
-            note(f"step {trainer.step}: quick evaluation {caveat}; collapse checks start at the final size")
+            note(f"step {trainer.step}: quick evaluation {caveat}; collapse checks held meanwhile")
         for msg in self.collapse_warnings(result, trainer.step):
             warn(f"step {trainer.step}: {msg}")
         return result
