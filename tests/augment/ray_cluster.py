@@ -38,7 +38,8 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     nodes = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit 107 bytes
+    # short: Ray's socket paths must fit 107 bytes; LocalRayCluster makes it (and removes it, whatever happens)
+    temp = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="ray-")
     dashboard = free_port()
     cluster = Cluster(
         initialize_head=True,
@@ -82,10 +83,12 @@ class LocalRayCluster:
     def _start(self) -> str:
         """'' when the cluster is up (self.gcs, .dashboard, .temp_dir set), else why it is not."""
         import selectors
+        import shutil
 
+        temp = tempfile.mkdtemp(prefix="ray-")
         with tempfile.TemporaryFile("w+") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.augment.ray_cluster", str(self.nodes)],
+                [sys.executable, "-m", "tests.augment.ray_cluster", str(self.nodes), temp],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
                 env=self.env, cwd=REPO, start_new_session=True,
             )  # fmt: skip
@@ -97,6 +100,7 @@ class LocalRayCluster:
                 self.gcs, self.dashboard, self.temp_dir = info["gcs"], info["dashboard"], info["temp_dir"]
                 return ""
             self.stop()
+            shutil.rmtree(temp, ignore_errors=True)  # a failed start leaves no Ray session folder behind
             err.seek(0)
             tail = err.read()[-2000:].strip() or "no output on stderr"
             return f"did not start within {self.timeout_s} s: {tail}" if line is None else tail
