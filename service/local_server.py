@@ -96,35 +96,49 @@ def local_server(
 
 
 def _serve(
-    models_dir, threads, workers, ready_timeout, cwd, env, home, out, log_path
+    models_dir, threads, workers, ready_timeout, cwd, env, home, out, log_path, tries: int = 3
 ) -> Iterator[LocalServer]:
-    port = free_port()
     env = {**os.environ, "GAN_MODELS_DIR": str(models_dir), "GAN_ORT_THREADS": str(threads), "GAN_WORKERS": str(workers),
            "BENTOML_DO_NOT_TRACK": "true", "ORT_DISABLE_TELEMETRY": "1", "BENTOML_HOME": home, **(env or {})}  # fmt: skip
-    cmd = [sys.executable, "-m", "bentoml", "serve", "service.app:GeneratorService"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
+    for attempt in range(tries):
+        port = free_port()
+        cmd = [sys.executable, "-m", "bentoml", "serve", "service.app:GeneratorService"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        url = f"http://127.0.0.1:{port}"
 
-    def exited() -> str | None:
-        if proc.poll() is None:
-            return None
-        tail = Path(log_path).read_bytes().decode(errors="replace")[-2000:]
-        return f"bentoml serve exited with {proc.returncode}: {tail}"
+        def exited(proc=proc) -> str | None:
+            if proc.poll() is None:
+                return None
+            tail = Path(log_path).read_bytes().decode(errors="replace")[-2000:]
+            return f"bentoml serve exited with {proc.returncode}: {tail}"
 
+        try:
+            wait_ready(url, ready_timeout, exited)
+            break
+        except RuntimeError as e:
+            _stop(proc)
+            # the port was free when picked and taken before BentoML bound it (seen once in a full CI run,
+            # by one of its own sockets): another port, up to `tries` times
+            if "Address already in use" not in str(e) or attempt == tries - 1:
+                raise
     try:
-        wait_ready(url, ready_timeout, exited)
         yield LocalServer(url, proc, log_path)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group, then SIGKILL it if it is still there after 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def generating(url: str) -> float:

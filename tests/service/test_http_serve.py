@@ -257,3 +257,25 @@ def test_serve_refuses_to_start_with_one_line(tmp_path, env, line):
         "EMPTY", str(tmp_path)
     )
     assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(tmp_path, cond_onnx, monkeypatch):
+    """local_serve picks a free port, and something may take it before BentoML binds it: another port."""
+    from service import local_server
+
+    shutil.copy(cond_onnx, tmp_path / "mnist-cdcgan.onnx")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        picks = iter([taken])
+        monkeypatch.setattr(local_server, "free_port", lambda: next(picks, None) or socket_port())
+        with serving(tmp_path) as url:
+            assert url != f"http://127.0.0.1:{taken}"
+            assert httpx.get(url + "/readyz", timeout=10).status_code == 200
+
+
+def socket_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
