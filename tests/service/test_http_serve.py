@@ -268,14 +268,8 @@ def test_a_port_taken_before_the_server_binds_it_is_replaced(tmp_path, cond_onnx
         held.bind(("127.0.0.1", 0))
         held.listen()
         taken = held.getsockname()[1]
-        picks = iter([taken])
-        monkeypatch.setattr(local_server, "free_port", lambda: next(picks, None) or socket_port())
+        picks, free = iter([taken]), local_server.free_port
+        monkeypatch.setattr(local_server, "free_port", lambda: next(picks, None) or free())
         with serving(tmp_path) as url:
             assert url != f"http://127.0.0.1:{taken}"
             assert httpx.get(url + "/readyz", timeout=10).status_code == 200
-
-
-def socket_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -5,14 +5,13 @@ Not a family (the leading underscore keeps training.registry from importing it a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from pydantic import Field
 
 from training.distributed import mean_across_ranks
 from training.families._iic import iic_loss, random_affine
-from training.families.base import StepContext
+from training.families.base import Phase, StepContext
+from training.families.common import adam
 from training.families.params import FamilySettings
 from training.nets.clusterer import Clusterer
 
@@ -34,18 +33,41 @@ def build_clusterer(shape: tuple[int, int, int], k: int, p: ClustererSettings) -
     return Clusterer(shape, k, p.cluster_heads, p.cluster_overcluster, p.cluster_width)
 
 
-def clustering_step(
-    ctx: StepContext, clusterer: Clusterer, p: ClustererSettings, optimize: Callable[[torch.Tensor], None]
-) -> dict[str, float]:
-    """IIC on a real batch and `cluster_views` warped copies of it: every head of the clusterer (its
-    forward pass through ctx.nets["c"], DDP-wrapped when distributed; `clusterer` is the module itself)."""
-    real, _ = ctx.next_batch()  # labels unused
-    n, views = real.shape[0], p.cluster_views
-    warped = random_affine(real.repeat(views, 1, 1, 1), ctx.noise)
-    with ctx.autocast():
-        heads = ctx.nets["c"](torch.cat([real, warped]))
-        terms = torch.stack([iic_loss(h[:n].repeat(views, 1), h[n:], lamb=p.cluster_lamb) for h in heads])
-    optimize(terms.sum())
-    # every DDP rank must read the same head: it is picked by the losses averaged over the ranks
-    clusterer.record(torch.tensor(mean_across_ranks(terms[: len(clusterer.heads)].tolist())))
-    return {"iic": clusterer.loss_avg[clusterer.best_head()].item()}  # the best head's running loss
+class ClusteringPhase:
+    """What a family whose first `p.cluster_steps` steps train only its clusterer (nets["c"]) adds to its
+    base class (list it first): the schedule, the clustering phase, the clusterer's optimiser and the quick
+    evaluation's caveat. Its settings `p` are ClustererSettings with `cluster_steps` (0 = no clusterer)."""
+
+    def __init__(self, cfg, data):
+        super().__init__(cfg, data)
+        self.clustering = self.p.cluster_steps > 0  # set per step by schedule()
+
+    def schedule(self, step: int) -> None:
+        self.clustering = step < self.p.cluster_steps
+
+    def phases(self) -> list[Phase]:
+        """The clusterer alone for `cluster_steps` steps, then the base class's phases."""
+        return [Phase("cluster", self.cluster_step)] if self.clustering else super().phases()
+
+    def clusterer_optimizer(self) -> torch.optim.Optimizer:
+        return adam(self.cfg, self.nets["c"].parameters(), self.p.cluster_lr, betas=(0.9, 0.999))
+
+    def cluster_step(self, ctx: StepContext) -> dict[str, float]:
+        """IIC on a real batch and `cluster_views` warped copies of it: every head of the clusterer (its
+        forward pass through ctx.nets["c"], DDP-wrapped when distributed)."""
+        p, clusterer = self.p, self.nets["c"]
+        real, _ = ctx.next_batch()  # labels unused
+        n, views = real.shape[0], p.cluster_views
+        warped = random_affine(real.repeat(views, 1, 1, 1), ctx.noise)
+        with ctx.autocast():
+            heads = ctx.nets["c"](torch.cat([real, warped]))
+            terms = torch.stack([iic_loss(h[:n].repeat(views, 1), h[n:], lamb=p.cluster_lamb) for h in heads])
+        self.optimize("c", terms.sum())
+        # every DDP rank must read the same head: it is picked by the losses averaged over the ranks
+        clusterer.record(torch.tensor(mean_across_ranks(terms[: len(clusterer.heads)].tolist())))
+        return {"iic": clusterer.loss_avg[clusterer.best_head()].item()}  # the best head's running loss
+
+    def eval_caveat(self) -> str | None:
+        if self.clustering:
+            return f"clustering the reals until step {self.p.cluster_steps}: G has not trained yet"
+        return None

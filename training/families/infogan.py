@@ -31,9 +31,9 @@ from gan_core.card import InputSpec, latent_input
 from gan_core.errors import UserError
 from gan_core.imaging import float_to_uint8
 from training.config import TrainConfig
-from training.families._clustering import ClustererSettings, build_clusterer, clustering_step
-from training.families.base import DataInfo, Phase, StepContext
-from training.families.common import GRID_SEED, adam, learned_code_input, make_optimizer
+from training.families._clustering import ClustererSettings, ClusteringPhase, build_clusterer
+from training.families.base import DataInfo, StepContext
+from training.families.common import GRID_SEED, learned_code_input, make_optimizer
 from training.families.gan import AdversarialFamily
 from training.families.terms import aux_loss, paired, with_mode_seeking
 from training.nets.heads import TwoHeadDiscriminator
@@ -124,7 +124,7 @@ def info_loss(
 
 
 @register_family("infogan")
-class InfoGANFamily(AdversarialFamily):
+class InfoGANFamily(ClusteringPhase, AdversarialFamily):
     """G, D with a Q head, trained on the adversarial loss plus lambda * L_I (see module doc); the
     loss, its paper defaults and the phases are the classic family's."""
 
@@ -136,7 +136,6 @@ class InfoGANFamily(AdversarialFamily):
         super().__init__(cfg, data)
         self.n_cat, self.cont_names = self.p.categorical, list(self.p.continuous)
         self.cluster_steps = self.p.cluster_steps
-        self.clustering = self.cluster_steps > 0  # set per step by schedule()
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
@@ -175,17 +174,10 @@ class InfoGANFamily(AdversarialFamily):
             "d": make_optimizer(cfg, d.parameters(), cfg.lr_d),
         }
         if self.cluster_steps:
-            opts["c"] = adam(cfg, self.nets["c"].parameters(), self.p.cluster_lr, betas=(0.9, 0.999))
+            opts["c"] = self.clusterer_optimizer()
         return opts
 
-    # ---- phases: the clusterer alone, then D and G --------------------------------------------
-    def schedule(self, step: int) -> None:
-        self.clustering = step < self.cluster_steps
-
-    def phases(self) -> list[Phase]:
-        """The clusterer alone for `cluster_steps` steps, then the classic D and G phases."""
-        return [Phase("cluster", self.cluster_step)] if self.clustering else super().phases()
-
+    # ---- the classic D and G phases (after ClusteringPhase's) -------------------------------
     def draw_codes(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z [N, latent], categorical [N], continuous [N, M]) from the training noise generator."""
         z = torch.randn(n, self.cfg.latent_dim, generator=gen)
@@ -196,9 +188,6 @@ class InfoGANFamily(AdversarialFamily):
     def _info(self, q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor):
         """(weighted L_I, categorical term, continuous NLL) of Q's outputs for codes (cat, cont)."""
         return info_loss(q.float(), cat, cont, self.p.lambda_cat, self.p.lambda_cont)
-
-    def cluster_step(self, ctx: StepContext) -> dict[str, float]:
-        return clustering_step(ctx, self.nets["c"], self.p, partial(self.optimize, "c"))
 
     def d_step(self, ctx: StepContext) -> dict[str, float]:
         G, D = ctx.nets["g"], ctx.nets["d"]
@@ -246,11 +235,6 @@ class InfoGANFamily(AdversarialFamily):
         return {"g_loss": adv.item(), "g_info": info.item()}
 
     # ---- inference ----------------------------------------------------------------------------
-    def eval_caveat(self) -> str | None:
-        if self.clustering:
-            return f"clustering the reals until step {self.cluster_steps}: G has not trained yet"
-        return None
-
     def card_inputs(self) -> list[InputSpec]:
         n_cat = self.n_cat
         return [

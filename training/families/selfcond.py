@@ -16,8 +16,6 @@ while D's trunk is shaped by the game (docs/families-log.md). The card declares 
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import torch
 from pydantic import Field
@@ -26,9 +24,9 @@ from torch import nn
 from gan_core.card import InputSpec, latent_input
 from gan_core.errors import UserError
 from training.config import TrainConfig
-from training.families._clustering import ClustererSettings, build_clusterer, clustering_step
-from training.families.base import DataInfo, Phase, StepContext
-from training.families.common import adam, learned_code_input, rows_grid
+from training.families._clustering import ClustererSettings, ClusteringPhase, build_clusterer
+from training.families.base import StepContext
+from training.families.common import learned_code_input, rows_grid
 from training.families.gan import AdversarialFamily
 from training.families.terms import paired
 from training.registry import get_arch, register_family
@@ -47,15 +45,11 @@ class SelfCondSettings(ClustererSettings):
 
 
 @register_family("selfcond")
-class SelfConditionedFamily(AdversarialFamily):
+class SelfConditionedFamily(ClusteringPhase, AdversarialFamily):
     """The classic family's G and D, conditioned on a frozen clusterer's clusters (see module doc)."""
 
     settings_model = SelfCondSettings
     p: SelfCondSettings
-
-    def __init__(self, cfg: TrainConfig, data: DataInfo):
-        super().__init__(cfg, data)
-        self.clustering = True  # set per step by schedule()
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
@@ -73,19 +67,10 @@ class SelfConditionedFamily(AdversarialFamily):
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         opts = super().build_optimizers()
-        opts["c"] = adam(self.cfg, self.nets["c"].parameters(), self.p.cluster_lr, betas=(0.9, 0.999))
+        opts["c"] = self.clusterer_optimizer()
         return opts
 
-    # ---- phases: the clusterer alone, then the classic D and G --------------------------------
-    def schedule(self, step: int) -> None:
-        self.clustering = step < self.p.cluster_steps
-
-    def phases(self) -> list[Phase]:
-        return [Phase("cluster", self.cluster_step)] if self.clustering else super().phases()
-
-    def cluster_step(self, ctx: StepContext) -> dict[str, float]:
-        return clustering_step(ctx, self.nets["c"], self.p, partial(self.optimize, "c"))
-
+    # ---- the classic D and G phases (after ClusteringPhase's), fed the clusters -------------
     def d_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(real images, the clusterer's cluster of each, latents): the fakes are drawn for those clusters."""
         real, _ = ctx.next_batch()  # labels unused
@@ -101,11 +86,6 @@ class SelfConditionedFamily(AdversarialFamily):
         return z, clusters
 
     # ---- inference ----------------------------------------------------------------------------
-    def eval_caveat(self) -> str | None:
-        if self.clustering:
-            return f"clustering the reals until step {self.p.cluster_steps}: G has not trained yet"
-        return None
-
     def card_inputs(self) -> list[InputSpec]:
         cluster = learned_code_input(self.p.cluster_name, self.p.clusters, "cluster of the training images")
         return [latent_input(self.cfg.latent_dim), cluster]
