@@ -56,7 +56,8 @@ class DistEnv:
         if not self.enabled:
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+        unused = getattr(module, "ddp_find_unused_parameters", False)  # a module whose parts retire
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=unused)
 
     def sync_buffers(self, module: nn.Module) -> None:
         """Copy rank 0's buffers (BatchNorm statistics) to every rank.

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from training.trainer import Trainer, TrainingError
 
     cfg = config_from_args(args)
+    cfg.resolved()  # the family's settings are checked before the data is read (which can take minutes)
     prep = Preprocess(cfg.image_size, cfg.fit, cfg.channels)
     ds = load_dataset(cfg.data, "train", download=args.download, prep=prep)
     cfg = fit_to_data(cfg, ds.image_shape, ds.labelled, ds.source)

@@ -61,6 +61,12 @@ def test_bad_flag_values(tmp_path, capsys):
     assert "--set expects FIELD=JSON, got 'nonsense'" in capsys.readouterr().err
     assert main(["train", "--set", "steps=null", "--out", str(tmp_path)]) == 2
     assert "steps: Input should be a valid integer" in capsys.readouterr().err
+    # the family's settings are refused before the data is read: no such folder is named, the field is
+    missing = str(tmp_path / "no-data")
+    assert main(["train", "--preset", "mnist-sngan", "--data", missing, "--set", 'family_params={"cluster_trunks": 0}',
+                 "--out", str(tmp_path)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "cluster_trunks" in err and "no-data" not in err and "Traceback" not in err
 
 
 def test_set_null_gives_a_field_none_where_a_left_out_flag_keeps_the_preset():

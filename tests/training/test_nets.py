@@ -118,6 +118,36 @@ def test_clusterer_builds_for_each_size_and_reads_its_lowest_loss_head(shape, co
         assert torch.equal(labels, c.eval()(x)[2].argmax(1))
 
 
+def test_clusterer_races_trunks_then_trains_and_reads_only_the_best_heads_trunk():
+    from training.nets.clusterer import Clusterer
+
+    torch.manual_seed(0)
+    one = Clusterer((1, 28, 28), k=10, heads=2, overcluster=3, width=4)
+    assert not any(k.startswith("rivals") for k in one.state_dict())  # a one-trunk clusterer's names stay
+    torch.manual_seed(0)
+    c = Clusterer((1, 28, 28), k=10, heads=2, overcluster=3, width=4, trunks=3, pick_after=2)
+    assert torch.equal(c.trunk[0].weight, one.trunk[0].weight)  # the first trunk starts as one alone would
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    assert [o.shape[1] for o in c(x)] == [10, 10, 3, 3] * 3  # per trunk: its K-way heads, its over-clustering
+    # per trunk [K-way 0, K-way 1, over 0, over 1]; trunk 1's second head does best, trunk 2's over heads
+    # (not read) lower still
+    step = torch.tensor([-1.0, -1.0, -9.0, -9.0, -1.0, -2.0, -1.0, -1.0, -1.5, -1.0, -20.0, -20.0])
+    c.record(step)
+    assert c.alive() == [0, 1, 2] and c.best_head() == 3
+    c.record(step)  # update 2 = pick_after: trunks 0 and 2 retire
+    assert c.alive() == [1] and c.best_head() == 3
+    assert torch.isinf(c.loss_avg[[0, 1, 4, 5]]).all() and c.loss_avg[3].item() == -2.0
+    assert len(c(x)) == 4  # only the kept trunk's heads
+    c.record(torch.tensor([-1.0, -3.0, 0.0, 0.0]))  # after the pick: the kept trunk's heads alone
+    assert c.loss_avg[3].item() == pytest.approx(-2.02) and c.best_head() == 3
+    with torch.no_grad():
+        c.eval()
+        assert torch.equal(c.labels(x), c.rivals[0].heads[1](c.rivals[0].trunk(x)).argmax(1))
+    again = Clusterer((1, 28, 28), k=10, heads=2, overcluster=3, width=4, trunks=3, pick_after=2)
+    again.load_state_dict(c.state_dict())
+    assert again.alive() == [1] and again.best_head() == 3  # the pick survives a checkpoint
+
+
 def test_group_batchnorm_normalises_real_and_fake_apart():
     """Radford et al.'s D BatchNorm (dcgan d_bn=N): each run of N samples has its own statistics in training."""
     from training.nets.common import GroupBatchNorm2d

@@ -27,10 +27,28 @@ class ClustererSettings(FamilySettings):
     cluster_lamb: float = Field(1.5, gt=0, description="IIC's marginal-entropy weight (_iic.iic_loss)")
     cluster_lr: float = Field(1e-3, gt=0, description="the clusterer's Adam (0.9, 0.999) learning rate")
     cluster_width: int = Field(32, ge=1, description="the clusterer's first conv width")
+    cluster_trunks: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="clusterer trunks raced on the same batches; after cluster_pick_after steps only the "
+        "trunk of the lowest-loss head trains on (training/nets/clusterer.py)",
+    )
+    cluster_pick_after: int = Field(
+        300, ge=1, description="clustering steps before the trunks' race is decided"
+    )
 
 
 def build_clusterer(shape: tuple[int, int, int], k: int, p: ClustererSettings) -> Clusterer:
-    return Clusterer(shape, k, p.cluster_heads, p.cluster_overcluster, p.cluster_width)
+    return Clusterer(
+        shape,
+        k,
+        p.cluster_heads,
+        p.cluster_overcluster,
+        p.cluster_width,
+        p.cluster_trunks,
+        p.cluster_pick_after,
+    )
 
 
 class ClusteringPhase:
@@ -64,7 +82,7 @@ class ClusteringPhase:
             terms = torch.stack([iic_loss(h[:n].repeat(views, 1), h[n:], lamb=p.cluster_lamb) for h in heads])
         self.optimize("c", terms.sum())
         # every DDP rank must read the same head: it is picked by the losses averaged over the ranks
-        clusterer.record(torch.tensor(mean_across_ranks(terms[: len(clusterer.heads)].tolist())))
+        clusterer.record(torch.tensor(mean_across_ranks(terms.tolist())))
         return {"iic": clusterer.loss_avg[clusterer.best_head()].item()}  # the best head's running loss
 
     def eval_caveat(self) -> str | None:
