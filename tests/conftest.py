@@ -115,6 +115,7 @@ TINY_OVERRIDES = {
     "mnist-infogan": {"family_params": {"self_condition": True, "cluster_steps": 1, "cluster_width": 4}},
     # selfcond: step 0 trains the clusterer, step 1 G and D (conditioned on the clusters of the reals)
     "mnist-sngan": {"family_params": {"cluster_steps": 1, "cluster_width": 4}},
+    "mnist-dcgan": {"family_params": {"cluster_steps": 1, "cluster_width": 4}},
     "mnist-progan": {
         "family_params": {"stable_steps": [1, 0, 0], "fade_steps": [0, 0, 0]},
         "lr_g": 1e-3,
@@ -122,6 +123,12 @@ TINY_OVERRIDES = {
     },
 }
 
+# Variants of a preset the suite trains beside the preset itself (name -> (preset, overrides)). UNCOND is
+# the plain unconditional generator (z in, images out) that the export, service and augmentation tests
+# read as "an unconditional model": mnist-dcgan as Radford et al. trained it, the `--set family=gan` its
+# preset file documents (the preset itself is self-conditioned and declares a `cluster` input).
+UNCOND = "dcgan-paper"
+TINY_VARIANTS = {UNCOND: ("mnist-dcgan", {"family": "gan", "family_params": {}, "diversity_weight": 0.0})}
 
 # The paired image-to-image (repair / super-resolution) presets at a tiny size: arch_params, and the
 # family_params merged over the preset's (the tiny digits are MNIST's, so the feature loss may use the
@@ -186,6 +193,9 @@ def tiny_config(name: str, out, **overrides):
     """Preset `name` at its tiny size (TINY_ARCH, TINY_OVERRIDES): 2 steps of batch 16 on one thread, plus `overrides`."""
     from training.config import preset
 
+    if name in TINY_VARIANTS:
+        base, extra = TINY_VARIANTS[name]
+        return tiny_config(base, out, **{**extra, **overrides})
     if name in TINY_REPAIR:
         params = {**preset(name).family_params, **TINY_REPAIR[name], **overrides.pop("family_params", {})}
         fields = dict(steps=2, batch_size=16, arch_params=TINY_REPAIR_ARCH, threads=1, eval_every=0)
@@ -244,7 +254,7 @@ def cond_onnx(tiny_onnx):
 
 @pytest.fixture(scope="session")
 def uncond_onnx(tiny_onnx):
-    return tiny_onnx("mnist-dcgan")[1]
+    return tiny_onnx(UNCOND)[1]
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,7 @@ SMOKE: dict[str, list[Smoke]] = {
     "bench_scale.py": [
         Smoke(
             "--model {models_dir}/mnist-cdcgan.onnx --n 200 --chunk-size 50 --cpus 1 --writer-n 50 "
-            "--train-steps 2 --preset mnist-dcgan --data {mnist_small} --tmp {tmp}/scale",
+            "--train-steps 2 --preset mnist-cdcgan --data {mnist_small} --tmp {tmp}/scale",
             r"^ray / local +[\d.]+x[\s\S]*^same bytes +True$[\s\S]*1,000,000,000 images/h[\s\S]*"
             r"^training +1 node x 2 procs [\d.]+ steps/s; 2 nodes x 1 proc [\d.]+ steps/s",
         ),

@@ -14,6 +14,7 @@ from gan_core.card_files import read_card
 from gan_core.default_model import DEFAULT_FILE
 from service.model_set import scan_models
 from service.settings import Settings
+from tests.conftest import UNCOND
 from training.evaluation.results import write_metrics
 
 FIDS = {"mnist-dcgan": 40.0, "mnist-lsgan": 25.0}  # what `gan evaluate` would have written into each card
@@ -25,9 +26,9 @@ def runs(tmp_path_factory, tiny_checkpoint):
     """RUNS/<preset> of tiny runs: mnist-dcgan and mnist-lsgan evaluated, mnist-sngan a run never evaluated."""
     d = tmp_path_factory.mktemp("runs")
     for name, source in (
-        ("mnist-dcgan", "mnist-dcgan"),
+        ("mnist-dcgan", UNCOND),
         ("mnist-lsgan", "mnist-lsgan"),
-        ("mnist-sngan", "mnist-dcgan"),
+        ("mnist-sngan", UNCOND),
     ):
         shutil.copytree(tiny_checkpoint(source).parent, d / name)
     for name, fid in FIDS.items():

@@ -5,6 +5,7 @@ import pytest
 from export import ExportError, export_checkpoint, onnx_export
 from export.verify import Tolerance
 from gan.cli import main
+from tests.conftest import UNCOND
 
 
 def _no_leftovers(folder, out):
@@ -30,7 +31,7 @@ def test_file_that_is_not_a_checkpoint(tmp_path, capsys):
 
 
 def test_truncated_checkpoint(tiny_checkpoint, tmp_path, capsys):
-    data = tiny_checkpoint("mnist-dcgan").read_bytes()
+    data = tiny_checkpoint(UNCOND).read_bytes()
     cut = tmp_path / "ckpt-0000002.safetensors"
     cut.write_bytes(data[: len(data) // 2])
     out = tmp_path / "g.onnx"
@@ -50,14 +51,14 @@ def test_missing_checkpoint_and_empty_run_folder(tmp_path, capsys):
 
 def test_unknown_variant(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "g.onnx"
-    rc, err = _gan_export(capsys, tiny_checkpoint("mnist-dcgan"), "--out", out, "--variant", "bf16")
+    rc, err = _gan_export(capsys, tiny_checkpoint(UNCOND), "--out", out, "--variant", "bf16")
     assert (rc, err) == (2, "gan export: error: variant must be one of fp32, fp16, int8, got 'bf16'")
     _no_leftovers(tmp_path, out)
 
 
 def test_output_must_be_an_onnx_file(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "g.bin"
-    rc, err = _gan_export(capsys, tiny_checkpoint("mnist-dcgan"), "--out", out)
+    rc, err = _gan_export(capsys, tiny_checkpoint(UNCOND), "--out", out)
     assert (rc, err) == (2, f"gan export: error: {out}: output file name must end in .onnx")
     _no_leftovers(tmp_path, out)
 
@@ -70,7 +71,7 @@ def test_failed_parity_leaves_no_file_and_keeps_an_old_one(tiny_checkpoint, tmp_
         ExportError,
         match=r"^fp32 export: ONNX Runtime float output differs from torch by .* \(limit 0\) on batches \[1, 7, 256\]$",
     ):
-        export_checkpoint(tiny_checkpoint("mnist-dcgan"), out)
+        export_checkpoint(tiny_checkpoint(UNCOND), out)
     assert out.read_bytes() == b"previous good export"
     assert [p.name for p in tmp_path.iterdir()] == ["g.onnx"]
 
@@ -90,7 +91,7 @@ def test_a_wrong_graph_is_caught_by_parity(tiny_checkpoint, tmp_path, monkeypatc
         ExportError,
         match=r"^fp32 export: ONNX Runtime output differs from torch by \d+ uint8 levels \(limit 1\)",
     ):
-        export_checkpoint(tiny_checkpoint("mnist-dcgan"), out)
+        export_checkpoint(tiny_checkpoint(UNCOND), out)
     _no_leftovers(tmp_path, out)
 
 
@@ -101,7 +102,7 @@ def test_checkpoint_from_another_network_version(tiny_checkpoint, tmp_path, caps
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    src = tiny_checkpoint("mnist-dcgan")
+    src = tiny_checkpoint(UNCOND)
     with safe_open(str(src), "pt") as f:
         meta = f.metadata()
     cfg = json.loads(meta["config"])

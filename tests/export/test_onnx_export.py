@@ -14,7 +14,7 @@ from gan_core.card_files import read_card
 from gan_core.imaging import float_to_uint8
 from gan_core.latents import balanced_labels, latents
 from gan_core.runtime import open_generator
-from tests.conftest import zl_feeds
+from tests.conftest import UNCOND, zl_feeds
 from training.checkpoint import build_generator, load_checkpoint
 
 
@@ -29,7 +29,9 @@ def _torch_pixels(g, z, labels):
     return x, float_to_uint8(x)
 
 
-@pytest.mark.parametrize("name", ["mnist-gan", "mnist-dcgan", "mnist-cdcgan", "mnist-wgan-gp"])
+# the MLP, the DCGAN (unconditional: z alone), the conditional DCGAN, the critic-trained DCGAN; every registered
+# preset's own model (its declared inputs): tests/service/test_family_models.py
+@pytest.mark.parametrize("name", ["mnist-gan", UNCOND, "mnist-cdcgan", "mnist-wgan-gp"])
 def test_every_preset_architecture_exports_with_parity(name, tiny_checkpoint, tmp_path):
     ckpt = tiny_checkpoint(name)
     out = tmp_path / "g.onnx"
@@ -139,7 +141,7 @@ def test_float_output_parity_without_the_rewrite(tiny_checkpoint):
     """The plain exporter path (no rewrite) keeps ConvTranspose and matches torch's floats to 1e-4."""
     import onnxruntime as ort
 
-    ck = load_checkpoint(tiny_checkpoint("mnist-dcgan"))
+    ck = load_checkpoint(tiny_checkpoint(UNCOND))
     g = build_generator(ck)
     m = to_onnx(g, ck.card, rewrite=False)
     assert "ConvTranspose" in {n.op_type for n in m.graph.node}
@@ -159,7 +161,7 @@ def test_plain_graph_flag_keeps_convtranspose(tiny_checkpoint, tmp_path, capsys)
         main(
             [
                 "export",
-                str(tiny_checkpoint("mnist-dcgan")),
+                str(tiny_checkpoint(UNCOND)),
                 "--out",
                 str(out),
                 "--plain-graph",

@@ -15,6 +15,7 @@ from gan_core.card_files import read_card
 from gan_core.datasets import load_dataset
 from gan_core.imaging import float_to_uint8
 from gan_core.runtime import open_generator
+from tests.conftest import UNCOND
 from training.checkpoint import build_generator, load_checkpoint
 
 
@@ -56,7 +57,7 @@ def test_direction_is_required_known_and_variants_refused(cyclegan_checkpoint, t
     with pytest.raises(
         ExportError, match="direction: must be omitted: the 'gan' family exports one generator"
     ):
-        export_checkpoint(tiny_checkpoint("mnist-dcgan"), tmp_path / "x.onnx", direction="a2b")
+        export_checkpoint(tiny_checkpoint(UNCOND), tmp_path / "x.onnx", direction="a2b")
     with pytest.raises(ExportError, match="variant: int8 variants are judged by the FID"):
         export_checkpoint(cyclegan_checkpoint, tmp_path / "x.onnx", "int8", direction="a2b")
     assert not list(tmp_path.iterdir())

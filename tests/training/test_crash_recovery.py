@@ -99,9 +99,9 @@ def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, small, capsys):
 
 
 def train_args(out, data, steps, *extra) -> list[str]:
-    return ["train", "--preset", "mnist-dcgan", "--data", str(data), "--out", str(out), "--steps", str(steps),
+    return ["train", "--preset", "mnist-cdcgan", "--data", str(data), "--out", str(out), "--steps", str(steps),
             "--batch-size", "16", "--eval-every", "0", "--threads", "1", "--no-progress",
-            "--set", "arch_params=" + json.dumps(TINY_ARCH["mnist-dcgan"]), *extra]  # fmt: skip
+            "--set", "arch_params=" + json.dumps(TINY_ARCH["mnist-cdcgan"]), *extra]  # fmt: skip
 
 
 def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays(tmp_path, mnist_small):

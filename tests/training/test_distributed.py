@@ -12,7 +12,7 @@ from training.checkpoint import load_checkpoint
 RACE = 'family_params={"cluster_steps": 2, "cluster_width": 4, "cluster_trunks": 2, "cluster_pick_after": 1}'
 
 
-@pytest.mark.parametrize("preset, extra", [("mnist-dcgan", []), ("mnist-sngan", ["--set", RACE])])
+@pytest.mark.parametrize("preset, extra", [("mnist-cdcgan", []), ("mnist-sngan", ["--set", RACE])])
 def test_torchrun_two_cpu_ranks_hold_identical_weights(tmp_path, mnist_small, preset, extra):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -102,7 +102,13 @@ def train_golden(name: str, data, out, **overrides) -> dict[str, list]:
 # The fields a preset has changed since its fingerprint was recorded: the recorded recipe is trained.
 RECORDED_RECIPE = {
     "mnist-cdcgan": {"arch_params": {"g_width": 32, "d_width": 32}},  # before D's hidden layer
-    "mnist-dcgan": {"arch_params": {"g_width": 32, "d_width": 32}},  # before Radford et al.'s D BatchNorm
+    # Radford et al.'s networks unconditional, before D's BatchNorm, its hidden layer and self-conditioning
+    "mnist-dcgan": {
+        "family": "gan",
+        "family_params": {},
+        "diversity_weight": 0.0,
+        "arch_params": {"g_width": 32, "d_width": 32},
+    },
     # before labels, the lazy penalty and 2 critic steps:
     "mnist-wgan-gp": {"conditional": False, "gp_every": 1, "n_critic": 5},
 }

@@ -18,7 +18,7 @@ import torch
 from tests.augment.ray_cluster import free_port
 from training.checkpoint import list_checkpoints, load_checkpoint
 
-TINY = ["--preset", "mnist-dcgan", "--threads", "1", "--no-progress",
+TINY = ["--preset", "mnist-cdcgan", "--threads", "1", "--no-progress",
         "--set", 'arch_params={"g_width": 8, "d_width": 8}', "--set", "ckpt_every=2"]  # fmt: skip
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
 

@@ -35,7 +35,7 @@ def test_every_file_validates_and_is_what_the_name_gives(path):
     "agnostic,mnist,differs",
     [
         ("cdcgan", "mnist-cdcgan", {"arch_params": {"d_hidden": 256}}),  # the widths left to the data
-        ("dcgan", "mnist-dcgan", {}),
+        ("dcgan", "mnist-dcgan", {"arch_params": {"d_hidden": 256}}),
         ("wgan-gp", "mnist-wgan-gp", {}),
         ("gan", "mnist-gan", {"latent_dim": 100}),  # the MLP takes any size: nothing to leave to the data
         ("stylegan", "mnist-stylegan", {"latent_dim": 64, "family_params": {"r1_gamma": 0.5}}),
