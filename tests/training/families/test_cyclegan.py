@@ -126,7 +126,7 @@ def test_trains_from_two_datasets_and_resumes_exactly(tmp_path, domains):
     with pytest.raises(TrainingError, match="data_b: the 'cyclegan' family translates between two datasets"):
         Trainer(_cfg(tmp_path / "c"), domains[0], progress=False)
     with pytest.raises(TrainingError, match="data_b: the 'gan' family trains on one dataset"):
-        Trainer(preset("mnist-dcgan", out=str(tmp_path / "d")), domains[0], progress=False, ds_b=domains[1])
+        Trainer(preset("mnist-cdcgan", out=str(tmp_path / "d")), domains[0], progress=False, ds_b=domains[1])
 
 
 def _colour(ds: ImageDataset, n: int) -> ImageDataset:

@@ -135,8 +135,9 @@ def cli_refusal(preset_name: str, params: dict, out, data, capsys) -> str:
             "mnist-infogan",
             {"num_cat": "x"},
             "family_params.num_cat: not a setting of the infogan family (got 'x'; allowed: cluster_heads, "
-            "cluster_overcluster, cluster_views, cluster_lamb, cluster_lr, cluster_width, categorical, "
-            "categorical_name, continuous, lambda_cat, lambda_cont, q_hidden, self_condition, cluster_steps)",
+            "cluster_overcluster, cluster_views, cluster_lamb, cluster_lr, cluster_width, cluster_trunks, "
+            "cluster_pick_after, categorical, categorical_name, continuous, lambda_cat, lambda_cont, q_hidden, "
+            "self_condition, cluster_steps)",
         ),
     ],
 )
