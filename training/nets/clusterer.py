@@ -56,9 +56,9 @@ class Rival(nn.Module):
 class Clusterer(nn.Module):
     """`trunks` > 1: as many trunks (each with its heads) train side by side on the same batches for
     `pick_after` updates; then only the trunk of the lowest-loss head trains on and is read. A trunk's
-    start decides where IIC settles: on MNIST one seed in three lands at ~70% purity with every head of
-    its trunk, and its running loss already stands apart after a few hundred steps
-    (docs/families-log.md, session 24), so racing a few trunks briefly is cheaper than a bad clustering.
+    start decides where IIC settles: a bad start leaves every head of its trunk at a poor clustering
+    (on MNIST ~70% purity on one seed in three), and its running loss already stands apart after a few
+    hundred steps (docs/families-log.md), so racing a few trunks briefly is cheaper than a bad clustering.
     The first trunk keeps the one-trunk clusterer's module names (its checkpoints load as they were);
     a retired trunk's heads hold +inf in `loss_avg`, so the choice is checkpointed with the weights."""
 
@@ -92,9 +92,9 @@ class Clusterer(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Logits of every head of each live trunk, trunk by trunk: its K-way heads, then its
         over-clustering heads."""
-        out = []
+        out, branches = [], self.branches()
         for b in self.alive():
-            branch = self.branches()[b]
+            branch = branches[b]
             h = branch.trunk(x)
             out += [m(h) for m in (*branch.heads, *branch.over)]
         return out
@@ -103,16 +103,17 @@ class Clusterer(nn.Module):
     def record(self, losses: torch.Tensor) -> None:
         """Fold this step's IIC losses (every head forward() returned, in its order) into the K-way
         heads' running averages; at update `pick_after`, retire every trunk but the best head's."""
-        per_branch = len(losses) // len(self.alive())
+        alive = self.alive()
+        per_branch = len(losses) // len(alive)
         first = self.updates.item() == 0
-        for i, b in enumerate(self.alive()):
+        for i, b in enumerate(alive):
             new = losses[i * per_branch : i * per_branch + self.n_heads].to(self.loss_avg)
             avg = self.loss_avg[b * self.n_heads : (b + 1) * self.n_heads]
             avg.copy_(new if first else torch.lerp(new, avg, LOSS_AVG_DECAY))
         self.updates += 1
-        if len(self.alive()) > 1 and self.updates.item() >= self.pick_after:
+        if len(alive) > 1 and self.updates.item() >= self.pick_after:
             keep = self.best_head() // self.n_heads
-            for b in self.alive():
+            for b in alive:
                 if b != keep:
                     self.loss_avg[b * self.n_heads : (b + 1) * self.n_heads] = float("inf")
 
