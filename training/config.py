@@ -151,7 +151,20 @@ class TrainConfig(BaseModel):
                 f"diffaugment: the {self.family} family does not apply DiffAugment to what its D sees; "
                 f"families that do: {can}"
             )
-        return family.resolve(self)
+        resolved = family.resolve(self)
+        if resolved.gp_every != 1:
+            penalised = (
+                family.lazy_penalty and family.own_loss is None and resolved.loss in penalised_losses()
+            )
+            if not penalised:
+                loss = family.own_loss or resolved.loss
+                raise UserError(
+                    f"gp_every: {resolved.gp_every} would be ignored: this run ({self.family} family, {loss} "
+                    f"loss) spaces out no gradient penalty; gp_every applies to the "
+                    f"{', '.join(penalised_losses())} loss in the families "
+                    f"{', '.join(sorted(n for n, f in FAMILIES.items() if f.lazy_penalty))}"
+                )
+        return resolved
 
     def model_differences(self, other: TrainConfig) -> list[str]:
         """Human-readable list of model-defining fields that differ (for refusing a resume)."""
@@ -161,6 +174,14 @@ class TrainConfig(BaseModel):
             for f in MODEL_FIELDS
             if getattr(a, f) != getattr(b, f)
         ]
+
+
+def penalised_losses() -> list[str]:
+    """The registered losses that add a gradient penalty to D's loss (what gp_every spaces out)."""
+    from training.losses import GANLoss
+    from training.registry import LOSSES
+
+    return sorted(n for n, loss in LOSSES.items() if loss.penalty is not GANLoss.penalty)
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:

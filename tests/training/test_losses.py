@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import family_presets, preset_family
 from training.config import TrainConfig
 from training.registry import LOSSES, get_loss
 
@@ -122,3 +123,26 @@ def test_the_gradient_penalty_is_lazy_every_k_critic_steps_and_weighted_k_times(
     due = [i for i in calls if i % every == 0]
     assert [i for i, a in zip(calls, applied, strict=True) if a is not None] == due
     assert [a for a in applied if a is not None] == pytest.approx([every * r for r in raw])
+
+
+@pytest.mark.parametrize("family", sorted(family_presets()))
+def test_gp_every_is_refused_where_no_lazily_spaced_penalty_would_read_it(family):
+    """Families whose D step adds the loss's penalty through Family.penalty space it out with a penalised loss;
+    every other run (another loss, or a family with its own D step) refuses gp_every instead of ignoring it."""
+    from gan_core.errors import UserError
+    from training.config import penalised_losses, preset
+
+    name = family_presets()[family]
+    lazy = preset_family(name).lazy_penalty
+    assert penalised_losses() == ["wgan-gp"]
+    if lazy:
+        assert preset(name, loss="wgan-gp", gp_every=3).resolved().gp_every == 3
+    loss = {"loss": "hinge"} if lazy else {}  # a family with its own D step: its own loss
+    cfg = preset(name, gp_every=3, **loss)
+    with pytest.raises(UserError) as e:
+        cfg.resolved()
+    head, where = str(e.value).split(" in the families ")
+    assert head.startswith(f"gp_every: 3 would be ignored: this run ({cfg.family} family, ")
+    assert head.endswith("spaces out no gradient penalty; gp_every applies to the wgan-gp loss")
+    assert (cfg.family in where.split(", ")) == lazy
+    assert preset(name, **loss).resolved().gp_every == 1  # the default is never refused

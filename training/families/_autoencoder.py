@@ -66,6 +66,7 @@ class AutoencoderGAN(AdversarialFamily):
     """Base of the autoencoder-discriminator families: nets, optimiser defaults, card fields."""
 
     diffaugments = False  # its own D / G steps do not apply DiffAugment (yet)
+    lazy_penalty = False  # its own loss has no gradient penalty
 
     activation: ClassVar[str] = "lrelu"
     lr: ClassVar[float] = 2e-4  # Adam, G and D, unless the run sets lr_g / lr_d

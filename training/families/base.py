@@ -104,6 +104,8 @@ class Family(ABC):
     takes_images: ClassVar[bool] = False  # its generator maps images to images (no latents to sample)
     # its D phases apply TrainConfig.diffaugment (DiffAugment); the config refuses it for the others
     diffaugments: ClassVar[bool] = False
+    # its D phases space the loss's gradient penalty by TrainConfig.gp_every; the config refuses it for the others
+    lazy_penalty: ClassVar[bool] = False
     own_loss: ClassVar[str | None] = None  # what it trains with instead of TrainConfig.loss (then unused)
     settings_model: ClassVar[type[FamilySettings]] = FamilySettings  # its family_params (here: none)
 

@@ -54,6 +54,7 @@ class AdversarialFamily(Family):
 
     diffaugments = True  # d_step / g_step pass what D sees through self.diffaugment; subclasses that
     # replace those steps set it back to False until theirs do
+    lazy_penalty = True  # d_step adds the loss's penalty through self.penalty (gp_every)
 
     def __init__(self, cfg: TrainConfig, data: DataInfo):
         super().__init__(cfg, data)
