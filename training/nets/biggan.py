@@ -6,11 +6,11 @@ ConditionalBatchNorm2d); chunk 0 with the shared embedding feeds the first linea
 as in the paper's BigGAN-deep (chunk 0 alone, BigGAN's own first layer, learned more slowly in short
 runs: docs/families-log.md). Up-block: cBN, ReLU, 2x nearest upsample, 3x3 conv, cBN, ReLU, 3x3 conv, plus
 an upsampled 1x1-conv skip. Then BN, ReLU, 3x3 conv, tanh. D: residual down-blocks (ReLU, 3x3, ReLU,
-3x3, 2x2 average pool, 1x1-conv skip), one block at the last size, ReLU, global sum pooling, linear +
-projection (Miyato & Koyama 2018). Spectral norm on every convolution and linear layer of both nets
-except the cBN gain / bias layers (as in training/nets/sagan.py), orthogonal init of the convolutions,
-the first linear layer and the shared embedding (BigGAN's settings; the projection head keeps
-training.nets.common's init). Sizes: 28 -> 7-14-28, 32 -> 8-16-32, 64 -> 8-16-32-64
+3x3, 2x2 average pool, 1x1-conv skip), one block at the last size, ReLU, global sum pooling (or, with
+`d_pool` False, the flattened map), an optional hidden layer (`d_hidden`), linear + projection (Miyato &
+Koyama 2018). Spectral norm on every convolution and linear layer of both nets except the cBN gain /
+bias layers (as in training/nets/sagan.py), orthogonal init of the convolutions, the first linear layer
+and the shared embedding (BigGAN's settings; the projection head keeps training.nets.common's init). Sizes: 28 -> 7-14-28, 32 -> 8-16-32, 64 -> 8-16-32-64
 (training.nets.layers.image_plan).
 """
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.nets.common import Discriminator, Generator, maybe_sn
+from training.nets.common import Discriminator, Generator, hidden_layer, maybe_sn
 from training.nets.layers import ConditionalBatchNorm2d, image_plan
 from training.registry import register_arch
 
@@ -98,29 +98,38 @@ class DownBlock(nn.Module):
 
 
 class BigGANDiscriminator(Discriminator):
-    def __init__(self, num_classes, conditional, image_shape, width=32, cond_mode="projection", sn=True):
-        _, stages = image_plan(image_shape)
+    def __init__(
+        self, num_classes, conditional, image_shape, width=32, cond_mode="projection", sn=True, pool=True,
+        hidden=0,
+    ):  # fmt: skip
+        s, stages = image_plan(image_shape)
         if conditional and cond_mode != "projection":
             raise ValueError(
                 f"biggan: the discriminator conditions by projection only, got cond_mode {cond_mode!r}"
             )
         chans = [width * 2**k for k in range(stages)]
-        super().__init__(num_classes, conditional, cond_mode, chans[-1], sn)
+        trunk_dim = chans[-1] if pool else chans[-1] * s * s
+        super().__init__(num_classes, conditional, cond_mode, hidden or trunk_dim, sn)
         ins = [image_shape[0], *chans[:-1]]
         blocks = [DownBlock(a, b, sn, preact=k > 0) for k, (a, b) in enumerate(zip(ins, chans, strict=True))]
         self.blocks = nn.Sequential(*blocks, DownBlock(chans[-1], chans[-1], sn, down=False))
+        self.pool = pool
+        self.hidden = nn.Sequential(*hidden_layer(trunk_dim, hidden, sn))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.project(torch.relu(self.blocks(x)).sum((2, 3)), labels)
+        h = torch.relu(self.blocks(x))
+        return self.project(self.hidden(h.sum((2, 3)) if self.pool else h.flatten(1)), labels)
 
 
 @register_arch("biggan")
 def build_biggan(
     image_shape, num_classes, conditional, latent_dim, cond_mode="projection", sn=True,
-    g_width=32, d_width=32, shared_dim=32, g_sn=None,
+    g_width=32, d_width=32, shared_dim=32, g_sn=None, d_pool=True, d_hidden=0,
 ):  # fmt: skip
-    """`g_sn` False keeps spectral norm off G only (None: as `sn`, the paper's SN in both networks)."""
+    """`g_sn` False keeps spectral norm off G only (None: as `sn`, the paper's SN in both networks);
+    `d_pool` False flattens D's last map instead of the paper's global sum pooling; `d_hidden` N: a
+    fully connected layer of N units before D's head."""
     g_sn = sn if g_sn is None else g_sn
     g = BigGANGenerator(latent_dim, num_classes, conditional, image_shape, g_width, shared_dim, g_sn)
-    d = BigGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn)
+    d = BigGANDiscriminator(num_classes, conditional, image_shape, d_width, cond_mode, sn, d_pool, d_hidden)
     return g, d
