@@ -68,6 +68,16 @@ class DistEnv:
         for b in module.buffers():
             tdist.broadcast(b, src=0)
 
+    def rank0_says(self, flag: bool) -> bool:
+        """Rank 0's `flag` on every rank (the flag itself in a single process): a decision that each
+        rank's own clock could take at a different step (the time budget) is taken once, so no rank
+        steps on into a collective the others have left."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        tdist.broadcast(t, src=0)
+        return bool(t.item())
+
     def gather_objects(self, obj) -> list:
         """Every rank's `obj` (picklable), in rank order, on every rank; a collective call."""
         out = [None] * self.world

@@ -416,7 +416,8 @@ class Trainer:
         n_acc = 0
         try:
             while self.step < total:
-                if time.perf_counter() - start_wall > budget:
+                over = time.perf_counter() - start_wall > budget
+                if self.dist.rank0_says(over) if budget < math.inf else over:
                     stopped_by = "max_minutes"
                     break
                 batches0 = self.batches

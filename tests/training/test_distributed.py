@@ -30,3 +30,19 @@ def test_torchrun_two_cpu_ranks_hold_identical_weights(tmp_path, mnist_small, pr
     if preset == "mnist-sngan":  # one trunk retired (its heads' running losses are +inf), on both ranks alike
         finite = ck.tensors["c.loss_avg"].isfinite()
         assert finite.sum().item() == 15 and len(finite) == 30
+
+
+def test_torchrun_ranks_stop_at_the_same_step_when_the_time_budget_runs_out(tmp_path, mnist_small):
+    """Rank 0's clock decides for all: a rank that stopped alone would leave the other in a collective."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "--rdzv_backend=c10d", "--rdzv_endpoint=127.0.0.1:0",
+           "-m", "gan.cli", "train", "--preset", "mnist-cdcgan", "--data", str(mnist_small), "--out", str(out),
+           "--steps", "100000", "--max-minutes", "0.03", "--threads", "1", "--no-progress",
+           "--set", 'arch_params={"g_width": 4, "d_width": 4}', "--set", "eval_every=0"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = load_checkpoint(out)
+    assert 0 < ck.step < 100000 and f"max_minutes: {ck.step} steps in" in proc.stdout + proc.stderr
+    sums = json.loads((out / "ranks.json").read_text())["checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
