@@ -93,7 +93,7 @@ TINY_ARCH = {
     },
     "mnist-progan": {"g_width": 4, "g_max_width": 8, "d_width": 4, "d_max_width": 8},
     "mnist-sagan": {"g_width": 8, "d_width": 8},
-    "mnist-biggan": {"g_width": 8, "d_width": 8, "shared_dim": 8},
+    "mnist-biggan": {"g_width": 8, "d_width": 8, "shared_dim": 8, "d_pool": False, "d_hidden": 8},
     "mnist-ebgan": {"g_width": 8, "d_width": 8, "code_dim": 8},
     # the preset's shape: fully connected G and autoencoder, LeakyReLU
     "mnist-began": {
