@@ -7,6 +7,7 @@ preset's). --grid writes the picture damaged | baselines | L1-only | GAN | truth
 
     python benchmarks/bench_repair.py --preset mnist-sr4 [--data DIR] [--minutes 2] [--n 2000] \
         [--threads 1] [--out runs/bench-repair] [--grid docs/repair-sr4.png]
+    python benchmarks/bench_repair.py --runs GAN_RUN L1_RUN [--n 2000] [--grid ...]   # measure finished runs
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from gan_core.datasets import load_dataset
 from gan_core.imaging import grid, png_bytes
+from training.checkpoint import list_checkpoints, load_checkpoint
 from training.config import preset
 from training.evaluation.repair import comparison_grid, evaluate_repair
 from training.trainer import Trainer
@@ -62,23 +64,36 @@ def main() -> None:
         "--feature-evaluator", help="evaluator of the feature loss (default: the one bound to the data)"
     )
     ap.add_argument("--out", default="runs/bench-repair")
+    ap.add_argument(
+        "--runs",
+        nargs=2,
+        metavar=("GAN_RUN", "L1_RUN"),
+        help="measure these two finished runs (the GAN and its L1-only twin) instead of training them",
+    )
     ap.add_argument("--grid", help="write damaged | baselines | L1-only | GAN | truth here (PNG)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    data = load_dataset(args.data, "train")
+    data = None if args.runs else load_dataset(args.data, "train")
     load0 = os.getloadavg()[0]
     out = Path(args.out)
     reports, facts = {}, {}
-    for label, l1 in (("GAN", False), ("L1-only", True)):
-        ckpt, steps, wall = train(args.preset, out / f"{args.preset}-{label.lower()}", data, args, l1)
+    for k, (label, l1) in enumerate((("GAN", False), ("L1-only", True))):
+        if args.runs:
+            ckpt = list_checkpoints(args.runs[k])[-1]
+            steps, wall = load_checkpoint(ckpt).step, None
+        else:
+            ckpt, steps, wall = train(args.preset, out / f"{args.preset}-{label.lower()}", data, args, l1)
         facts[label] = (steps, wall)
         reports[label] = evaluate_repair(ckpt, args.data, args.n, 0)
     gan_report, images = reports["GAN"]
     l1_report, l1_images = reports["L1-only"]
-    print(f"preset {args.preset}: {gan_report['task']}, corruption {gan_report['corruption']}, "
-          f"threads {args.threads}, budget {args.minutes:g} min per run")  # fmt: skip
+    what = f"runs {' and '.join(args.runs)}" if args.runs else f"preset {args.preset}"
+    budget = "finished runs" if args.runs else f"budget {args.minutes:g} min per run"
+    print(
+        f"{what}: {gan_report['task']}, corruption {gan_report['corruption']}, threads {args.threads}, {budget}"
+    )
     for label, (steps, wall) in facts.items():
-        print(f"{label}: {steps} steps in {wall:.0f} s")
+        print(f"{label}: {steps} steps" + ("" if wall is None else f" in {wall:.0f} s"))
     print(f"load average {load0:.2f} -> {os.getloadavg()[0]:.2f}")
     print(
         f"n={gan_report['n']} test images, evaluator {gan_report['evaluator']}, FID floor {gan_report['fid_floor']:.2f}"

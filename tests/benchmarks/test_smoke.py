@@ -127,6 +127,13 @@ SMOKE: dict[str, list[Smoke]] = {
             "--out {tmp}/repair --grid {tmp}/repair.png",
             r"^\| inpaint \(biharmonic\) \| [\d.]+ [\s\S]*^\| GAN \(L1 \+ adversarial\) \| [\d.]+ [\s\S]*rows, top to bottom: damaged, inpaint \(biharmonic\), L1-only, GAN, truth$",
         ),
+        # the same two runs measured again as finished runs (the first smoke's tmp folder is ../0)
+        Smoke(
+            "--runs {tmp}/../0/repair/mnist-inpaint-gan {tmp}/../0/repair/mnist-inpaint-l1-only "
+            "--data {mnist_small_evaluated} --n 40 --threads 1 --grid {tmp}/again.png",
+            r"^runs \S+mnist-inpaint-gan and \S+mnist-inpaint-l1-only: restore, corruption mask:box, threads 1, "
+            r"finished runs$\n^GAN: 2 steps$\n^L1-only: 2 steps$[\s\S]*^\| GAN \(L1 \+ adversarial\) \| [\d.]+ ",
+        ),
     ],
     # a local Ray of 1 CPU against the local engine, the writer ceilings, and torchrun both ways
     "bench_scale.py": [
