@@ -116,29 +116,51 @@ def extras(r: dict) -> str:
     return "; ".join(parts) or "-"
 
 
+# The issues' quality targets of each row (issues 12 and 39), shown beside its figures; a preset added
+# without one shows "-".
+TARGETS = {
+    "mnist-cdcgan": "<= 2.5x floor, acc. >= 99%",
+    "mnist-dcgan": "<= 1.5x",
+    "mnist-lsgan": "<= 1.5x",
+    "mnist-wgan": "<= 3x",
+    "mnist-wgan-gp": "<= 2x",
+    "mnist-sngan": "<= 1.5x",
+    "mnist-infogan": "<= 2x, code >= 95%",
+    "mnist-acgan": "<= 1x, acc. >= 99%",
+    "mnist-stylegan": "<= 1.5x",
+    "mnist-progan": "<= 2x",
+    "mnist-sagan": "<= 1.5x",
+    "mnist-biggan": "<= 1.5x",
+    "mnist-ebgan": "<= 3x",
+    "mnist-began": "<= 3x",
+    "mnist-cyclegan": "labels kept >= 97%",
+}
+
+
 def row(r: dict, default_fid: float | None = None) -> str:
     """One markdown row; `default_fid` (the default preset's FID in the same table) gives the x-default column."""
     if "error" in r:
-        return f"| `{r['preset']}` | failed: {r['error']} |" + " |" * 11
+        return f"| `{r['preset']}` | failed: {r['error']} |" + " |" * 12
     warn = str(len(r.get("warnings", []))) if r.get("warnings") else "0"
     head = f"| `{r['preset']}` | {r['family']} | {r['steps']:,} in {r['train_seconds']:.0f} s |"
+    target = TARGETS.get(r["preset"], "-")
     if r.get("translation"):
-        return head + " - | - | - | - | - | - | - | - | " + extras(r) + f" | {warn} |"
+        return head + f" - | - | - | {target} | - | - | - | - | - | " + extras(r) + f" | {warn} |"
     acc = f"{r['class_accuracy']:.4f}" if r.get("class_accuracy") is not None else "-"
     ratio = f"{r['fid_ratio']:.1f}" if r.get("fid_ratio") else "-"
     vs_default = f"{r['fid'] / default_fid:.2f}" if default_fid else "-"
     modes = f"{r['modes']['covered']}/{r['modes']['num_classes']}" if "modes" in r else "-"
     return (
-        f"{head} {r['fid']:.2f} | {ratio} | {vs_default} | {acc} | {modes} | {r['precision']:.3f} | {r['recall']:.3f} | "
+        f"{head} {r['fid']:.2f} | {ratio} | {vs_default} | {target} | {acc} | {modes} | {r['precision']:.3f} | {r['recall']:.3f} | "
         f"{r['coverage']:.3f} | {extras(r)} | {warn} |"
     )
 
 
 DEFAULT_PRESET = "mnist-cdcgan"  # the x-default column's reference
 HEADER = (
-    "| preset | family / loss | steps | FID | x floor | x default | class acc. | modes | precision | recall | coverage "
-    "| other | warnings |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| preset | family / loss | steps | FID | x floor | x default | target (x default) | class acc. | modes | precision "
+    "| recall | coverage | other | warnings |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 

@@ -169,7 +169,8 @@ SMOKE: dict[str, list[Smoke]] = {
         Smoke(
             "--presets mnist-cdcgan,mnist-cyclegan --steps 2 --minutes 1 --threads 1 --n 100 "
             "--data {mnist_small_evaluated} --pair {domain_pair} --out {tmp}/table",
-            r"^\| `mnist-cdcgan` \| [^|]+ \| 2 in [\s\S]*^\| `mnist-cyclegan` \| [^|]+ \| 2 in .*a2b: labels kept",
+            r"^\| `mnist-cdcgan` \| [^|]+ \| 2 in [^|]+ \| [\d.]+ \| [\d.]+ \| 1\.00 \| <= 2\.5x floor, acc\. >= 99% \| "
+            r"[\s\S]*^\| `mnist-cyclegan` \| [^|]+ \| 2 in [^|]+ \| - \| - \| - \| labels kept >= 97% \| .*a2b: labels kept",
         ),
     ],
 }
