@@ -416,8 +416,8 @@ class Trainer:
         n_acc = 0
         try:
             while self.step < total:
-                over = time.perf_counter() - start_wall > budget
-                if self.dist.rank0_says(over) if budget < math.inf else over:
+                # the collective only with a budget, and then on every rank alike
+                if budget < math.inf and self.dist.rank0_says(time.perf_counter() - start_wall > budget):
                     stopped_by = "max_minutes"
                     break
                 batches0 = self.batches
