@@ -10,8 +10,8 @@ an upsampled 1x1-conv skip. Then BN, ReLU, 3x3 conv, tanh. D: residual down-bloc
 `d_pool` False, the flattened map), an optional hidden layer (`d_hidden`), linear + projection (Miyato &
 Koyama 2018). Spectral norm on every convolution and linear layer of both nets except the cBN gain /
 bias layers (as in training/nets/sagan.py), orthogonal init of the convolutions, the first linear layer
-and the shared embedding (BigGAN's settings; the projection head keeps training.nets.common's init). Sizes: 28 -> 7-14-28, 32 -> 8-16-32, 64 -> 8-16-32-64
-(training.nets.layers.image_plan).
+and the shared embedding (BigGAN's settings; the projection head keeps training.nets.common's init).
+Sizes: 28 -> 7-14-28, 32 -> 8-16-32, 64 -> 8-16-32-64 (training.nets.layers.image_plan).
 """
 
 from __future__ import annotations
