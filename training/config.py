@@ -153,15 +153,13 @@ class TrainConfig(BaseModel):
             )
         resolved = family.resolve(self)
         if resolved.gp_every != 1:
-            penalised = (
-                family.lazy_penalty and family.own_loss is None and resolved.loss in penalised_losses()
-            )
-            if not penalised:
+            losses = penalised_losses()
+            if not (family.lazy_penalty and resolved.loss in losses):
                 loss = family.own_loss or resolved.loss
                 raise UserError(
                     f"gp_every: {resolved.gp_every} would be ignored: this run ({self.family} family, {loss} "
                     f"loss) spaces out no gradient penalty; gp_every applies to the "
-                    f"{', '.join(penalised_losses())} loss in the families "
+                    f"{', '.join(losses)} loss in the families "
                     f"{', '.join(sorted(n for n, f in FAMILIES.items() if f.lazy_penalty))}"
                 )
         return resolved

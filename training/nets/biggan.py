@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.nets.common import Discriminator, Generator, hidden_layer, maybe_sn
+from training.nets.common import Discriminator, Generator, SumPool, hidden_layer, maybe_sn
 from training.nets.layers import ConditionalBatchNorm2d, image_plan
 from training.registry import register_arch
 
@@ -113,12 +113,10 @@ class BigGANDiscriminator(Discriminator):
         ins = [image_shape[0], *chans[:-1]]
         blocks = [DownBlock(a, b, sn, preact=k > 0) for k, (a, b) in enumerate(zip(ins, chans, strict=True))]
         self.blocks = nn.Sequential(*blocks, DownBlock(chans[-1], chans[-1], sn, down=False))
-        self.pool = pool
-        self.hidden = nn.Sequential(*hidden_layer(trunk_dim, hidden, sn))
+        self.tail = nn.Sequential(SumPool() if pool else nn.Flatten(), *hidden_layer(trunk_dim, hidden, sn))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = torch.relu(self.blocks(x))
-        return self.project(self.hidden(h.sum((2, 3)) if self.pool else h.flatten(1)), labels)
+        return self.project(self.tail(torch.relu(self.blocks(x))), labels)
 
 
 @register_arch("biggan")

@@ -13,6 +13,13 @@ def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if enabled else module
 
 
+class SumPool(nn.Module):
+    """Global sum pooling of a [N, C, H, W] map to [N, C] (SNGAN's and BigGAN's D heads)."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h.sum((2, 3))
+
+
 def hidden_layer(in_dim: int, hidden: int, sn: bool) -> list[nn.Module]:
     """D's optional fully connected layer (`d_hidden`) between its flattened trunk and its head, so D
     scores the whole map nonlinearly instead of with one hyperplane; [] when `hidden` is 0."""

@@ -20,6 +20,7 @@ from training.nets.common import (
     Generator,
     GroupBatchNorm2d,
     MinibatchStd,
+    SumPool,
     hidden_layer,
     maybe_sn,
 )
@@ -66,11 +67,6 @@ class DCGANGenerator(Generator):
             z = torch.cat([z, self.embed(labels)], 1)
         h = self.fc(z).view(-1, self.c0, self.s, self.s)
         return self.up(h)
-
-
-class SumPool(nn.Module):
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h.sum((2, 3))
 
 
 class DCGANDiscriminator(Discriminator):

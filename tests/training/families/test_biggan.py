@@ -74,14 +74,14 @@ def test_d_hidden_sits_between_the_pooled_or_flattened_trunk_and_the_head(pool):
     kw = {"g_width": 4, "d_width": 4, "shared_dim": 4}
     _, plain = get_arch("biggan")((1, 28, 28), 10, True, 60, **kw)
     _, d = get_arch("biggan")((1, 28, 28), 10, True, 60, **kw, d_pool=pool, d_hidden=24)
-    linear = d.hidden[0]
+    linear = d.tail[1]  # after the pooling or the flattening
     # 28 px: blocks 4 -> 8 channels, the last map 8 x 7 x 7; pooled 8 features, flattened 392
     assert linear.in_features == (8 if pool else 8 * 7 * 7) and d.head.in_features == 24
     assert d.embed.weight.shape == (10, 24) and parametrize.is_parametrized(linear)
     x, y = torch.randn(3, 1, 28, 28), torch.tensor([0, 4, 9])
     assert d(x, y).shape == (3,) and torch.isfinite(d(x, y)).all()
     # the paper's D (the default) keeps its parameter names, so earlier checkpoints load
-    assert set(plain.state_dict()) <= set(d.state_dict()) and not list(plain.hidden.parameters())
+    assert set(plain.state_dict()) <= set(d.state_dict()) and not list(plain.tail.parameters())
 
 
 def test_orthogonal_penalty_counts_only_the_overlap_of_rows():
