@@ -85,7 +85,13 @@ class TrainConfig(BaseModel):
         description="DiffAugment policy of what D sees, real and fake (training/diffaugment.py): a comma list "
         "of color, translation, cutout; '' = none",
     )
-    ema_decay: float = Field(0.999, ge=0, lt=1)
+    ema_decay: float = Field(
+        0.999,
+        ge=0,
+        lt=1,
+        description="decay of G's weight average; it warms up as min(ema_decay, (1+step)/(10+step)), so a "
+        "decay d acts only from step ~9/(1-d) (0.999: 9,000; 0.9995: 18,000) and averages over ~step/9 before",
+    )
     ema_start: int = Field(0, ge=0, description="step from which the EMA averages (copies before)")
     seed: int = 0
     sample_every: int = Field(500, ge=1)

@@ -323,7 +323,9 @@ def test_quick_eval_of_a_growing_generator_is_logged_with_a_caveat_and_raises_no
     ]
     assert all("fid" in e for e in evals)  # measured and logged all the same
     # a few steps of a tiny G: noise, which the checks would flag as soon as they see a "best" to fall from
-    assert set(qe.best) == {"modes_covered", "coverage", "class_accuracy"}  # set by the final eval only
+    # set by the final eval only
+    assert set(qe.best) == {"modes_covered", "coverage", "class_accuracy", "fid", "fid_step", "diverging"}
+    assert (qe.best["fid"], qe.best["fid_step"]) == (evals[7]["fid"], 8)
     assert qe.previous == {"fid": evals[7]["fid"], "step": 8}
     assert (
         qe.best["coverage"] == evals[7]["coverage"] and qe.best["modes_covered"] == evals[7]["modes_covered"]
@@ -410,6 +412,25 @@ def test_collapse_before_learning_is_flagged_once_fid_stops_falling():
         [],
         [],
     ]
+
+
+def test_divergence_is_flagged_once_per_excursion():
+    # The quick FIDs of WGAN (clipping) at RMSprop 5e-4 (docs/families-log.md, session 26): its critic
+    # stopped telling real from fake at step 5,000 and FID climbed from there.
+    fids = [(1000, 85.7), (2000, 33.0), (3000, 26.1), (4000, 23.1), (5000, 21.3), (6000, 23.7), (7000, 29.2)]
+    fids += [(8000, 33.4), (9000, 36.7), (10000, 41.3)]
+    qe = QuickEval(load_evaluator(), 100)
+    warned = {s: m for s, f in fids if (m := qe.collapse_warnings({"fid": f}, s))}
+    assert warned == {
+        8000: [
+            "instability: FID rose to 33.4, 1.6x its best (21.3 at step 5,000); the run is moving away from its "
+            "best samples (try lower learning rates or lr_decay_from)"
+        ]
+    }
+    assert qe.collapse_warnings({"fid": 30.0}, 11000) == []  # back under 1.5x the best
+    assert len(qe.collapse_warnings({"fid": 40.0}, 12000)) == 1  # a second excursion warns again
+    assert qe.collapse_warnings({"fid": 20.0}, 13000) == []  # a new best
+    assert "30.0x its best (20.0 at step 13,000)" in qe.collapse_warnings({"fid": 600.0}, 14000)[0]
 
 
 def test_classification_accuracy_score(mnist_small, tmp_path, monkeypatch):

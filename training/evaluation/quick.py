@@ -1,4 +1,4 @@
-"""Quick evaluation during training with the evaluator of the run's own data, and the collapse warnings.
+"""Quick evaluation during training with the evaluator of the run's own data; its collapse and divergence warnings.
 
 The evaluator is the one bound to the run's dataset (its fingerprint); `--evaluator auto` trains
 one first when there is none; without one the quick evaluation is off with a one-line note. It
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 STALLED_PR = 0.05  # precision and recall both below this: the samples are nowhere near the data
 STALLED_FID_DROP = 0.1  # ... and FID fell less than this fraction since the last evaluation (healthy: 20-45%)
 STALLED_MIN_STEPS = 500  # ... at least this many steps earlier
+# FID at this multiple of the run's best so far: the run is leaving its best samples behind. A healthy
+# run's quick FID wanders ~10% about its plateau (n=2,000), so 1.5x is divergence, not noise.
+DIVERGED_FID = 1.5
 
 
 def rng_untouched():
@@ -128,6 +131,7 @@ class QuickEval:
                 f"{r['recall']:.2f}) and FID not falling ({last_fid:.1f} -> {fid:.1f}); the generator "
                 "collapsed before it learned (try loss ns or diversity_weight)"
             )
+        msgs += divergence_warnings(best, fid, step)
         if "modes_covered" in best and r["modes_covered"] < best["modes_covered"]:
             msgs.append(
                 f"possible mode collapse: modes covered fell to {r['modes_covered']} (best {best['modes_covered']})"
@@ -150,6 +154,26 @@ class QuickEval:
         if fid is not None and step is not None:
             self.previous = {"fid": fid, "step": step}
         return msgs
+
+
+def divergence_warnings(best: dict[str, Any], fid: float | None, step: int | None) -> list[str]:
+    """Warn once when FID climbs past DIVERGED_FID x its best (again only after it came back under)."""
+    if fid is None:
+        return []
+    best_fid = best.get("fid")
+    if best_fid is None or fid < best_fid:
+        best["fid"], best["fid_step"] = fid, step
+        best["diverging"] = False
+        return []
+    diverging, was = fid > DIVERGED_FID * best_fid, best.get("diverging", False)
+    best["diverging"] = diverging
+    if not diverging or was:
+        return []
+    at = f" at step {best['fid_step']:,}" if best.get("fid_step") is not None else ""
+    return [
+        f"instability: FID rose to {fid:.1f}, {fid / best_fid:.1f}x its best ({best_fid:.1f}{at}); the run "
+        "is moving away from its best samples (try lower learning rates or lr_decay_from)"
+    ]
 
 
 def warn(msg: str) -> None:
