@@ -9,6 +9,10 @@ its ONNX file exactly as the service would draw it.
 - translation runs: `gan evaluate-translation --out` writes its source | translated | reconstructed grid.
 
     python benchmarks/family_gallery.py --runs runs/table --out docs/families
+    python benchmarks/family_gallery.py --models service/models --out docs/families   # the bundled models
+
+`--models DIR` draws the exported models of a models folder (`gan bundle`'s, `DIR/<preset>.onnx`), best
+FID first, instead of exporting a table's runs, so the pictures show what `make serve` serves.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,29 +73,54 @@ async def service_grid(models: Path, route: str, body: dict) -> bytes:
         core.close()
 
 
+def table_models(runs: Path) -> list[tuple[str, Path]]:
+    """(preset, exported ONNX) of each generative run in a family table's folder, exported on first use."""
+    out = []
+    for r in json.loads((runs / "table.json").read_text()):
+        run = runs / r["preset"]
+        if "error" in r or not (run / "card.json").is_file() or r.get("translation"):
+            continue  # translation runs: drawn by gan evaluate-translation --out
+        onnx = runs / "onnx" / f"{r['preset']}.onnx"
+        if export(run, onnx):
+            out.append((r["preset"], onnx))
+    return out
+
+
+def folder_models(models: Path) -> list[tuple[str, Path]]:
+    """(preset, ONNX) of each mnist-* preset with a generating model in a models folder, best card FID
+    first (then the ones without one, by name), so the bands read as a ranking."""
+    from training.presets import PRESETS
+
+    found = []
+    for name in sorted(p for p in PRESETS if p.startswith("mnist-")):
+        onnx = models / f"{name}.onnx"
+        if onnx.is_file():
+            card = open_generator(onnx, threads=1).card
+            if not (card.translation or card.repair):
+                fid = (card.metrics or {}).get("fid")
+                found.append((fid is None, fid or 0.0, name, onnx))
+    return [(name, onnx) for *_, name, onnx in sorted(found)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default="runs/table")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--runs", default="runs/table", help="a family table's folder (family_table.py --out)")
+    src.add_argument("--models", help="a models folder of exported models instead (gan bundle --out)")
     ap.add_argument("--out", default="docs/families")
     args = ap.parse_args()
-    runs, out = Path(args.runs), Path(args.out)
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table = json.loads((runs / "table.json").read_text())
-    bands, order = [], []
-    for r in table:
-        run = runs / r["preset"]
-        if "error" in r or not (run / "card.json").is_file():
-            continue
-        onnx = runs / "onnx" / f"{r['preset']}.onnx"
-        if not export(run, onnx):
-            continue
-        if r.get("translation"):
-            continue  # drawn by gan evaluate-translation --out
+    if args.models:
+        models, scratch = folder_models(Path(args.models)), out / ".single"
+    else:
+        models, scratch = table_models(Path(args.runs)), Path(args.runs) / "onnx"
+    bands = []
+    for preset, onnx in models:
         bands.append(band(onnx))
-        order.append(r["preset"])
         card = open_generator(onnx, threads=1).card
-        single = runs / "onnx" / r["preset"]
-        single.mkdir(exist_ok=True)
+        single = scratch / preset  # a models folder holding this one model, for the service's routes
+        single.mkdir(parents=True, exist_ok=True)
         if not (single / onnx.name).exists():
             (single / onnx.name).symlink_to(onnx.resolve())
         names = {i.name for i in card.inputs}
@@ -101,10 +131,14 @@ def main() -> None:
         for code in codes:
             body = {"code": code, "seeds": list(range(6))}
             png = asyncio.run(service_grid(single, "/traverse", body))
-            atomic_write_bytes(out / f"{r['preset'].removeprefix('mnist-')}-traverse-{code}.png", png)
+            atomic_write_bytes(out / f"{preset.removeprefix('mnist-')}-traverse-{code}.png", png)
+    if args.models:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not bands:
+        raise SystemExit(f"no generating model in {args.models or args.runs}")
     cells = uniform_cells(bands)
     atomic_write_bytes(out / "families.png", png_bytes(grid(cells, 10), scale=2, compress_level=9))
-    print("families.png bands, top to bottom:", ", ".join(order))
+    print("families.png bands, top to bottom:", ", ".join(p for p, _ in models))
 
 
 if __name__ == "__main__":

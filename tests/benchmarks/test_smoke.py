@@ -163,6 +163,11 @@ SMOKE: dict[str, list[Smoke]] = {
             "--runs {gallery_runs} --out {tmp}/gallery",
             r"^families.png bands, top to bottom: mnist-cdcgan, mnist-stylegan, mnist-infogan$",
         ),
+        # a models folder: the generating models only (no repair models), in card-FID order (none here)
+        Smoke(
+            "--models {family_routes_dir} --out {tmp}/gallery",
+            r"^families.png bands, top to bottom: mnist-cdcgan, mnist-dcgan, mnist-infogan, mnist-stylegan$",
+        ),
     ],
     # a generative and a translation preset, 2 steps each, evaluated on 100 images
     "family_table.py": [
@@ -215,7 +220,7 @@ def gallery_runs(tiny_checkpoint, tiny_onnx, tmp_path_factory):
 
 
 ARTEFACTS = ["mnist_small", "mnist_small_evaluated", "models_dir", "domain_pair", "cyclegan_a2b",
-             "cdcgan_checkpoint", "infogan_run", "gallery_runs"]  # fmt: skip
+             "cdcgan_checkpoint", "infogan_run", "gallery_runs", "family_routes_dir"]  # fmt: skip
 
 
 def resolve(args: str, request, tmp: Path) -> list[str]:
