@@ -52,7 +52,7 @@ class QuickEval:
 
     def __init__(self, ev: Evaluator, n: int, seed: int = 0):
         self.ev, self.n, self.seed = ev, n, seed
-        self.best: dict[str, float] = {}
+        self.best: dict[str, Any] = {}  # best modes, coverage, accuracy and FID so far
         self.previous: dict[str, float] = {}  # the last evaluation's FID and step
         self.ref: Reference | None = None
 
