@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan_core.card_files import read_card
 from gan_core.datasets import load_dataset
 from gan_core.imaging import grid, png_bytes
-from training.checkpoint import list_checkpoints, load_checkpoint
+from training.checkpoint import resolve_checkpoint
 from training.config import preset
 from training.evaluation.repair import comparison_grid, evaluate_repair
 from training.trainer import Trainer
@@ -79,8 +80,8 @@ def main() -> None:
     reports, facts = {}, {}
     for k, (label, l1) in enumerate((("GAN", False), ("L1-only", True))):
         if args.runs:
-            ckpt = list_checkpoints(args.runs[k])[-1]
-            steps, wall = load_checkpoint(ckpt).step, None
+            ckpt = resolve_checkpoint(args.runs[k])
+            steps, wall = read_card(ckpt).steps, None
         else:
             ckpt, steps, wall = train(args.preset, out / f"{args.preset}-{label.lower()}", data, args, l1)
         facts[label] = (steps, wall)

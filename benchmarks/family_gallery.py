@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_core.card_files import read_card
 from gan_core.feeds import build_feeds
 from gan_core.fileio import atomic_write_bytes
 from gan_core.imaging import grid, png_bytes, uniform_cells
-from gan_core.runtime import open_generator
+from gan_core.runtime import GeneratorSession, open_generator
 
 
 def export(run: Path, onnx: Path) -> bool:
@@ -43,9 +44,8 @@ def export(run: Path, onnx: Path) -> bool:
     return done.returncode == 0
 
 
-def band(path: Path) -> np.ndarray:
+def band(sess: GeneratorSession) -> np.ndarray:
     """2 x 10 images of one model: classes 0..9 of seeds 0 and 1, or images 0..19 of seed 0."""
-    sess = open_generator(path, threads=1)
     card = sess.card
     if card.conditional:
         feeds = [build_feeds(card, s, range(10)) for s in (0, 1)]  # labels i % classes: 0..9
@@ -95,7 +95,7 @@ def folder_models(models: Path) -> list[tuple[str, Path]]:
     for name in sorted(p for p in PRESETS if p.startswith("mnist-")):
         onnx = models / f"{name}.onnx"
         if onnx.is_file():
-            card = open_generator(onnx, threads=1).card
+            card = read_card(onnx)
             if not (card.translation or card.repair):
                 fid = (card.metrics or {}).get("fid")
                 found.append((fid is None, fid or 0.0, name, onnx))
@@ -117,8 +117,9 @@ def main() -> None:
         models, scratch = table_models(Path(args.runs)), Path(args.runs) / "onnx"
     bands = []
     for preset, onnx in models:
-        bands.append(band(onnx))
-        card = open_generator(onnx, threads=1).card
+        sess = open_generator(onnx, threads=1)
+        bands.append(band(sess))
+        card = sess.card
         single = scratch / preset  # a models folder holding this one model, for the service's routes
         single.mkdir(parents=True, exist_ok=True)
         if not (single / onnx.name).exists():

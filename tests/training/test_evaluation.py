@@ -324,7 +324,7 @@ def test_quick_eval_of_a_growing_generator_is_logged_with_a_caveat_and_raises_no
     assert all("fid" in e for e in evals)  # measured and logged all the same
     # a few steps of a tiny G: noise, which the checks would flag as soon as they see a "best" to fall from
     # set by the final eval only
-    assert set(qe.best) == {"modes_covered", "coverage", "class_accuracy", "fid", "fid_step", "diverging"}
+    assert set(qe.best) == {"modes_covered", "coverage", "class_accuracy", "fid", "fid_step"}
     assert (qe.best["fid"], qe.best["fid_step"]) == (evals[7]["fid"], 8)
     assert qe.previous == {"fid": evals[7]["fid"], "step": 8}
     assert (

@@ -131,7 +131,7 @@ class QuickEval:
                 f"{r['recall']:.2f}) and FID not falling ({last_fid:.1f} -> {fid:.1f}); the generator "
                 "collapsed before it learned (try loss ns or diversity_weight)"
             )
-        msgs += divergence_warnings(best, fid, step)
+        msgs += divergence_warnings(best, last_fid, fid, step)
         if "modes_covered" in best and r["modes_covered"] < best["modes_covered"]:
             msgs.append(
                 f"possible mode collapse: modes covered fell to {r['modes_covered']} (best {best['modes_covered']})"
@@ -156,18 +156,19 @@ class QuickEval:
         return msgs
 
 
-def divergence_warnings(best: dict[str, Any], fid: float | None, step: int | None) -> list[str]:
-    """Warn once when FID climbs past DIVERGED_FID x its best (again only after it came back under)."""
+def divergence_warnings(
+    best: dict[str, Any], last_fid: float | None, fid: float | None, step: int | None
+) -> list[str]:
+    """Warn when FID climbs past DIVERGED_FID x its best, once per excursion: not again while the last
+    evaluation (`last_fid`) was past it too."""
     if fid is None:
         return []
     best_fid = best.get("fid")
     if best_fid is None or fid < best_fid:
         best["fid"], best["fid_step"] = fid, step
-        best["diverging"] = False
         return []
-    diverging, was = fid > DIVERGED_FID * best_fid, best.get("diverging", False)
-    best["diverging"] = diverging
-    if not diverging or was:
+    limit = DIVERGED_FID * best_fid
+    if fid <= limit or (last_fid is not None and last_fid > limit):
         return []
     at = f" at step {best['fid_step']:,}" if best.get("fid_step") is not None else ""
     return [
