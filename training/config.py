@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # Fields a resumed run must share with its checkpoint; everything else (budgets, logging) may change.
 MODEL_FIELDS = (
     "family", "family_params", "arch", "arch_params", "loss", "conditional", "cond_mode", "spectral_norm", "latent_dim", "batch_size",
-    "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "gp_every", "diversity_weight", "lr_decay_from", "ema_decay", "seed",
+    "n_critic", "optimizer", "lr_g", "lr_d", "betas", "clip", "gp_lambda", "gp_every", "r1_gamma", "diversity_weight", "lr_decay_from", "ema_decay", "seed",
     "diffaugment",
 )  # fmt: skip
 
@@ -68,6 +68,12 @@ class TrainConfig(BaseModel):
         ge=1,
         le=100,
         description="gradient penalty on every k-th critic step, weighted k times (lazy regularisation)",
+    )
+    r1_gamma: float = Field(
+        0.0,
+        ge=0,
+        description="R1 (Mescheder et al. 2018): D pays r1_gamma / 2 x E|grad_x D(x)|^2 on the reals, beside "
+        "its loss, on every gp_every-th critic step (families whose D steps take a lazy penalty)",
     )
     diversity_weight: float = Field(
         0.0,
@@ -158,14 +164,20 @@ class TrainConfig(BaseModel):
                 f"families that do: {can}"
             )
         resolved = family.resolve(self)
+        if resolved.r1_gamma and not family.lazy_penalty:
+            raise UserError(
+                f"r1_gamma: the {self.family} family's D steps take no R1 term"
+                + ("; StyleGAN's is family_params.r1_gamma" if self.family == "stylegan" else "")
+                + f"; families that do: {', '.join(sorted(n for n, f in FAMILIES.items() if f.lazy_penalty))}"
+            )
         if resolved.gp_every != 1:
             losses = penalised_losses()
-            if not (family.lazy_penalty and resolved.loss in losses):
+            if not (family.lazy_penalty and (resolved.loss in losses or resolved.r1_gamma)):
                 loss = family.own_loss or resolved.loss
                 raise UserError(
                     f"gp_every: {resolved.gp_every} would be ignored: this run ({self.family} family, {loss} "
                     f"loss) spaces out no gradient penalty; gp_every applies to the "
-                    f"{', '.join(losses)} loss in the families "
+                    f"{', '.join(losses)} loss or r1_gamma in the families "
                     f"{', '.join(sorted(n for n, f in FAMILIES.items() if f.lazy_penalty))}"
                 )
         return resolved

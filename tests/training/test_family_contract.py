@@ -102,12 +102,16 @@ def train_golden(name: str, data, out, **overrides) -> dict[str, list]:
 # The fields a preset has changed since its fingerprint was recorded: the recorded recipe is trained.
 RECORDED_RECIPE = {
     "mnist-cdcgan": {"arch_params": {"g_width": 32, "d_width": 32}},  # before D's hidden layer
-    # Radford et al.'s networks unconditional, before D's BatchNorm, its hidden layer and self-conditioning
+    # Radford et al.'s networks unconditional, before D's BatchNorm, its hidden layer, self-conditioning, R1
+    # and Adam (0, 0.9)
     "mnist-dcgan": {
         "family": "gan",
         "family_params": {},
         "diversity_weight": 0.0,
         "arch_params": {"g_width": 32, "d_width": 32},
+        "r1_gamma": 0.0,
+        "gp_every": 1,
+        "betas": (0.5, 0.999),
     },
     # before labels, the lazy penalty, 2 critic steps and Adam 2e-4:
     "mnist-wgan-gp": {"conditional": False, "gp_every": 1, "n_critic": 5, "lr_g": 1e-4, "lr_d": 1e-4},

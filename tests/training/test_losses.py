@@ -51,6 +51,27 @@ def test_gradient_penalty_is_per_sample_norm():
     assert pen.item() == pytest.approx(10.0 * (6.0 - 1.0) ** 2, rel=1e-5)
 
 
+def test_r1_penalty_is_the_mean_squared_gradient_norm_on_the_reals():
+    """R1 = E|grad_x D(x)|^2 on the images given, with D's conditioning passed through."""
+    from training.families.terms import r1_penalty
+
+    seen = []
+
+    class Lin(nn.Module):
+        def forward(self, x, labels=None):
+            seen.append(labels)
+            return (x * 3.0).flatten(1).sum(1) + x.pow(2).flatten(1).sum(1) * 0.5
+
+    x = torch.randn(5, 1, 2, 2)
+    labels = torch.arange(5)
+    # grad = 3 + x per pixel: |grad|^2 summed over the 4 pixels, averaged over the 5 images
+    expected = (3.0 + x).pow(2).flatten(1).sum(1).mean().item()
+    pen = r1_penalty(Lin(), x, labels)
+    assert pen.item() == pytest.approx(expected, rel=1e-5)
+    assert seen[-1] is labels and not x.requires_grad  # the caller's batch is left as it was
+    pen.backward()  # differentiable: D's weights get a gradient through it (create_graph)
+
+
 @pytest.mark.parametrize(
     "loss,n_critic,opt,lr,sn",
     [
@@ -137,12 +158,69 @@ def test_gp_every_is_refused_where_no_lazily_spaced_penalty_would_read_it(family
     assert penalised_losses() == ["wgan-gp"]
     if lazy:
         assert preset(name, loss="wgan-gp", gp_every=3).resolved().gp_every == 3
-    loss = {"loss": "hinge"} if lazy else {}  # a family with its own D step: its own loss
+    # a lazy family with a penalty-free loss and no R1; a family with its own D step: its own loss
+    loss = {"loss": "hinge", "r1_gamma": 0.0} if lazy else {}
     cfg = preset(name, gp_every=3, **loss)
     with pytest.raises(UserError) as e:
         cfg.resolved()
     head, where = str(e.value).split(" in the families ")
     assert head.startswith(f"gp_every: 3 would be ignored: this run ({cfg.family} family, ")
-    assert head.endswith("spaces out no gradient penalty; gp_every applies to the wgan-gp loss")
+    assert head.endswith("spaces out no gradient penalty; gp_every applies to the wgan-gp loss or r1_gamma")
     assert (cfg.family in where.split(", ")) == lazy
-    assert preset(name, **loss).resolved().gp_every == 1  # the default is never refused
+    assert preset(name, **loss, gp_every=1).resolved().gp_every == 1  # the default is never refused
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_r1_gamma_adds_the_r1_term_to_d_steps_lazily(mnist_small, tmp_path, every):
+    """r1_gamma: D's penalty is gamma / 2 x R1 on the reals, on every gp_every-th D step, times gp_every; a loss
+    without a penalty of its own (hinge) takes it alone."""
+    import unittest.mock as mock
+
+    import training.families.gan as gan_module
+    from gan_core.datasets import load_dataset
+    from tests.conftest import tiny_config
+    from training.trainer import Trainer
+
+    cfg = tiny_config("mnist-cdcgan", tmp_path, r1_gamma=4.0, gp_every=every).model_copy(update={"steps": 4})
+    trainer = Trainer(cfg, load_dataset(mnist_small), progress=False)
+    raw, applied = [], []
+    real_r1, family_penalty = gan_module.r1_penalty, type(trainer.family).penalty
+
+    def recording_r1(D, real, labels):
+        out = real_r1(D, real, labels)
+        raw.append(out.item())
+        return out
+
+    def recording(self, ctx, D, real, fake, labels):
+        pen = family_penalty(self, ctx, D, real, fake, labels)
+        applied.append(None if pen is None else pen.item())
+        return pen
+
+    with (
+        mock.patch.object(gan_module, "r1_penalty", recording_r1),
+        mock.patch.object(type(trainer.family), "penalty", recording),
+    ):
+        trainer.train()
+    assert [a is not None for a in applied] == [i % every == 0 for i in range(4)]
+    assert len(raw) == 4 // every and all(r > 0 for r in raw)
+    assert [a for a in applied if a is not None] == pytest.approx([every * 4.0 / 2 * r for r in raw])
+
+
+@pytest.mark.parametrize("family", sorted(family_presets()))
+def test_r1_gamma_is_refused_where_no_d_step_reads_it(family):
+    """Families whose D steps go through Family.penalty take r1_gamma (and space it with gp_every, whatever
+    the loss); the others refuse it with one line naming the families that take it (StyleGAN: its own R1)."""
+    from gan_core.errors import UserError
+    from training.config import preset
+
+    name = family_presets()[family]
+    if preset_family(name).lazy_penalty:
+        cfg = preset(name, loss="hinge", r1_gamma=0.5, gp_every=4).resolved()
+        assert (cfg.r1_gamma, cfg.gp_every) == (0.5, 4)
+        return
+    with pytest.raises(UserError) as e:
+        preset(name, r1_gamma=0.5).resolved()
+    msg = str(e.value)
+    assert msg.startswith(f"r1_gamma: the {preset(name).family} family's D steps take no R1 term")
+    assert "\n" not in msg and "gan" in msg.split("families that do: ")[1].split(", ")
+    assert ("family_params.r1_gamma" in msg) == (family == "stylegan")

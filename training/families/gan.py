@@ -18,7 +18,7 @@ from gan_core.card import InputSpec
 from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import make_optimizer, rows_grid, zl_inputs
-from training.families.terms import paired, with_mode_seeking
+from training.families.terms import paired, r1_penalty, with_mode_seeking
 from training.registry import get_arch, get_loss, register_family
 
 
@@ -116,12 +116,17 @@ class AdversarialFamily(Family):
         return {"d_loss": loss.item(), **self.loss.logged(real_out.detach(), fake_out.detach())}
 
     def penalty(self, ctx: StepContext, D, real, fake, labels) -> torch.Tensor | None:
-        """The loss's gradient penalty on every `gp_every`-th critic step, weighted `gp_every` times (lazy
-        regularisation, Karras et al. 2020): its double backward is a third of a WGAN-GP step here."""
-        every = self.cfg.gp_every
-        if (ctx.step * (self.cfg.n_critic or 1) + ctx.extra.get("repeat", 0)) % every:
+        """The loss's gradient penalty and the run's R1 term (`r1_gamma`) on every `gp_every`-th critic
+        step, weighted `gp_every` times (lazy regularisation, Karras et al. 2020): a double backward is a
+        third of a WGAN-GP step here."""
+        cfg, every = self.cfg, self.cfg.gp_every
+        if (ctx.step * (cfg.n_critic or 1) + ctx.extra.get("repeat", 0)) % every:
             return None
         pen = self.loss.penalty(D, real, fake, labels)
+        if cfg.r1_gamma:
+            # through the run's DiffAugment, as ADA takes StyleGAN's R1: D's gradient where D looks
+            r1 = r1_penalty(lambda x, y: D(self.diffaugment(x, ctx), y), real, labels) * (cfg.r1_gamma / 2)
+            pen = r1 if pen is None else pen + r1
         return pen if pen is None or every == 1 else pen * every
 
     def g_inputs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None]:

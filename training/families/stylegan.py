@@ -29,7 +29,7 @@ from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid
 from training.families.params import FamilySettings
-from training.families.terms import paired, with_mode_seeking
+from training.families.terms import paired, r1_penalty, with_mode_seeking
 from training.nets.stylegan import (
     StyleDiscriminator,
     StyleGenerator,
@@ -211,10 +211,10 @@ class StyleGANFamily(Family):
     def d_r1(self, ctx: StepContext) -> dict[str, float]:
         p, D = self.p, ctx.nets["d"]
         real, labels = ctx.next_batch()
-        real = real.detach().requires_grad_(True)
-        logits = D(self.diffaugment(real, ctx), labels if self.cfg.conditional else None)
-        (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)  # through the augmentation
-        penalty = grad.square().sum((1, 2, 3)).mean()
+        # the gradient through the augmentation, as ADA's run_D
+        penalty = r1_penalty(
+            lambda x, y: D(self.diffaugment(x, ctx), y), real, labels if self.cfg.conditional else None
+        )
         self.optimize("d", penalty * (p.r1_gamma / 2) * p.r1_every)
         return {"r1_penalty": penalty.item()}
 

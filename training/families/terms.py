@@ -4,6 +4,8 @@ its module, next to its paper's equations).
 - the mode-seeking term (MSGAN, Mao et al. 2019) on a G step, `diversity_weight` of the run: every
   family whose generator takes a latent offers it (gan, acgan, infogan, progan, stylegan and, through
   the classic family's G terms, biggan, ebgan, began);
+- R1 (Mescheder et al. 2018), the gradient penalty on reals: the classic family's `r1_gamma`, StyleGAN's
+  lazy Dreg phase;
 - the class loss of a classifier head on raw logits (ACGAN's auxiliary classifier, InfoGAN's Q head).
 """
 
@@ -48,6 +50,16 @@ def with_mode_seeking(loss: torch.Tensor, weight: float, fake: torch.Tensor, z: 
     if not weight:
         return loss
     return loss + weight * mode_seeking_penalty(fake.float(), z, z.shape[0] // 2)
+
+
+def r1_penalty(D, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """E |grad_x D(x)|^2 over the real images x (labels: D's conditioning, None when it takes none).
+
+    Mescheder et al. 2018: penalising D's gradient on the data alone keeps the game near its equilibrium,
+    where a non-saturating GAN otherwise oscillates. D is any callable (x, labels) -> logits."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(real, labels).float().sum(), real, create_graph=True)
+    return grad.square().flatten(1).sum(1).mean()
 
 
 def aux_loss(class_logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce") -> torch.Tensor:
