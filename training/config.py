@@ -157,18 +157,22 @@ class TrainConfig(BaseModel):
         from training.registry import FAMILIES, get_family
 
         family = get_family(self.family)
+
+        def having(flag: str) -> str:
+            """The registered families whose class sets `flag`, for an error's list of where a field applies."""
+            return ", ".join(sorted(n for n, f in FAMILIES.items() if getattr(f, flag)))
+
         if self.diffaugment and not family.diffaugments:  # refused rather than silently left out
-            can = ", ".join(sorted(n for n, f in FAMILIES.items() if f.diffaugments))
             raise UserError(
                 f"diffaugment: the {self.family} family does not apply DiffAugment to what its D sees; "
-                f"families that do: {can}"
+                f"families that do: {having('diffaugments')}"
             )
         resolved = family.resolve(self)
         if resolved.r1_gamma and not family.lazy_penalty:
             raise UserError(
                 f"r1_gamma: the {self.family} family's D steps take no R1 term"
                 + ("; StyleGAN's is family_params.r1_gamma" if self.family == "stylegan" else "")
-                + f"; families that do: {', '.join(sorted(n for n, f in FAMILIES.items() if f.lazy_penalty))}"
+                + f"; families that do: {having('lazy_penalty')}"
             )
         if resolved.gp_every != 1:
             losses = penalised_losses()
@@ -177,8 +181,7 @@ class TrainConfig(BaseModel):
                 raise UserError(
                     f"gp_every: {resolved.gp_every} would be ignored: this run ({self.family} family, {loss} "
                     f"loss) spaces out no gradient penalty; gp_every applies to the "
-                    f"{', '.join(losses)} loss or r1_gamma in the families "
-                    f"{', '.join(sorted(n for n, f in FAMILIES.items() if f.lazy_penalty))}"
+                    f"{', '.join(losses)} loss or r1_gamma in the families {having('lazy_penalty')}"
                 )
         return resolved
 
