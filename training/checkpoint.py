@@ -164,7 +164,7 @@ def load_resumable(out: str | os.PathLike) -> Checkpoint:
             return load_checkpoint(path)
         except CheckpointError as e:
             aside = path.with_name(path.name + ".corrupt")
-            with contextlib.suppress(OSError):  # another DDP rank may have moved it already
+            with contextlib.suppress(OSError):  # another rank may have moved it already
                 path.replace(aside)
             skipped.append(one_line(e))
             print(f"--resume: skipping {one_line(e)}; kept as {aside.name}", file=sys.stderr)

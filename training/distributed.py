@@ -1,4 +1,5 @@
-"""DDP under torchrun: gloo on CPU, nccl on GPU; rank 0 writes checkpoints and logs."""
+"""Data-parallel training under torchrun: gloo on CPU, nccl on GPU; gradients averaged across ranks at
+each optimiser step (DistEnv.average_gradients); rank 0 writes checkpoints and logs."""
 
 from __future__ import annotations
 
@@ -52,18 +53,43 @@ class DistEnv:
                 tdist.barrier()
             tdist.destroy_process_group()
 
-    def wrap(self, module: nn.Module) -> nn.Module:
-        if not self.enabled:
-            return module
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        unused = getattr(module, "ddp_find_unused_parameters", False)  # a module whose parts retire
-        return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=unused)
+    def share_weights(self, module: nn.Module) -> None:
+        """Give every rank rank 0's parameters and buffers (the seeded start already agrees; this makes it so)."""
+        for t in [*module.parameters(), *module.buffers()]:
+            tdist.broadcast(t.data, src=0)
+
+    def average_gradients(self, params: list[torch.Tensor]) -> None:
+        """Replace each parameter's gradient by its mean over the ranks, in one all-reduce.
+
+        What DDP does, for any autograd a family runs: double backward (R1, gradient penalties), nets
+        called in several phases, parameters some steps leave unused (a retired clusterer trunk). As in
+        stylegan3's training loop, no DDP wrapper: a rank without a gradient for a parameter counts zero,
+        and a parameter no rank has a gradient for keeps None, so the optimiser skips it as in one process.
+        """
+        if not params:
+            return
+        grads = [p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in params]
+        has = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)
+        flat = torch.cat([*grads, has.to(grads[0].dtype)])
+        tdist.all_reduce(flat)
+        present = (flat[-len(params) :] > 0).tolist()
+        flat = flat[: -len(params)].div_(self.world)
+        offset = 0
+        for p, here in zip(params, present, strict=True):
+            n = p.numel()
+            if here:
+                mean = flat[offset : offset + n].view(p.shape)
+                if p.grad is None:
+                    p.grad = mean.clone()
+                else:
+                    p.grad.copy_(mean)
+            offset += n
 
     def sync_buffers(self, module: nn.Module) -> None:
-        """Copy rank 0's buffers (BatchNorm statistics) to every rank.
+        """Copy rank 0's buffers (BatchNorm statistics, StyleGAN's w_avg) to every rank.
 
-        DDP broadcasts buffers before each forward, so after the last step each rank holds the
-        statistics of its own last batches; rank 0's are the ones its checkpoint records.
+        Each rank's buffers follow its own batches, so after the last step they differ; rank 0's are the
+        ones its checkpoint records.
         """
         for b in module.buffers():
             tdist.broadcast(b, src=0)
@@ -102,7 +128,7 @@ def param_checksum(module: nn.Module) -> float:
 
 
 def mean_across_ranks(values: list[float]) -> list[float]:
-    """The values averaged over DDP ranks (unchanged in a single process), so every rank's copy of a
+    """The values averaged over the ranks (unchanged in a single process), so every rank's copy of a
     family's controller state (BEGAN's k_t, the InfoGAN clusterer's head losses) agrees."""
     if not (tdist.is_available() and tdist.is_initialized()):
         return values

@@ -1,5 +1,5 @@
 """The training loop. It knows no GAN family: networks, optimisers, losses and step phases come
-from the run's family (training/families, looked up by name); the loop owns devices, AMP, DDP,
+from the run's family (training/families, looked up by name); the loop owns devices, AMP, data parallelism,
 EMA, checkpoints and callbacks (grids, quick evaluation, logging, the NaN guard).
 
 Determinism: the data order is a function of (seed, epoch), the noise comes from a generator
@@ -209,7 +209,10 @@ class Trainer:
             raise TrainingError(
                 f"{self.out} already holds checkpoints; pass --resume to continue or choose another --out"
             )
-        self.train_nets = {k: self.dist.wrap(m) for k, m in self.family.nets.items()}
+        if self.dist.enabled:
+            for net in self.family.nets.values():
+                self.dist.share_weights(net)
+            self.family.average_gradients = self.dist.average_gradients
         use_amp = self.cfg.amp and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else None
         if self.dist.is_main:
@@ -280,7 +283,7 @@ class Trainer:
         )
 
     def rng_states(self) -> dict[str, torch.Tensor]:
-        """The noise and torch RNG states to checkpoint: rank 0's as `noise` / `torch`, and under DDP
+        """The noise and torch RNG states to checkpoint: rank 0's as `noise` / `torch`, and under torchrun
         every other rank's as `noise.rankR` / `torch.rankR`, so a resume on the same world size (on
         any split of it into nodes) continues each rank's streams bit-identically. Collective."""
         rng = {"noise": self.noise.get_state(), "torch": torch.get_rng_state()}
@@ -351,7 +354,7 @@ class Trainer:
         for net in self.family.nets.values():
             net.train()
         self._set_learning_rates()
-        ctx = StepContext(self.step, self.device, self.noise, self.train_nets, self._next_batch, self._ctx,
+        ctx = StepContext(self.step, self.device, self.noise, self.family.nets, self._next_batch, self._ctx,
                           next_batch_b=self._next_batch_b if self.sampler_b is not None else None)  # fmt: skip
         losses: dict[str, float] = {}
         for phase in self.family.phases():

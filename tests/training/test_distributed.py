@@ -5,10 +5,11 @@ import sys
 
 import pytest
 
+from tests.conftest import REPO, family_presets
 from training.checkpoint import load_checkpoint
 
-# the self-conditioned preset races two clusterer trunks and retires one after the first step: DDP must
-# accept parameters that stop getting gradients (training/distributed.py, find_unused_parameters)
+# the self-conditioned preset races two clusterer trunks and retires one after the first step: the ranks'
+# gradient averaging must accept parameters that stop getting gradients (DistEnv.average_gradients)
 RACE = 'family_params={"cluster_steps": 2, "cluster_width": 4, "cluster_trunks": 2, "cluster_pick_after": 1}'
 
 
@@ -46,3 +47,17 @@ def test_torchrun_ranks_stop_at_the_same_step_when_the_time_budget_runs_out(tmp_
     assert 0 < ck.step < 100000 and f"max_minutes: {ck.step} steps in" in proc.stdout + proc.stderr
     sums = json.loads((out / "ranks.json").read_text())["checksums"]
     assert len(sums) == 2 and sums[0] == sums[1]
+
+
+def test_every_family_trains_under_torchrun_with_its_ranks_in_step(tmp_path, mnist_small):
+    """Each rank draws its own batches; equal weights after 2 steps mean the gradients were averaged, through
+    whatever autograd the family runs (R1 and gradient penalties' double backward, nets left unused)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "--rdzv_backend=c10d", "--rdzv_endpoint=127.0.0.1:0",
+           str(REPO / "tests" / "training" / "ddp_every_family.py"), str(mnist_small), str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for family in family_presets():
+        sums = json.loads((tmp_path / family / "ranks.json").read_text())["checksums"]
+        assert len(sums) == 2 and sums[0] == sums[1], family
+        assert load_checkpoint(tmp_path / family).step == 2, family

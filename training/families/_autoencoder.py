@@ -106,7 +106,7 @@ class AutoencoderGAN(AdversarialFamily):
         """Per-image reconstruction error (the family's energy)."""
 
     def scored(self, ctx: StepContext, x: torch.Tensor, labels: torch.Tensor | None):
-        """(per-image error of x, D's codes of x) through the (DDP-wrapped) discriminator, in float32."""
+        """(per-image error of x, D's codes of x) through the discriminator, in float32."""
         recon, code = ctx.nets["d"](x, labels)
         return self.error(recon.float(), x.float()), code.float()
 

@@ -72,7 +72,7 @@ class ClusteringPhase:
 
     def cluster_step(self, ctx: StepContext) -> dict[str, float]:
         """IIC on a real batch and `cluster_views` warped copies of it: every head of the clusterer (its
-        forward pass through ctx.nets["c"], DDP-wrapped when distributed)."""
+        forward pass through ctx.nets["c"])."""
         p, clusterer = self.p, self.nets["c"]
         real, _ = ctx.next_batch()  # labels unused
         n, views = real.shape[0], p.cluster_views
@@ -81,7 +81,7 @@ class ClusteringPhase:
             heads = ctx.nets["c"](torch.cat([real, warped]))
             terms = torch.stack([iic_loss(h[:n].repeat(views, 1), h[n:], lamb=p.cluster_lamb) for h in heads])
         self.optimize("c", terms.sum())
-        # every DDP rank must read the same head: it is picked by the losses averaged over the ranks
+        # every rank must read the same head: it is picked by the losses averaged over the ranks
         clusterer.record(torch.tensor(mean_across_ranks(terms.tolist())))
         return {"iic": clusterer.loss_avg[clusterer.best_head()].item()}  # the best head's running loss
 

@@ -1,7 +1,7 @@
 """The family contract: what a GAN family provides and what the training loop gives it.
 
 A family owns its networks, their optimisers, its losses and its step phases; the trainer owns the
-loop, devices, AMP, DDP, EMA, checkpoints and callbacks (grids, quick evaluation, logging, NaN guard)
+loop, devices, AMP, data parallelism, EMA, checkpoints and callbacks (grids, quick evaluation, logging, NaN guard)
 and knows no family. A new GAN is one module in training/families/ with a `@register_family` class.
 Family is an abstract base class: what every family must write is abstract (its networks, their
 optimisers, its phases, its card inputs, its sample grid), so a family missing one cannot be
@@ -9,11 +9,11 @@ instantiated (TypeError naming it); the other methods are hooks with defaults.
 
 The trainer seeds torch's RNG and calls `build(device)`: the family creates its networks on the
 device (`build_nets`, kept as `self.nets`) and then their optimisers (`build_optimizers`, kept as
-`self.opts`); the trainer takes EMA copies, wraps the nets for DDP and checkpoints both.
+`self.opts`); the trainer takes EMA copies, averages the ranks' gradients under torchrun and checkpoints both.
 
 Per training step the trainer calls `schedule(step)`, then runs every phase of `phases()` whose `every`
 divides the step, `repeats` times each: `phase.run(ctx)` calls the function the phase carries with a
-StepContext (the next real batch, the noise generator, the DDP-wrapped networks, the autocast context);
+StepContext (the next real batch, the noise generator, the networks, the autocast context);
 it returns the values it wants logged, a dict of floats. Phases flagged `ema` update the EMA copy of
 every generator afterwards.
 
@@ -85,7 +85,7 @@ class StepContext:
     noise: (
         torch.Generator
     )  # checkpointed: the only source of training-time randomness besides torch's global RNG
-    nets: dict[str, nn.Module]  # DDP-wrapped when distributed: call these for forward passes
+    nets: dict[str, nn.Module]  # the family's nets: call these for forward passes
     next_batch: Callable[
         [], tuple[torch.Tensor, torch.Tensor]
     ]  # (images in [-1, 1], labels) of the run's data
@@ -116,6 +116,8 @@ class Family(ABC):
         self.nets: dict[str, nn.Module] = {}
         self.opts: dict[str, torch.optim.Optimizer] = {}
         self.policy = parse_policy(cfg.diffaugment)
+        # set by the trainer under torchrun: averages the ranks' gradients before each optimiser step
+        self.average_gradients: Callable[[list[torch.Tensor]], None] | None = None
 
     def diffaugment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """What D sees of x: x under the run's DiffAugment policy (x itself, and no draws, without one).
@@ -183,10 +185,19 @@ class Family(ABC):
 
     def optimize(self, name: str, loss: torch.Tensor) -> None:
         """zero_grad, backward, step for optimiser `name`."""
-        opt = self.opts[name]
-        opt.zero_grad(set_to_none=True)
+        self.step_optimizers((name,), loss)
+
+    def step_optimizers(self, names: tuple[str, ...], loss: torch.Tensor) -> None:
+        """One backward for a loss shared by the nets of the optimisers named, then each steps (after the
+        ranks' gradients are averaged, under torchrun)."""
+        opts = [self.opts[k] for k in names]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        if self.average_gradients is not None:
+            self.average_gradients([p for opt in opts for group in opt.param_groups for p in group["params"]])
+        for opt in opts:
+            opt.step()
 
     # ---- inference ----------------------------------------------------------------------------
     @abstractmethod

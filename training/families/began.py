@@ -17,7 +17,7 @@ the fakes its step's D step scored (z_D = z_G: one G forward per step instead of
 state kept in the checkpoint (a resumed run continues the controller exactly); k_t, M_global and the two
 errors the controller compares (`recon_real` L(x), `recon_fake` L(G(z_G))) go to metrics.jsonl with the
 losses and are plotted in curves.png. The controller is updated after each G step from that step's
-L(G(z_G)) and the D step's L(x), averaged over DDP ranks.
+L(G(z_G)) and the D step's L(x), averaged over the ranks.
 """
 
 from __future__ import annotations

@@ -221,14 +221,6 @@ class CycleGANFamily(Family):
         lr = {"g": cfg.lr_g, "f": cfg.lr_g, "d_a": cfg.lr_d, "d_b": cfg.lr_d}
         return {k: adam(cfg, self.nets[k].parameters(), lr[k]) for k in lr}
 
-    def _step(self, names: tuple[str, ...], loss: torch.Tensor) -> None:
-        """One backward for a loss shared by several nets, then each net's optimiser steps."""
-        for k in names:
-            self.opts[k].zero_grad(set_to_none=True)
-        loss.backward()
-        for k in names:
-            self.opts[k].step()
-
     # ---- phases -------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         """Both generators, then both discriminators on the generator phase's fakes (through the buffers)."""
@@ -239,8 +231,8 @@ class CycleGANFamily(Family):
         a, _ = ctx.next_batch()
         b, _ = ctx.next_batch_b()
         lam_a, lam_b, lam_idt = self.p.lambda_a, self.p.lambda_b, self.p.lambda_identity
-        # D gets no gradient from this phase; toggling requires_grad is only safe on unwrapped (non-DDP) nets
-        frozen = [self.nets[k] for k in ("d_a", "d_b") if ctx.nets[k] is self.nets[k]]
+        # D gets no gradient from this phase (nor its weight-gradient work)
+        frozen = [self.nets[k] for k in ("d_a", "d_b")]
         for d in frozen:
             d.requires_grad_(False)
         try:
@@ -254,7 +246,7 @@ class CycleGANFamily(Family):
                     idt_b, idt_a = identity_loss(b, G(b).float()), identity_loss(a, Fn(a).float())
                     loss = loss + lam_idt * (lam_b * idt_b + lam_a * idt_a)
                     idt = idt_a + idt_b
-            self._step(("g", "f"), loss)
+            self.step_optimizers(("g", "f"), loss)
         finally:
             for d in frozen:
                 d.requires_grad_(True)
@@ -273,7 +265,7 @@ class CycleGANFamily(Family):
         with ctx.autocast():
             loss_a = lsgan_d(DA(a).float(), DA(fake_a.to(a.dtype)).float())
             loss_b = lsgan_d(DB(b).float(), DB(fake_b.to(b.dtype)).float())
-        self._step(("d_a", "d_b"), loss_a + loss_b)
+        self.step_optimizers(("d_a", "d_b"), loss_a + loss_b)
         return {"d_loss": (loss_a + loss_b).item(), "d_a": loss_a.item(), "d_b": loss_b.item()}
 
     def extra_state(self) -> dict[str, torch.Tensor]:

@@ -77,8 +77,6 @@ class Clusterer(nn.Module):
         self.trunk, self.heads, self.over = _branch(*args)
         self.rivals = nn.ModuleList(Rival(*args) for _ in range(trunks - 1))
         self.k, self.n_heads, self.pick_after = k, heads, pick_after
-        # DDP: a retired trunk's parameters get no gradient (training/distributed.py reads this)
-        self.ddp_find_unused_parameters = trunks > 1
         self.register_buffer("loss_avg", torch.zeros(heads * trunks))
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
 

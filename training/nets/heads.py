@@ -9,7 +9,7 @@ from torch import nn
 
 
 class TwoHeadDiscriminator(nn.Module):
-    """forward(x, labels=None) -> (adversarial logits [N], aux(features)): one call, so DDP sees every use.
+    """forward(x, labels=None) -> (adversarial logits [N], aux(features)): one call for both heads.
 
     `d` is a Discriminator of training/nets (a feature trunk (`features`) and its `head`, plus the projection
     embedding when it is conditional: labels then enter the adversarial logit only);
