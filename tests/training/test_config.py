@@ -58,7 +58,9 @@ def test_stylegan_preset_keeps_the_mnist_recipe_and_builds_from_the_data(shape):
     cfg = fit_to_data(preset("stylegan"), shape, labelled=True)
     assert {k: getattr(cfg, k) for k in PRESETS["mnist-stylegan"]} == {
         **PRESETS["mnist-stylegan"],
-        "family_params": {"r1_gamma": 0.5},  # R1 measured on colour data
+        "family_params": {"r1_gamma": 0.5},  # R1 and the rates measured on colour data
+        "lr_g": 0.006,
+        "lr_d": 0.006,
     }
     assert cfg.size_from_data and not preset("mnist-stylegan").size_from_data
     fam = StyleGANFamily(cfg.resolved(), DataInfo(shape, 4, ("a", "b", "c", "d")))

@@ -38,7 +38,11 @@ def test_every_file_validates_and_is_what_the_name_gives(path):
         ("dcgan", "mnist-dcgan", {"arch_params": {"d_hidden": 256}}),
         ("wgan-gp", "mnist-wgan-gp", {}),
         ("gan", "mnist-gan", {"latent_dim": 100}),  # the MLP takes any size: nothing to leave to the data
-        ("stylegan", "mnist-stylegan", {"latent_dim": 64, "family_params": {"r1_gamma": 0.5}}),
+        (
+            "stylegan",
+            "mnist-stylegan",
+            {"latent_dim": 64, "family_params": {"r1_gamma": 0.5}, "lr_g": 0.006, "lr_d": 0.006},
+        ),
         *[
             (n, f"mnist-{n}", {"arch_params": PRESETS[f"mnist-{n}"]["arch_params"]})
             for n in ("sr4", "inpaint", "restore")
