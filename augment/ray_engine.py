@@ -11,13 +11,16 @@ rerun after a crash or Ctrl-C makes only the chunks without a marker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -168,6 +171,27 @@ def cluster_plan(actors: int | None, threads: int) -> tuple[int, float]:
     return actors, 1.0 if gpus else 0.0
 
 
+@contextlib.contextmanager
+def interrupt_latch():
+    """Ctrl-C during the Ray loop, never lost: the KeyboardInterrupt the signal raises can land inside Ray
+    Data's iterator, which may swallow it and run the job to its end, so the handler also sets this event,
+    which the loop checks after each chunk and at its end. Only the main thread may set a signal handler."""
+    latch = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield latch
+        return
+
+    def handler(signum, frame):
+        latch.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield latch
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_chunks(
     cfg: JobConfig,
     out: Path,
@@ -211,14 +235,19 @@ def run_chunks(
                 threads=threads,
             ),
         )
-        try:
-            for row in ds.iter_rows():
-                on_chunk(int(row["images"]))
-        except Exception as e:
-            message = user_error_message(e)
-            if message is None:
-                raise
-            raise AugmentError(message) from None
+        with interrupt_latch() as interrupted:
+            try:
+                for row in ds.iter_rows():
+                    on_chunk(int(row["images"]))
+                    if interrupted.is_set():
+                        raise KeyboardInterrupt
+            except Exception as e:
+                message = user_error_message(e)
+                if message is None:
+                    raise
+                raise AugmentError(message) from None
+            if interrupted.is_set():
+                raise KeyboardInterrupt
         return f"{where}, {n} actors x {threads} CPU{'s' if threads > 1 else ''}" + (
             " + 1 GPU" if gpus else ""
         )

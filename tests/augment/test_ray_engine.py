@@ -7,6 +7,7 @@ twice (the manifest lists every image once). Every Ray process is stopped at the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -151,3 +152,16 @@ def test_without_ray_the_engine_says_what_to_install(cond_onnx, tmp_path):
         [sys.executable, "-c", code], env=env(), capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert r.returncode == 2 and r.stderr.strip() == f"python -m augment augment: error: {RAY_MISSING}"
+
+
+def test_a_ctrl_c_that_ray_swallows_is_latched_and_the_handler_restored():
+    """Ray Data's iterator may catch the KeyboardInterrupt a Ctrl-C raises; the latch keeps it for the loop."""
+    from augment.ray_engine import interrupt_latch
+
+    before = signal.getsignal(signal.SIGINT)
+    with interrupt_latch() as latch:
+        with contextlib.suppress(KeyboardInterrupt):  # what a swallowing iterator does
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler runs at the next bytecode, long before this ends
+        assert latch.is_set()
+    assert signal.getsignal(signal.SIGINT) is before
