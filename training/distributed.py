@@ -55,8 +55,9 @@ class DistEnv:
 
     def share_weights(self, module: nn.Module) -> None:
         """Give every rank rank 0's parameters and buffers (the seeded start already agrees; this makes it so)."""
-        for t in [*module.parameters(), *module.buffers()]:
-            tdist.broadcast(t.data, src=0)
+        for p in module.parameters():
+            tdist.broadcast(p.data, src=0)
+        self.sync_buffers(module)
 
     def average_gradients(self, params: list[torch.Tensor]) -> None:
         """Replace each parameter's gradient by its mean over the ranks, in one all-reduce.
