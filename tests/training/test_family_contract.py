@@ -230,6 +230,44 @@ def test_every_family_builds_its_nets_and_optimisers_and_its_phases_carry_their_
             assert all(isinstance(v, float) and math.isfinite(v) for v in logs.values()), (phase.name, logs)
 
 
+@pytest.mark.parametrize(
+    "name", sorted(n for n, f in FAMILIES.items() if f.__module__.startswith("training.families."))
+)
+def test_a_phase_backward_leaves_the_gradients_of_the_nets_it_does_not_step(name, tmp_path, monkeypatch):
+    """step_optimizers' backward reaches only the stepped nets' parameters: a G phase computes no
+    weight gradient for D (nor adds to the one D's phase left), and the stepped nets do get theirs."""
+    fam, ctx = tiny_family(name, tmp_path)
+    owners: dict[int, set[str]] = {}  # a parameter may be stepped by two optimisers (InfoGAN's Q head)
+    for k, opt in fam.opts.items():
+        for group in opt.param_groups:
+            for p in group["params"]:
+                owners.setdefault(id(p), set()).add(k)
+    params = [p for net in fam.nets.values() for p in net.parameters()]
+    calls = []
+    step_optimizers = fam.step_optimizers
+
+    def checked(names, loss):
+        before = {id(p): None if p.grad is None else p.grad.clone() for p in params}
+        step_optimizers(names, loss)
+        for p in params:
+            was = before[id(p)]
+            if owners.get(id(p), set()) & set(names):
+                continue
+            assert (p.grad is None) if was is None else torch.equal(p.grad, was), (names, owners.get(id(p)))
+        stepped = [p for p in params if owners.get(id(p), set()) & set(names) and p.requires_grad]
+        assert any(p.grad is not None for p in stepped), names
+        calls.append(names)
+
+    monkeypatch.setattr(fam, "step_optimizers", checked)
+    for step in range(2):
+        ctx.step = step
+        fam.schedule(step)
+        for phase in fam.phases():
+            phase.run(ctx)
+    # G's and D's phases were both checked
+    assert len({n for c in calls for n in c}) >= min(2, len(fam.opts)), calls
+
+
 @register_family("test-phases")
 class PhasedFamily(AdversarialFamily):
     """The classic family plus a lazy regulariser every 3 steps, a schedule and a counter in the checkpoint."""

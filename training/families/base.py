@@ -189,13 +189,18 @@ class Family(ABC):
 
     def step_optimizers(self, names: tuple[str, ...], loss: torch.Tensor) -> None:
         """One backward for a loss shared by the nets of the optimisers named, then each steps (after the
-        ranks' gradients are averaged, under torchrun)."""
+        ranks' gradients are averaged, under torchrun).
+
+        The backward reaches only the stepped nets' parameters (`inputs=`): the other nets' weight
+        gradients, which their own optimiser would discard unused, are never computed (stylegan2-ada
+        freezes the other net per phase), so a G phase goes back through D for its input gradient alone."""
         opts = [self.opts[k] for k in names]
+        params = [p for opt in opts for group in opt.param_groups for p in group["params"] if p.requires_grad]
         for opt in opts:
             opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=params or None)
         if self.average_gradients is not None:
-            self.average_gradients([p for opt in opts for group in opt.param_groups for p in group["params"]])
+            self.average_gradients(params)
         for opt in opts:
             opt.step()
 

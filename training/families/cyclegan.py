@@ -231,25 +231,17 @@ class CycleGANFamily(Family):
         a, _ = ctx.next_batch()
         b, _ = ctx.next_batch_b()
         lam_a, lam_b, lam_idt = self.p.lambda_a, self.p.lambda_b, self.p.lambda_identity
-        # D gets no gradient from this phase (nor its weight-gradient work)
-        frozen = [self.nets[k] for k in ("d_a", "d_b")]
-        for d in frozen:
-            d.requires_grad_(False)
-        try:
-            with ctx.autocast():
-                fake_b, fake_a = G(a), Fn(b)
-                adv = lsgan_g(DB(fake_b).float()) + lsgan_g(DA(fake_a).float())
-                cyc_a, cyc_b = cycle_loss(a, Fn(fake_b).float()), cycle_loss(b, G(fake_a).float())
-                loss = adv + lam_a * cyc_a + lam_b * cyc_b
-                idt = torch.zeros(())
-                if lam_idt > 0 and self.same_shape:
-                    idt_b, idt_a = identity_loss(b, G(b).float()), identity_loss(a, Fn(a).float())
-                    loss = loss + lam_idt * (lam_b * idt_b + lam_a * idt_a)
-                    idt = idt_a + idt_b
-            self.step_optimizers(("g", "f"), loss)
-        finally:
-            for d in frozen:
-                d.requires_grad_(True)
+        with ctx.autocast():
+            fake_b, fake_a = G(a), Fn(b)
+            adv = lsgan_g(DB(fake_b).float()) + lsgan_g(DA(fake_a).float())
+            cyc_a, cyc_b = cycle_loss(a, Fn(fake_b).float()), cycle_loss(b, G(fake_a).float())
+            loss = adv + lam_a * cyc_a + lam_b * cyc_b
+            idt = torch.zeros(())
+            if lam_idt > 0 and self.same_shape:
+                idt_b, idt_a = identity_loss(b, G(b).float()), identity_loss(a, Fn(a).float())
+                loss = loss + lam_idt * (lam_b * idt_b + lam_a * idt_a)
+                idt = idt_a + idt_b
+        self.step_optimizers(("g", "f"), loss)  # the Ds' weight gradients are not computed
         self._last = (a, b, fake_a.detach(), fake_b.detach())
         return {"g_loss": loss.item(), "g_adv": adv.item(), "cycle_a": cyc_a.item(), "cycle_b": cyc_b.item(),
                 "identity": idt.item()}  # fmt: skip

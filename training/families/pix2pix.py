@@ -245,29 +245,20 @@ class Pix2PixFamily(Family):
         damaged, mask = self.corruption.apply(real, ctx.noise)
         g_in, cond = self.condition(damaged, mask)
         adv_on = self.p.adv_weight > 0
-        frozen = (
-            self.nets["d"] if ctx.nets["d"] is self.nets["d"] else None
-        )  # toggling is safe unwrapped only
-        if frozen is not None:
-            frozen.requires_grad_(False)
-        try:
-            with ctx.autocast():
-                fake = self.generate(G, g_in, damaged, mask)
-                l1 = F.l1_loss(fake.float(), real)
-                loss = self.p.l1_weight * l1
-                logs = {"l1": l1.item()}
-                if adv_on:
-                    adv = self._gan(D(torch.cat([cond, fake], 1)), 1.0)
-                    loss = loss + self.p.adv_weight * adv
-                    logs["g_adv"] = adv.item()
-                if self.features is not None:
-                    feat = F.mse_loss(self.features(fake.float()), self.features(real))
-                    loss = loss + self.p.feature_weight * feat
-                    logs["feature"] = feat.item()
-            self.optimize("g", loss)
-        finally:
-            if frozen is not None:
-                frozen.requires_grad_(True)
+        with ctx.autocast():
+            fake = self.generate(G, g_in, damaged, mask)
+            l1 = F.l1_loss(fake.float(), real)
+            loss = self.p.l1_weight * l1
+            logs = {"l1": l1.item()}
+            if adv_on:
+                adv = self._gan(D(torch.cat([cond, fake], 1)), 1.0)
+                loss = loss + self.p.adv_weight * adv
+                logs["g_adv"] = adv.item()
+            if self.features is not None:
+                feat = F.mse_loss(self.features(fake.float()), self.features(real))
+                loss = loss + self.p.feature_weight * feat
+                logs["feature"] = feat.item()
+        self.optimize("g", loss)  # D's weight gradients are not computed (step_optimizers)
         self._last = (cond, real, fake.detach()) if adv_on else None
         return {"g_loss": loss.item(), **logs}
 
