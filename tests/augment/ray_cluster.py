@@ -35,9 +35,13 @@ def free_port() -> int:
 
 
 def main() -> None:
+    from ray._common.utils import get_default_ray_temp_dir
     from ray.cluster_utils import Cluster
 
     nodes = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    # the head writes its address to <default temp>/ray/ray_current_cluster whatever temp_dir says, and
+    # fails on a machine where Ray never ran (no /tmp/ray yet): make the folder first
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     # short: Ray's socket paths must fit 107 bytes; LocalRayCluster makes it (and removes it, whatever happens)
     temp = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="ray-")
     dashboard = free_port()
