@@ -27,6 +27,7 @@ from training.config import TrainConfig
 
 FORMAT = "gan-service-checkpoint/1"
 CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
+BEST_LINK = "best.safetensors"  # a run folder's link to its checkpoint with the best quick-evaluation FID
 
 
 class CheckpointError(UserError):
@@ -82,10 +83,12 @@ def save_checkpoint(
     extra: dict | None = None,
     keep: int = 3,
     tensors: dict[str, torch.Tensor] | None = None,
+    protect: Path | None = None,
 ) -> Path:
     """Write `out/ckpt-{step}.safetensors` atomically, refresh `card.json`, prune to `keep` files.
 
     tensors: further named tensors to keep as they are (e.g. a family's extra state).
+    protect: a checkpoint the pruning leaves alone besides the newest `keep` (the run's best).
     """
     tensors = {k: v.detach().clone().contiguous() for k, v in (tensors or {}).items()}
     for name, mod in modules.items():
@@ -102,12 +105,26 @@ def save_checkpoint(
         "optimizers": json.dumps(opt_meta),
         "extra": json.dumps(extra or {}),
     }
-    path = Path(out) / f"ckpt-{step:07d}.safetensors"
+    path = checkpoint_path(out, step)
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
     atomic_write_bytes(Path(out) / "card.json", card.to_json().encode())
     for old in list_checkpoints(out)[:-keep]:
-        old.unlink(missing_ok=True)
+        if protect is None or old.name != protect.name:
+            old.unlink(missing_ok=True)
     return path
+
+
+def checkpoint_path(out: str | os.PathLike, step: int) -> Path:
+    return Path(out) / f"ckpt-{step:07d}.safetensors"
+
+
+def link_best(path: Path) -> None:
+    """Point the run folder's `best.safetensors` at `path` (a relative link, swapped in atomically)."""
+    link = path.parent / BEST_LINK
+    tmp = path.parent / f".{BEST_LINK}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(path.name, tmp)
+    os.replace(tmp, link)
 
 
 def list_checkpoints(out: str | os.PathLike) -> list[Path]:
@@ -123,6 +140,8 @@ def resolve_checkpoint(target: str | os.PathLike) -> Path:
     p = Path(target)
     if not p.exists():
         raise CheckpointError(f"{p}: no such file or folder")
+    if p.is_symlink() and p.is_file():  # best.safetensors: metrics for "its" card go into the checkpoint
+        return p.resolve()
     if p.is_dir():
         ckpts = list_checkpoints(p)
         if not ckpts:

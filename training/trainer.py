@@ -28,6 +28,8 @@ from gan_core.imaging import grid, png_bytes
 from training import __version__
 from training.checkpoint import (
     atomic_write_bytes,
+    checkpoint_path,
+    link_best,
     list_checkpoints,
     load_resumable,
     restore_optimizer,
@@ -202,6 +204,8 @@ class Trainer:
         )
         self.step, self.batches, self.batches_b, self.seconds = 0, 0, 0, 0.0
         self.last_metrics: dict | None = None
+        self.last_metrics_step = -1
+        self.best: dict | None = None  # {"step", "fid"}: the checkpointed step with the lowest quick-eval FID
         self.quick_eval = None  # set by callers that want periodic metrics (see training.evaluation)
         if resume:
             self._resume()
@@ -258,6 +262,7 @@ class Trainer:
         self.noise.set_state(ck.tensors[f"rng.noise{own}"])
         torch.set_rng_state(ck.tensors[f"rng.torch{own}"])
         self.step, self.batches, self.seconds = ck.step, int(ck.extra["batches"]), float(ck.extra["seconds"])
+        self.best = ck.extra.get("best")
         self.batches_b = int(ck.extra.get("batches_b", 0))
         self.last_metrics = ck.card.metrics
 
@@ -301,11 +306,14 @@ class Trainer:
             modules[ema_key(name, raw=True)] = ema.model
             modules[ema_key(name)] = self.recalibrated_ema(name)
         extra_tensors = {f"family.{k}": v for k, v in self.family.extra_state().items()}
-        extra = {"batches": self.batches, "seconds": self.seconds}
+        new_best = self._is_new_best()
+        if new_best:
+            self.best = {"step": self.step, "fid": float(self.last_metrics["fid"])}
+        extra = {"batches": self.batches, "seconds": self.seconds, "best": self.best}
         if self.ds_b is not None:
             extra.update(batches_b=self.batches_b, data_b_fingerprint=self.ds_b.fingerprint(),
                          data_b_source=self.ds_b.source)  # fmt: skip
-        return save_checkpoint(
+        path = save_checkpoint(
             self.out,
             self.step,
             self.card(),
@@ -316,7 +324,22 @@ class Trainer:
             extra=extra,
             keep=self.cfg.keep,
             tensors=extra_tensors,
+            protect=checkpoint_path(self.out, self.best["step"]) if self.best else None,
         )
+        if new_best:
+            link_best(path)
+        return path
+
+    def _is_new_best(self) -> bool:
+        """Whether this step's quick evaluation beat every checkpointed one (lower FID): a GAN's newest
+        checkpoint is not always its best (instability), so the best one is kept out of the pruning.
+        An evaluation with a caveat (a growing G's blurred samples) does not compete."""
+        m = self.last_metrics
+        if self.last_metrics_step != self.step or not m or m.get("caveat"):
+            return False
+        if not math.isfinite(m.get("fid", math.nan)):
+            return False
+        return self.best is None or m["fid"] < self.best["fid"]
 
     # ---------------------------------------------------------------- sampling
     @torch.no_grad()
@@ -450,7 +473,7 @@ class Trainer:
                     and self.step % cfg.eval_every == 0
                     and self.dist.is_main
                 ):
-                    self.last_metrics = self.quick_eval(self)
+                    self.last_metrics, self.last_metrics_step = self.quick_eval(self), self.step
                 if self.step % cfg.sample_every == 0:
                     self.sample_grid()
                 if self.step % cfg.ckpt_every == 0:

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from gan_core.datasets import load_dataset
-from training.checkpoint import build_generator, list_checkpoints, load_checkpoint
+from training.checkpoint import build_generator, list_checkpoints, load_checkpoint, resolve_checkpoint
 from training.config import TrainConfig
 from training.trainer import Trainer, TrainingError
 
@@ -117,3 +117,46 @@ def test_linear_lr_decay_is_a_function_of_the_step(tmp_path, small):
     base = 2e-4
     assert [g for g, d in seen] == pytest.approx([base, base, base, base * 0.6, 0.0])
     assert [d for g, d in seen] == pytest.approx([base, base, base, base * 0.6, 0.0])
+
+
+def _scripted_quick_eval(fids):
+    """A quick evaluation that reports the next FID of `fids` (caveat: a dict instead of a number)."""
+    it = iter(fids)
+
+    def quick_eval(trainer):
+        v = next(it)
+        return dict(v) if isinstance(v, dict) else {"fid": v}
+
+    return quick_eval
+
+
+def test_the_best_checkpoint_outlives_the_pruning_and_a_resume(tmp_path, small):
+    t = Trainer(_cfg(tmp_path, steps=4, eval_every=1, ckpt_every=1, keep=1), small, progress=False)
+    t.quick_eval = _scripted_quick_eval([5.0, 3.0, 4.0, 6.0])
+    t.train()
+    names = [p.name for p in list_checkpoints(tmp_path)]
+    assert names == ["ckpt-0000002.safetensors", "ckpt-0000004.safetensors"]  # keep=1, plus the best (FID 3)
+    best = tmp_path / "best.safetensors"
+    assert best.is_symlink() and best.resolve() == (tmp_path / "ckpt-0000002.safetensors").resolve()
+    assert load_checkpoint(best).step == 2
+    # `gan evaluate RUN/best.safetensors` writes into the checkpoint itself; a linked run folder stays a folder
+    assert resolve_checkpoint(best) == (tmp_path / "ckpt-0000002.safetensors").resolve()
+    (tmp_path.parent / "latest").symlink_to(tmp_path, target_is_directory=True)
+    assert resolve_checkpoint(tmp_path.parent / "latest").name == "ckpt-0000004.safetensors"
+    assert load_checkpoint(tmp_path).extra["best"] == {"step": 2, "fid": 3.0}
+    # a resumed run knows the best so far: worse FIDs and a caveated one (a growing G) leave it alone
+    cfg = _cfg(tmp_path, steps=7, eval_every=1, ckpt_every=1, keep=1)
+    t = Trainer(cfg, small, resume=True, progress=False)
+    t.quick_eval = _scripted_quick_eval([3.5, {"fid": 1.0, "caveat": "growing"}, 2.5])
+    t.train()
+    # step 7 is the best now: the old best (step 2) goes with the pruning
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-0000007.safetensors"]
+    assert best.resolve().name == "ckpt-0000007.safetensors" and load_checkpoint(best).step == 7
+    assert load_checkpoint(tmp_path).extra["best"] == {"step": 7, "fid": 2.5}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_no_best_link_without_quick_evaluation(tmp_path, small):
+    Trainer(_cfg(tmp_path, keep=1), small, progress=False).train()
+    assert not (tmp_path / "best.safetensors").exists()
+    assert load_checkpoint(tmp_path).extra["best"] is None
