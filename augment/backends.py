@@ -47,8 +47,8 @@ def batch_codes(codes: dict | None, a: int, b: int, n: int) -> dict:
 
 
 def fill_in_masks(card: ModelCard, images: np.ndarray) -> dict[str, np.ndarray]:
-    """The mask feed of a fill-in repair model (the centre box it was trained on, as the service fills
-    when no mask is given); {} for other models."""
+    """The mask feed of a fill-in repair model (the centre box of card.repair.mask_box, as the service fills
+    when no mask is given: mask:box's, and one of mask:random's boxes); {} for other models."""
     r = card.repair
     if r is None or r.mask is None:
         return {}

@@ -6,7 +6,7 @@ and answers are /translate's (service.translate): multipart (`images` files, plu
 [N, H, W(, C)], optional `masks` [N, H, W(, 1)] and `labels` [N], echoed), fields in the body or the
 query string: `model`, `format` (png | grid | npz), and for /upscale `scale` (checked against the
 model's). Fill-in models take a mask per image (> 127 = lost pixel; the same size as its image);
-without one they fill the centre box they were trained on (card.repair.mask_box).
+without one they fill the centre box of card.repair.mask_box (mask:box's; one of mask:random's boxes).
 
 Sizes: a fully convolutional model (card.repair.any_size) takes any image whose sides are multiples of
 card.repair.multiple, up to GAN_MAX_REPAIR_PIXELS output pixels per image (413 past it), checked from
