@@ -4,8 +4,11 @@
 #   deploy/container.sh tool    the container tool to use (podman, or docker when its daemon answers;
 #                               CONTAINER_TOOL=podman insists on podman); installs podman (+ buildah,
 #                               runc, mmdebstrap) via apt as root when none is there
-#   deploy/container.sh build   bento -> wheelhouse -> base -> image gan-generator:<bento version> + :latest
-# Environment: PY (the project's venv python), GPU=1 (add the CUDA/cuDNN wheels), OUT (work folder).
+#   deploy/container.sh build   bento -> wheelhouse -> base -> image gan-generator:<bento version> + :latest,
+#                               then prune
+#   deploy/container.sh prune   remove all but the newest KEEP_IMAGES versions of the image
+# Environment: PY (the project's venv python), GPU=1 (add the CUDA/cuDNN wheels), OUT (work folder),
+# KEEP_IMAGES (versions of the image kept after a build, newest first, default 3; 0 keeps all).
 # Everything slow is cached: the base image (rebuilt when its package list changes), the wheelhouse in
 # $OUT (when the requirements or the venv's versions change) and the image layers (the tool's storage).
 set -euo pipefail
@@ -130,10 +133,28 @@ build() {
     rm -rf "$ctx"
     say "built $tag ($("$t" image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MiB", $1/1048576}'))"
     echo "$tag" >"$OUT/image$VARIANT"
+    prune "$t"
+}
+
+# Every build tags a new bento version (~750 MB each); keep the newest KEEP_IMAGES of this variant. Layers
+# they share with a kept image stay, and so do untagged cache layers (the next build reuses them).
+prune() {
+    local t=$1 keep=${KEEP_IMAGES:-3} old
+    [ "$keep" -gt 0 ] || return 0
+    old=$("$t" images --format '{{.Repository}}:{{.Tag}}' "$IMAGE" | awk -v v="$VARIANT" -v keep="$keep" '
+        { tag = $0; sub(/.*:/, "", tag) }
+        tag == "latest" v || tag == "<none>" { next }
+        (v == "" && tag ~ /-gpu$/) || (v != "" && tag !~ /-gpu$/) { next }
+        ++n > keep { print }')
+    [ -z "$old" ] && return 0
+    say "removing older versions of $IMAGE$VARIANT: $(echo $old)"
+    # shellcheck disable=SC2086 # one argument per tag
+    "$t" rmi $old >/dev/null || say "could not remove some (in use?): kept"
 }
 
 case "${1:-}" in
 tool) tool ;;
 build) build ;;
-*) echo "usage: deploy/container.sh tool|build" >&2 && exit 2 ;;
+prune) prune "$(tool)" ;;
+*) echo "usage: deploy/container.sh tool|build|prune" >&2 && exit 2 ;;
 esac

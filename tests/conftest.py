@@ -140,6 +140,10 @@ TINY_REPAIR = {
     "mnist-restore": {},
 }
 
+# The two-dataset (translation) presets at a tiny size: batch 4, as a step runs four nets on each side.
+TINY_CYCLEGAN = {"g_width": 4, "g_blocks": 1, "d_width": 4, "d_layers": 1}
+TINY_TRANSLATION = {"mnist-cyclegan": TINY_CYCLEGAN}
+
 MISSING_TINY = (
     "add its tiny arch_params (widths 4-8, as the others) to TINY_ARCH in tests/conftest.py, and to "
     "TINY_OVERRIDES whatever else 2 steps of batch 16 need, so the suite trains, exports (with parity), "
@@ -190,12 +194,16 @@ def family_presets() -> dict[str, str]:
 
 
 def tiny_config(name: str, out, **overrides):
-    """Preset `name` at its tiny size (TINY_ARCH, TINY_OVERRIDES): 2 steps of batch 16 on one thread, plus `overrides`."""
+    """Preset `name` at its tiny size (TINY_ARCH and TINY_OVERRIDES; TINY_REPAIR; TINY_TRANSLATION at batch 4):
+    2 steps on one thread, plus `overrides`."""
     from training.config import preset
 
     if name in TINY_VARIANTS:
         base, extra = TINY_VARIANTS[name]
         return tiny_config(base, out, **{**extra, **overrides})
+    if name in TINY_TRANSLATION:
+        fields = dict(steps=2, batch_size=4, arch_params=TINY_TRANSLATION[name], threads=1, eval_every=0)
+        return preset(name, out=str(out), **{**fields, **overrides})
     if name in TINY_REPAIR:
         params = {**preset(name).family_params, **TINY_REPAIR[name], **overrides.pop("family_params", {})}
         fields = dict(steps=2, batch_size=16, arch_params=TINY_REPAIR_ARCH, threads=1, eval_every=0)
@@ -287,7 +295,6 @@ def family_routes_dir(tmp_path_factory, models_dir, tiny_onnx, cyclegan_onnx):
 
 
 # ---- image-to-image (CycleGAN) ---------------------------------------------------------------
-TINY_CYCLEGAN = {"g_width": 4, "g_blocks": 1, "d_width": 4, "d_layers": 1}
 
 
 @pytest.fixture(scope="session")
@@ -310,12 +317,10 @@ def domain_pair(mnist_train, mnist_dir, tmp_path_factory):
 def cyclegan_checkpoint(domain_pair, tmp_path_factory):
     """The mnist-cyclegan preset at tiny widths, trained 3 steps on the tiny pair: its checkpoint."""
     from gan_core.datasets import load_dataset
-    from training.config import preset
     from training.trainer import Trainer
 
-    cfg = preset("mnist-cyclegan", out=str(tmp_path_factory.mktemp("cyclegan")), steps=3, batch_size=4,
-                 arch_params=TINY_CYCLEGAN, threads=1, log_every=1, data=str(domain_pair / "a"),
-                 data_b=str(domain_pair / "b"))  # fmt: skip
+    cfg = tiny_config("mnist-cyclegan", tmp_path_factory.mktemp("cyclegan"), steps=3, log_every=1,
+                      data=str(domain_pair / "a"), data_b=str(domain_pair / "b"))  # fmt: skip
     ds_a, ds_b = load_dataset(domain_pair / "a"), load_dataset(domain_pair / "b")
     return Trainer(cfg, ds_a, progress=False, ds_b=ds_b).train().checkpoint
 

@@ -11,6 +11,7 @@ from tests.conftest import (
     TINY_ARCH,
     TINY_OVERRIDES,
     TINY_REPAIR,
+    TINY_TRANSLATION,
     family_presets,
     generative_presets,
     mnist_presets,
@@ -37,7 +38,10 @@ def test_every_repair_preset_has_a_tiny_size():
 
 
 def test_every_image_to_image_preset_has_fixtures_of_its_own():
-    """The image-to-image fixtures (cyclegan_checkpoint, cyclegan_onnx, TINY_CYCLEGAN) train mnist-cyclegan only."""
+    """The image-to-image fixtures (cyclegan_checkpoint, cyclegan_onnx) train mnist-cyclegan only, at TINY_TRANSLATION."""
+    assert sorted(TINY_TRANSLATION) == translation_presets(), (
+        f"tests/conftest.py TINY_TRANSLATION must name exactly the two-dataset presets {translation_presets()}"
+    )
     assert translation_presets() == ["mnist-cyclegan"], (
         "tests/conftest.py trains only mnist-cyclegan of the image-to-image (needs_data_b) presets; give "
         f"{sorted(set(translation_presets()) - {'mnist-cyclegan'})} tiny sizes and fixtures like "

@@ -6,15 +6,11 @@ import sys
 from pathlib import Path
 
 from gan_core.datasets import load_dataset
-from tests.conftest import TINY_CYCLEGAN, family_presets, tiny_config
-from training.config import preset
+from tests.conftest import family_presets, preset_family, tiny_config
 from training.trainer import Trainer
 
 data, out = load_dataset(sys.argv[1]), Path(sys.argv[2])
 for family, name in family_presets().items():
-    if family == "cyclegan":  # two datasets: the same digits on both sides are enough to train 2 steps
-        cfg = preset(name, out=str(out / family), steps=2, batch_size=4, arch_params=TINY_CYCLEGAN, threads=1,
-                     eval_every=0)  # fmt: skip
-        Trainer(cfg, data, progress=False, ds_b=data).train()
-    else:
-        Trainer(tiny_config(name, out / family), data, progress=False).train()
+    # a two-dataset family gets the same digits on both sides: enough to train 2 steps
+    ds_b = data if preset_family(name).needs_data_b else None
+    Trainer(tiny_config(name, out / family), data, progress=False, ds_b=ds_b).train()

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from gan_core.datasets import ImageDataset
-from tests.conftest import TINY_ARCH, TINY_CYCLEGAN, TINY_REPAIR, tiny_config
+from tests.conftest import TINY_ARCH, TINY_REPAIR, TINY_TRANSLATION, tiny_config
 from training import registry
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import TrainConfig, preset
@@ -184,16 +184,17 @@ def test_a_family_missing_a_required_method_cannot_be_instantiated(missing):
 
 discover()
 # one tiny config per family of training/families (not the toy ones test modules register)
-TINY_PRESETS = {preset(name).family: name for name in sorted(TINY_ARCH) + sorted(TINY_REPAIR)}
+TINY_PRESETS = {
+    preset(name).family: name for name in sorted(TINY_ARCH) + sorted(TINY_REPAIR) + sorted(TINY_TRANSLATION)
+}
 
 
 def tiny_family(name: str, tmp_path) -> tuple[Family, StepContext]:
     """The family `name` at a tiny size, built on the CPU, and a context of random real batches."""
-    if name == "cyclegan":
-        cfg = preset("mnist-cyclegan", arch_params=TINY_CYCLEGAN, batch_size=4, out=str(tmp_path))
-        data, n = DataInfo((1, 28, 28), 10, DIGITS.class_names, b=DIGITS), 4
-    else:
-        cfg, data, n = tiny_config(TINY_PRESETS[name], tmp_path), DIGITS, 16
+    cfg = tiny_config(TINY_PRESETS[name], tmp_path)
+    two_sided = get_family(name).needs_data_b
+    data = DataInfo((1, 28, 28), 10, DIGITS.class_names, b=DIGITS) if two_sided else DIGITS
+    n = cfg.batch_size
     fam = get_family(name)(cfg.resolved(), data)
     torch.manual_seed(0)
     fam.build("cpu")
@@ -213,7 +214,7 @@ def tiny_family(name: str, tmp_path) -> tuple[Family, StepContext]:
 def test_every_family_builds_its_nets_and_optimisers_and_its_phases_carry_their_functions(name, tmp_path):
     """build() keeps the nets and one optimiser per trained net on the family; each phase is a Phase
     whose function returns the values it logs (floats by name), whatever the phase."""
-    assert name in TINY_PRESETS or name == "cyclegan", f"no tiny config of the {name!r} family"
+    assert name in TINY_PRESETS, f"no tiny config of the {name!r} family"
     fam, ctx = tiny_family(name, tmp_path)
     assert fam.nets and set(fam.opts) <= set(fam.nets)
     assert all(isinstance(o, torch.optim.Optimizer) for o in fam.opts.values())

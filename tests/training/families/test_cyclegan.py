@@ -12,7 +12,7 @@ import torch
 
 from gan_core.datasets import ImageDataset, load_dataset
 from gan_core.errors import UserError
-from tests.conftest import TINY_CYCLEGAN
+from tests.conftest import TINY_CYCLEGAN, tiny_config
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import preset
 from training.families.base import StepContext
@@ -26,9 +26,9 @@ def domains(domain_pair):
 
 
 def _cfg(out, steps=4, **kw):
-    fields = dict(out=str(out), steps=steps, batch_size=4, arch_params=TINY_CYCLEGAN, threads=1, log_every=2,
-                  sample_every=100, ckpt_every=100)  # fmt: skip
-    return preset("mnist-cyclegan", **{**fields, **kw})
+    return tiny_config(
+        "mnist-cyclegan", out, steps=steps, log_every=2, sample_every=100, ckpt_every=100, **kw
+    )
 
 
 def test_losses_are_the_papers():
