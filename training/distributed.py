@@ -3,7 +3,9 @@ each optimiser step (DistEnv.average_gradients); rank 0 writes checkpoints and l
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +19,7 @@ class DistEnv:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    local_world: int = 1  # ranks on this node (torchrun's LOCAL_WORLD_SIZE)
 
     @property
     def enabled(self) -> bool:
@@ -39,7 +42,21 @@ class DistEnv:
         device = torch.device("cuda", local) if cuda else torch.device("cpu")
         if cuda:
             torch.cuda.set_device(device)
-        return cls(rank, world, local, device)
+        return cls(rank, world, local, device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+    @contextlib.contextmanager
+    def main_rank_borrows_threads(self) -> Iterator[None]:
+        """On rank 0 of a CPU run, use the threads of every rank on its node for work only rank 0 does (a
+        quick evaluation): the others meanwhile wait in their next collective, their cores idle."""
+        if not (self.enabled and self.is_main and self.local_world > 1 and self.device.type == "cpu"):
+            yield
+            return
+        own = torch.get_num_threads()
+        torch.set_num_threads(own * self.local_world)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(own)
 
     def close(self, wait: bool = True) -> None:
         """Tear the process group down; `wait` first for every rank (not on an error path, where a

@@ -473,7 +473,8 @@ class Trainer:
                     and self.step % cfg.eval_every == 0
                     and self.dist.is_main
                 ):
-                    self.last_metrics, self.last_metrics_step = self.quick_eval(self), self.step
+                    with self.dist.main_rank_borrows_threads():
+                        self.last_metrics, self.last_metrics_step = self.quick_eval(self), self.step
                 if self.step % cfg.sample_every == 0:
                     self.sample_grid()
                 if self.step % cfg.ckpt_every == 0:

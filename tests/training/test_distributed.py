@@ -4,9 +4,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tests.conftest import REPO, family_presets
 from training.checkpoint import load_checkpoint
+from training.distributed import DistEnv
 
 # the self-conditioned preset races two clusterer trunks and retires one after the first step: the ranks'
 # gradient averaging must accept parameters that stop getting gradients (DistEnv.average_gradients)
@@ -61,3 +63,17 @@ def test_every_family_trains_under_torchrun_with_its_ranks_in_step(tmp_path, mni
         sums = json.loads((tmp_path / family / "ranks.json").read_text())["checksums"]
         assert len(sums) == 2 and sums[0] == sums[1], family
         assert load_checkpoint(tmp_path / family).step == 2, family
+
+
+def test_rank_0_borrows_its_nodes_threads_for_its_own_work_and_gives_them_back():
+    """A quick evaluation runs on rank 0 alone while the node's other ranks wait: it runs on all their threads."""
+    own = torch.get_num_threads()
+    with DistEnv(rank=0, world=4, local_world=2).main_rank_borrows_threads():
+        assert torch.get_num_threads() == 2 * own
+    assert torch.get_num_threads() == own
+    for env in (DistEnv(rank=1, world=4, local_world=2), DistEnv(rank=0, world=2, local_world=1), DistEnv()):
+        with env.main_rank_borrows_threads():
+            assert torch.get_num_threads() == own
+    with pytest.raises(RuntimeError), DistEnv(rank=0, world=2, local_world=2).main_rank_borrows_threads():
+        raise RuntimeError("an evaluation fails")
+    assert torch.get_num_threads() == own
