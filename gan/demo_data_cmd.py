@@ -32,6 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=4.0,
         help="std of the Gaussian pixel noise in 0..255 levels; 0 = the same scenes, clean (default: %(default)s)",
     )
+    p.add_argument(
+        "--backgrounds",
+        default="gradient,stripes,checker,noise",
+        help="comma-separated background kinds to draw from: gradient, stripes, checker, noise, flat "
+        "(other sets make other scenes, e.g. flat to see what the textures cost; default: %(default)s)",
+    )
     p.add_argument("--format", default="folder", choices=["folder", "npz"], help="default: %(default)s")
 
 
@@ -39,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from gan_core.demo_data import write_demo_data
 
     rec = write_demo_data(
-        args.out, args.size, args.train, args.test, args.seed, args.format, args.pixel_noise
-    )
+        args.out, args.size, args.train, args.test, args.seed, args.format, args.pixel_noise,
+        tuple(k.strip() for k in args.backgrounds.split(",") if k.strip()),
+    )  # fmt: skip
     print(
         f"wrote {rec['train']} train + {rec['test']} test images, {rec['size']}x{rec['size']} RGB, "
         f"{len(rec['classes'])} classes ({', '.join(rec['classes'])}), seed {rec['seed']}, to {args.out}"

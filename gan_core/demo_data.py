@@ -26,6 +26,8 @@ SPLITS = {"train": 0, "test": 1}
 VERSION = 1
 SUPERSAMPLE = 2
 PIXEL_NOISE = 4.0  # std of the Gaussian pixel noise, in 0..255 levels
+BACKGROUNDS = ("gradient", "stripes", "checker", "noise")  # the default set; "flat" (one colour) on request
+BACKGROUND_KINDS = (*BACKGROUNDS, "flat")
 
 
 def _polygon(x: np.ndarray, y: np.ndarray, n: int, phase: float, inradius: float) -> np.ndarray:
@@ -85,29 +87,39 @@ def _smooth_noise(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, cells:
     return top * (1 - ty) + bottom * ty
 
 
-def _background(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """[H, W, 3] floats in [0, 1]: one of four textures in two muted, darker colours."""
+def _background(
+    rng: np.random.Generator, u: np.ndarray, v: np.ndarray, kinds: tuple[str, ...] = BACKGROUNDS
+) -> np.ndarray:
+    """[H, W, 3] floats in [0, 1]: one of `kinds` (textures, or flat) in two muted, darker colours."""
     hue = rng.random()
     c1 = _hsv(hue, rng.uniform(0.2, 0.6), rng.uniform(0.15, 0.45))
     c2 = _hsv((hue + rng.uniform(0.15, 0.5)) % 1.0, rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.6))
-    kind = rng.integers(4)
+    kind = kinds[rng.integers(len(kinds))]
     angle = rng.uniform(0, np.pi)
     along = u * np.cos(angle) + v * np.sin(angle)
-    if kind == 0:  # gradient
+    if kind == "gradient":
         t = (along + 1.5) / 3.0
-    elif kind == 1:  # stripes
+    elif kind == "stripes":
         t = 0.5 + 0.5 * np.sin(rng.uniform(6, 14) * along + rng.uniform(0, 2 * np.pi))
-    elif kind == 2:  # checker, slightly rotated
+    elif kind == "checker":  # slightly rotated
         k = rng.integers(3, 7)
         across = -u * np.sin(angle) + v * np.cos(angle)
         t = ((np.floor((along + 2) * k / 2) + np.floor((across + 2) * k / 2)) % 2) * 0.8 + 0.1
-    else:  # smooth noise
+    elif kind == "noise":  # smooth noise
         t = _smooth_noise(rng, u, v, int(rng.integers(3, 7)))
+    else:  # flat: the first colour alone
+        t = np.zeros_like(u)
     t = np.clip(t, 0, 1)[..., None]
     return c1 * (1 - t) + c2 * t
 
 
-def render(cls: int, size: int, rng: np.random.Generator, pixel_noise: float = PIXEL_NOISE) -> np.ndarray:
+def render(
+    cls: int,
+    size: int,
+    rng: np.random.Generator,
+    pixel_noise: float = PIXEL_NOISE,
+    backgrounds: tuple[str, ...] = BACKGROUNDS,
+) -> np.ndarray:
     """One image of class `cls`: uint8 [size, size, 3]; the noise is drawn last, so its std changes nothing else."""
     n = size * SUPERSAMPLE
     coords = (np.arange(n) + 0.5) / n * 2 - 1
@@ -122,16 +134,24 @@ def render(cls: int, size: int, rng: np.random.Generator, pixel_noise: float = P
     colour = _hsv(rng.random(), rng.uniform(0.65, 1.0), rng.uniform(0.8, 1.0))
     light = rng.uniform(-np.pi, np.pi)
     shade = 1.0 - 0.22 * np.clip(x * np.cos(light) + y * np.sin(light), -1.2, 1.2)[..., None]
-    img = np.where(mask, np.clip(colour * shade, 0, 1), _background(rng, u, v))
+    img = np.where(mask, np.clip(colour * shade, 0, 1), _background(rng, u, v, backgrounds))
     img = img.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean((1, 3)) * 255.0
     img += rng.normal(0, 1.0, img.shape) * pixel_noise
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
 def make_split(
-    n: int, size: int = 32, seed: int = 0, split: str = "train", pixel_noise: float = PIXEL_NOISE
+    n: int,
+    size: int = 32,
+    seed: int = 0,
+    split: str = "train",
+    pixel_noise: float = PIXEL_NOISE,
+    backgrounds: tuple[str, ...] = BACKGROUNDS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 [n, 3, size, size], labels int64 [n]) of one split; image i has class i % 10."""
+    """(images uint8 [n, 3, size, size], labels int64 [n]) of one split; image i has class i % 10.
+
+    `backgrounds`: the kinds each image's background is drawn from (uniformly); a set other than the
+    default makes other scenes (e.g. `("flat",)`, to measure what the textures cost an evaluator)."""
     if size not in SIZES:
         raise DataError(f"size: the demo data comes in {', '.join(map(str, SIZES))} px, got {size}")
     if split not in SPLITS:
@@ -140,11 +160,20 @@ def make_split(
         raise DataError(f"n: must be >= 1, got {n}")
     if not 0 <= pixel_noise <= 64:
         raise DataError(f"pixel_noise: must be in [0, 64] levels, got {pixel_noise}")
+    unknown = [k for k in backgrounds if k not in BACKGROUND_KINDS]
+    if unknown or not backgrounds:
+        raise DataError(
+            f"backgrounds: must be one or more of {', '.join(BACKGROUND_KINDS)}, got {', '.join(backgrounds) or 'none'}"
+        )
     labels = np.arange(n, dtype=np.int64) % len(CLASSES)
     images = np.empty((n, 3, size, size), np.uint8)
     for i in range(n):
         images[i] = render(
-            int(labels[i]), size, np.random.default_rng([seed, SPLITS[split], i]), pixel_noise
+            int(labels[i]),
+            size,
+            np.random.default_rng([seed, SPLITS[split], i]),
+            pixel_noise,
+            tuple(backgrounds),
         ).transpose(2, 0, 1)
     return images, labels
 
@@ -157,12 +186,15 @@ def write_demo_data(
     seed: int = 0,
     format: str = "folder",
     pixel_noise: float = PIXEL_NOISE,
+    backgrounds: tuple[str, ...] = BACKGROUNDS,
 ) -> dict:
     """Write both splits: `folder` = OUT/{train,test}/<class>/<index>.png, `npz` = OUT/{train,test}.npz.
 
     OUT/demo.json records how it was made. Returns that record.
     """
-    make_split(1, size, seed, "train", pixel_noise)  # refuses a bad size or noise before the folder exists
+    make_split(
+        1, size, seed, "train", pixel_noise, backgrounds
+    )  # refuses a bad size or noise before the folder exists
     if format not in ("folder", "npz"):
         raise DataError(f"format: must be folder or npz, got {format!r}")
     out = Path(out)
@@ -170,7 +202,7 @@ def write_demo_data(
         raise DataError(f"{out}: folder exists and is not empty (choose a new --out)")
     out.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
-        images, labels = make_split(n, size, seed, split, pixel_noise)
+        images, labels = make_split(n, size, seed, split, pixel_noise, backgrounds)
         if format == "npz":
             import io
 
@@ -184,6 +216,6 @@ def write_demo_data(
             path = out / split / CLASSES[labels[i]] / f"{i:06d}.png"
             write_file_fast(path, png_bytes(images[i].transpose(1, 2, 0)))
     record = {"generator": "gan_core.demo_data", "version": VERSION, "size": size, "seed": seed, "format": format,
-              "pixel_noise": pixel_noise, "train": n_train, "test": n_test, "classes": CLASSES}  # fmt: skip
+              "pixel_noise": pixel_noise, "backgrounds": list(backgrounds), "train": n_train, "test": n_test, "classes": CLASSES}  # fmt: skip
     atomic_write_bytes(out / "demo.json", (json.dumps(record, indent=2) + "\n").encode())
     return record
