@@ -210,8 +210,8 @@ def tiny_config(name: str, out, **overrides):
         return preset(name, out=str(out), **{**fields, **overrides, "family_params": params})
     if name not in TINY_ARCH:
         raise KeyError(f"{name}: no tiny size; {MISSING_TINY}")
-    return preset(name, out=str(out), steps=2, batch_size=16, arch_params=TINY_ARCH[name], threads=1,
-                  eval_every=0, **{**TINY_OVERRIDES.get(name, {}), **overrides})  # fmt: skip
+    fields = dict(steps=2, batch_size=16, arch_params=TINY_ARCH[name], threads=1, eval_every=0)
+    return preset(name, out=str(out), **{**fields, **TINY_OVERRIDES.get(name, {}), **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ Phases per step: Gmain (non-saturating logistic loss, style mixing with probabil
 `style_mixing`, w_avg tracking), optional Greg (path-length regularisation every `pl_every` steps),
 Dmain (logistic loss), Dreg (R1 on reals, lazy: every `r1_every` steps with the penalty scaled by the
 interval, and Adam's lr / betas adjusted by interval / (interval + 1) as the paper's lazy
-regularisation does). The EMA generator is what gets sampled and exported.
+regularisation does). With `aux_weight`, D also has ACGAN's class head: Dmain adds its class loss on
+the real images, Gmain the class loss of its fakes (MHingeGAN's hinge by default, as the acgan family). The EMA generator is what gets sampled and exported.
 
 Exported inputs: z, labels (conditional), truncation_psi (in W, towards w_avg: per class for a
 conditional G), z_mix + mix_layer (style mixing: layers >= mix_layer use z_mix), and one noise input
@@ -16,6 +17,7 @@ and Dreg's reals, whose R1 gradient is taken through the augmentation. Networks:
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,7 +31,7 @@ from training.config import TrainConfig
 from training.families.base import DataInfo, Family, Phase, StepContext
 from training.families.common import adam, arch_settings, resolve_adam_family, rows_grid
 from training.families.params import FamilySettings
-from training.families.terms import paired, r1_penalty, with_mode_seeking
+from training.families.terms import aux_loss, paired, r1_penalty, with_mode_seeking
 from training.nets.stylegan import (
     StyleDiscriminator,
     StyleGenerator,
@@ -54,6 +56,17 @@ class StyleGANSettings(FamilySettings):
     pl_decay: float = Field(0.01, gt=0, le=1)
     pl_batch_shrink: int = Field(2, ge=1)
     w_avg_beta: float = Field(0.995, ge=0, lt=1, description="w_avg <- mean(w) + beta (w_avg - mean(w))")
+    aux_weight: float = Field(
+        0.0,
+        ge=0,
+        description="ACGAN's class head on D (conditional runs; 0 = off): D learns to classify the "
+        "real images, G is pulled towards images it classifies as the asked class, with this weight",
+    )
+    aux_loss: Literal["ce", "hinge"] = Field(
+        "hinge",
+        description="the class loss: cross-entropy, or MHingeGAN's multi-class hinge (a fake stops "
+        "being pulled once its class wins by a margin), as the acgan family's",
+    )
 
 
 class StyleGANArch(BaseModel):
@@ -119,7 +132,10 @@ class StyleGANFamily(Family):
             raise UserError(
                 f"loss: the stylegan family trains with the logistic 'ns' loss + R1, got {cfg.loss!r}"
             )
-        return resolve_adam_family(super().resolve(cfg), "stylegan", ARCH, StyleGANArch, 0.002, (0.0, 0.99))
+        cfg = resolve_adam_family(super().resolve(cfg), "stylegan", ARCH, StyleGANArch, 0.002, (0.0, 0.99))
+        if cfg.family_params.get("aux_weight") and not cfg.conditional:
+            raise UserError("family_params.aux_weight: the class head needs labels (conditional: true)")
+        return cfg
 
     # ---- networks -----------------------------------------------------------------------------
     def build_nets(self) -> dict[str, nn.Module]:
@@ -127,7 +143,7 @@ class StyleGANFamily(Family):
         g = StyleGenerator(self.cfg.latent_dim, d.num_classes, self.cfg.conditional, d.image_shape,
                            a.w_dim, a.mapping_layers, a.g_width, a.g_max_width, a.mapping_lr_mul)  # fmt: skip
         disc = StyleDiscriminator(d.num_classes, self.cfg.conditional, d.image_shape, a.d_width, a.d_max_width,
-                                  a.mbstd_group)  # fmt: skip
+                                  a.mbstd_group, d.num_classes if self.p.aux_weight else 0)  # fmt: skip
         return {"g": g, "d": disc}
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -171,10 +187,16 @@ class StyleGANFamily(Family):
         paired(cfg.diversity_weight, labels)
         with ctx.autocast():
             fake = G(z, labels, noise, z_mix, cutoff, w_avg_beta=self.p.w_avg_beta)
-            loss = F.softplus(-D(self.diffaugment(fake, ctx), labels).float()).mean()
+            seen, logs = self.diffaugment(fake, ctx), {}
+            if self.p.aux_weight:
+                out, classes = D(seen, labels, classes=True)
+                logs["g_aux"] = aux_loss(classes, labels, self.p.aux_loss)
+                loss = F.softplus(-out.float()).mean() + self.p.aux_weight * logs["g_aux"]
+            else:
+                loss = F.softplus(-D(seen, labels).float()).mean()
             loss = with_mode_seeking(loss, cfg.diversity_weight, fake, z)
         self.optimize("g", loss)
-        return {"g_loss": loss.item()}
+        return {"g_loss": loss.item(), **{k: v.item() for k, v in logs.items()}}
 
     def g_path_length(self, ctx: StepContext) -> dict[str, float]:
         p, G = self.p, ctx.nets["g"]
@@ -203,10 +225,19 @@ class StyleGANFamily(Family):
                 fake = G(z, cond, noise, z_mix, cutoff)
             both = torch.cat([cond, cond]) if cond is not None else None
             # one D call on [real; fake]: minibatch-std groups are consecutive, so never mix the halves
-            out = D(self.diffaugment(torch.cat([real, fake.to(real.dtype)]), ctx), both).float()
+            seen, logs = self.diffaugment(torch.cat([real, fake.to(real.dtype)]), ctx), {}
+            if self.p.aux_weight:  # the class head learns from the real images only (MHingeGAN)
+                out, classes = D(seen, both, classes=True)
+                logs["aux_real"] = aux_loss(classes[:n], cond, self.p.aux_loss)
+            else:
+                out = D(seen, both)
+            out = out.float()
             loss = F.softplus(-out[:n]).mean() + F.softplus(out[n:]).mean()
+            logs["d_loss"] = loss  # the adversarial part, as without the head
+            if self.p.aux_weight:
+                loss = loss + self.p.aux_weight * logs["aux_real"]
         self.optimize("d", loss)
-        return {"d_loss": loss.item()}
+        return {k: v.item() for k, v in logs.items()}
 
     def d_r1(self, ctx: StepContext) -> dict[str, float]:
         p, D = self.p, ctx.nets["d"]

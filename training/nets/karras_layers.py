@@ -128,8 +128,15 @@ class DiscriminatorEpilogue(nn.Module):
         self.out = EqualLinear(channels, channels if conditional else 1)
         self.embed = nn.Parameter(torch.randn(num_classes, channels)) if conditional else None
 
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        """The FC layer's output [N, channels]: what the logit (and a class head, if any) reads."""
+        return self.fc(self.conv(self.mbstd(h)).flatten(1))
+
     def forward(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        out = self.out(self.fc(self.conv(self.mbstd(h)).flatten(1)))
+        return self.head(self.features(h), labels)
+
+    def head(self, features: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        out = self.out(features)
         if self.embed is None:
             return out.squeeze(1)
         return (out * self.embed[labels]).sum(1) / math.sqrt(out.shape[1])

@@ -290,7 +290,10 @@ class DiscriminatorBlock(nn.Module):
 
 class StyleDiscriminator(nn.Module):
     """FromRGB -> residual blocks down to the base resolution -> the shared epilogue (minibatch std,
-    conv, FC, logit; projection onto a class embedding when conditional)."""
+    conv, FC, logit; projection onto a class embedding when conditional).
+
+    aux_classes > 0 adds ACGAN's class head (a linear classifier on the epilogue's FC features):
+    forward(x, labels, classes=True) then returns (logit, class logits)."""
 
     def __init__(
         self,
@@ -300,6 +303,7 @@ class StyleDiscriminator(nn.Module):
         width: int = 16,
         max_width: int = 64,
         mbstd_group: int = 4,
+        aux_classes: int = 0,
     ):
         super().__init__()
         res = resolutions(image_shape)
@@ -308,8 +312,15 @@ class StyleDiscriminator(nn.Module):
         pairs = zip(res[-2::-1], res[:0:-1], strict=True)  # (lo, hi), finest first
         self.blocks = nn.Sequential(*[DiscriminatorBlock(ch[hi], ch[lo]) for lo, hi in pairs])
         self.epilogue = DiscriminatorEpilogue(ch[res[0]], res[0], num_classes, conditional, mbstd_group)
+        self.classes = EqualLinear(ch[res[0]], aux_classes) if aux_classes else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
         if self.training:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.epilogue(self.blocks(self.fromrgb(x)), labels)
+        features = self.epilogue.features(self.blocks(self.fromrgb(x)))
+        logit = self.epilogue.head(features, labels)
+        if not classes:
+            return logit
+        if self.classes is None:
+            raise ValueError("this discriminator has no class head (aux_classes=0)")
+        return logit, self.classes(features)

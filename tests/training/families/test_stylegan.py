@@ -3,6 +3,7 @@ truncation in the inference module, w_avg tracking, the training phases, resume 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from gan_core.errors import UserError
 from training.checkpoint import build_generator, load_checkpoint
 from training.config import preset
-from training.families.base import DataInfo
+from training.families.base import DataInfo, StepContext
 from training.families.stylegan import StyleGANFamily, stylegan_inputs
 from training.nets.stylegan import ModulatedConv2d, StyleGenerator, num_ws
 from training.trainer import Trainer
@@ -194,13 +195,52 @@ def test_augment_reaches_every_d_call_and_r1_takes_its_gradient_through_it(mnist
     )  # D saw other images
 
 
+def test_the_class_head_learns_the_reals_and_pulls_g_towards_the_asked_class(mnist_small, tmp_path):
+    """aux_weight gives D ACGAN's class head: D's class loss on real images, G's on its fakes; off, D has no head."""
+    import json
+
+    from gan_core.datasets import load_dataset
+    from training.families.terms import aux_loss
+
+    ds = load_dataset(mnist_small)
+    res = Trainer(_cfg(tmp_path / "a", 2, aux_weight=0.5), ds, progress=False).train()
+    recs = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert all({"g_aux", "aux_real"} <= r.keys() and r["g_aux"] > 0 and r["aux_real"] > 0 for r in recs)
+    tensors = load_checkpoint(res.checkpoint).tensors
+    assert tensors["d.classes.weight"].shape == (10, 8)  # classes x the epilogue's channels (d_max_width)
+    fam = family(aux_weight=0.5)
+    D, x, y = fam.nets["d"], torch.randn(4, 1, 28, 28), torch.tensor([3, 1, 4, 1])
+    logit, classes = D(x, y, classes=True)
+    assert logit.shape == (4,) and classes.shape == (4, 10) and torch.equal(logit, D(x, y))
+    assert aux_loss(classes, y, "hinge") != aux_loss(classes, (y + 1) % 10, "hinge")
+
+    def g_update(weight: float) -> list[torch.Tensor]:
+        """How one Gmain moves G's weights, same nets and draws, the class term at `weight`."""
+        fam = family(aux_weight=0.5)
+        fam.p = fam.p.model_copy(update={"aux_weight": weight})
+        batch = lambda: (torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8) % 10)  # noqa: E731
+        ctx = StepContext(0, torch.device("cpu"), torch.Generator().manual_seed(1), fam.nets, batch,
+                          contextlib.nullcontext)  # fmt: skip
+        before = [p.detach().clone() for p in fam.nets["g"].parameters()]
+        fam.g_main(ctx)
+        return [p.detach() - b for p, b in zip(fam.nets["g"].parameters(), before, strict=True)]
+
+    with_head, without = g_update(0.5), g_update(0.0)
+    assert any(not torch.equal(a, b) for a, b in zip(with_head, without, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(without, g_update(0.0), strict=True))
+    plain = family()
+    assert plain.nets["d"].classes is None and not any("classes" in k for k in plain.nets["d"].state_dict())
+    with pytest.raises(ValueError, match="no class head"):
+        plain.nets["d"](x, y, classes=True)
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
         (
             {"family_params": {"r1_gama": 1}},
             "family_params.r1_gama: not a setting of the stylegan family (got 1; allowed: r1_gamma, r1_every, "
-            "style_mixing, pl_weight, pl_every, pl_decay, pl_batch_shrink, w_avg_beta)",
+            "style_mixing, pl_weight, pl_every, pl_decay, pl_batch_shrink, w_avg_beta, aux_weight, aux_loss)",
         ),
         (
             {"family_params": {"style_mixing": 2}},
@@ -211,6 +251,10 @@ def test_augment_reaches_every_d_call_and_r1_takes_its_gradient_through_it(mnist
             "arch_params.g_width: Input should be greater than or equal to 1 (got 0; allowed: int >= 1)",
         ),
         ({"loss": "hinge"}, "loss: the stylegan family trains with the logistic 'ns' loss + R1, got 'hinge'"),
+        (
+            {"conditional": False, "family_params": {"aux_weight": 1.0}},
+            "family_params.aux_weight: the class head needs labels (conditional: true)",
+        ),
         (
             {"arch": "dcgan2"},
             "arch: the 'stylegan' family builds its own 'stylegan' networks, got arch='dcgan2'",
