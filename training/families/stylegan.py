@@ -5,7 +5,8 @@ Phases per step: Gmain (non-saturating logistic loss, style mixing with probabil
 Dmain (logistic loss), Dreg (R1 on reals, lazy: every `r1_every` steps with the penalty scaled by the
 interval, and Adam's lr / betas adjusted by interval / (interval + 1) as the paper's lazy
 regularisation does). With `aux_weight`, D also has ACGAN's class head: Dmain adds its class loss on
-the real images, Gmain the class loss of its fakes (MHingeGAN's hinge by default, as the acgan family). The EMA generator is what gets sampled and exported.
+the real images, Gmain the class loss of its fakes (MHingeGAN's hinge by default, as the acgan family).
+The EMA generator is what gets sampled and exported.
 
 Exported inputs: z, labels (conditional), truncation_psi (in W, towards w_avg: per class for a
 conditional G), z_mix + mix_layer (style mixing: layers >= mix_layer use z_mix), and one noise input
