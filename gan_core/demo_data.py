@@ -165,6 +165,7 @@ def make_split(
         raise DataError(
             f"backgrounds: must be one or more of {', '.join(BACKGROUND_KINDS)}, got {', '.join(backgrounds) or 'none'}"
         )
+    backgrounds = tuple(backgrounds)
     labels = np.arange(n, dtype=np.int64) % len(CLASSES)
     images = np.empty((n, 3, size, size), np.uint8)
     for i in range(n):
@@ -173,7 +174,7 @@ def make_split(
             size,
             np.random.default_rng([seed, SPLITS[split], i]),
             pixel_noise,
-            tuple(backgrounds),
+            backgrounds,
         ).transpose(2, 0, 1)
     return images, labels
 
@@ -192,9 +193,8 @@ def write_demo_data(
 
     OUT/demo.json records how it was made. Returns that record.
     """
-    make_split(
-        1, size, seed, "train", pixel_noise, backgrounds
-    )  # refuses a bad size or noise before the folder exists
+    # refuses a bad size, noise or background kind before the folder exists
+    make_split(1, size, seed, "train", pixel_noise, backgrounds)
     if format not in ("folder", "npz"):
         raise DataError(f"format: must be folder or npz, got {format!r}")
     out = Path(out)
