@@ -10,13 +10,16 @@ preset's known idle speed (README: mnist-cdcgan, 10,000 steps in 593 s on 2 idle
         [--probe-steps 10] [--probes 4] [--threads 1] [--budget-s 600] [--reference mnist-cdcgan=0.0593]
 
 A preset may carry field overrides, `NAME@FIELD=JSON,FIELD=JSON`: `mnist-wgan-gp@gp_every=1` is the
-preset with its gradient penalty on every critic step, measured beside the preset as it ships.
+preset with its gradient penalty on every critic step, measured beside the preset as it ships;
+`stylegan@family_params={"r1_gamma":0.5,"aux_weight":0.2}` (with `--data demo32`) is the colour preset
+with a class head on D (a JSON value may hold commas).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 
@@ -24,6 +27,7 @@ import torch
 
 from gan_core.datasets import load_dataset
 from training.config import preset
+from training.sizing import fit_to_data
 from training.trainer import Trainer
 
 
@@ -56,7 +60,7 @@ def preset_with(spec: str, **fields):
     """The preset a `NAME@FIELD=JSON,...` spec names, with its overrides and `fields`."""
     name, _, sets = spec.partition("@")
     overrides = {}
-    for item in filter(None, sets.split(",")):
+    for item in filter(None, re.split(r",(?=\w+=)", sets)):  # a JSON value may hold commas
         field, _, value = item.partition("=")
         overrides[field] = json.loads(value)
     return preset(name, **{**fields, **overrides})
@@ -81,6 +85,7 @@ def main() -> None:
     for name in args.presets:
         cfg = preset_with(name, out=tempfile.mkdtemp(), ckpt_every=10**9, sample_every=10**9, eval_every=0,
                      log_every=10**9, threads=args.threads)  # fmt: skip
+        cfg = fit_to_data(cfg, ds.image_shape, ds.labelled, ds.source)  # presets sized from the data
         trainers[name] = Trainer(cfg, ds, progress=False)
     points = {n: probe_points(t.cfg.steps, args.probes) for n, t in trainers.items()}
     costs = {n: [float("inf")] * args.probes for n in trainers}

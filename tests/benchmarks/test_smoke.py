@@ -87,6 +87,12 @@ SMOKE: dict[str, list[Smoke]] = {
             "--probes 2 --rounds 1 --threads 1",
             r"^mnist-progan +\d+ +0:[\d.]+ \d+:[\d.]+[\s\S]*^mnist-wgan-gp@gp_every=1 +\d+ +0:",
         ),
+        # an override whose JSON value holds a comma (braces doubled for str.format), on a preset sized from the data
+        Smoke(
+            '--data {mnist_small} --presets \'stylegan@family_params={{"r1_gamma":0.5,"aux_weight":0.2}},batch_size=8\' '
+            "--probe-steps 1 --probes 1 --rounds 1 --threads 1",
+            r'^stylegan@family_params=\{"r1_gamma":0.5,"aux_weight":0.2\},batch_size=8 +\d+ +0:',
+        ),
     ],
     "bench_fid_sensitivity.py": [
         Smoke(
