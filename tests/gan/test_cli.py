@@ -84,6 +84,19 @@ def test_set_null_gives_a_field_none_where_a_left_out_flag_keeps_the_preset():
     assert config("--set", "lr_decay_from=0.25", "--steps", "100").lr_decay_from == 0.25
 
 
+def test_make_demo_data_defaults_to_the_default_backgrounds():
+    """The CLI keeps its default as a literal (its work is imported lazily); it must name the library's set."""
+    import argparse
+
+    from gan import demo_data_cmd
+    from gan_core.demo_data import BACKGROUND_KINDS, BACKGROUNDS
+
+    parser = argparse.ArgumentParser()
+    demo_data_cmd.add_arguments(parser)
+    assert tuple(parser.parse_args(["--out", "x"]).backgrounds.split(",")) == BACKGROUNDS
+    assert all(kind in parser.format_help() for kind in BACKGROUND_KINDS)
+
+
 def test_console_script_help():
     out = subprocess.run(
         [sys.executable, "-m", "gan.cli", "train", "--help"], capture_output=True, text=True, check=True
