@@ -94,7 +94,8 @@ def test_make_demo_data_defaults_to_the_default_backgrounds():
     parser = argparse.ArgumentParser()
     demo_data_cmd.add_arguments(parser)
     assert tuple(parser.parse_args(["--out", "x"]).backgrounds.split(",")) == BACKGROUNDS
-    assert all(kind in parser.format_help() for kind in BACKGROUND_KINDS)
+    help_text = parser.format_help()
+    assert all(kind in help_text for kind in BACKGROUND_KINDS)
 
 
 def test_console_script_help():
