@@ -94,6 +94,21 @@ SMOKE: dict[str, list[Smoke]] = {
             r'^stylegan@family_params=\{"r1_gamma":0.5,"aux_weight":0.2\},batch_size=8 +\d+ +0:',
         ),
     ],
+    # two seeds of a tiny run to step 4, measured at steps 2 and 4; then the same folder again: nothing
+    # trained or evaluated twice (the table straight away)
+    "fid_vs_steps.py": [
+        Smoke(
+            "--preset mnist-cdcgan --data {mnist_small_evaluated} --seeds 0 1 --steps 4 --every 2 --n 100 "
+            "--threads 1 --target 100000 --set log_every=1 --out {tmp}/fvs",
+            r"^seed 1 step 4: fid [\d.]+$[\s\S]*^ +2 +[\d.]+ +[\d.]+ \( *[\d.]+x\) +[\d.]+ \( *[\d.]+x\) +[\d.]+$\n"
+            r"^ +4 [^\n]+$\n[\s\S]*^the mean is at or under 100000x from step 2, [\d.]+ minutes here$",
+        ),
+        Smoke(
+            "--preset mnist-cdcgan --data {mnist_small_evaluated} --seeds 0 1 --steps 4 --every 2 --n 100 "
+            "--threads 1 --out {tmp}/../0/fvs",
+            r"\A\nmnist-cdcgan on \S+, n=100, floor per report\n",
+        ),
+    ],
     "bench_fid_sensitivity.py": [
         Smoke(
             "--data {mnist_small_evaluated} --n 100 --threads 1",
