@@ -27,18 +27,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from training.checkpoint import checkpoint_path, list_checkpoints
 from training.runlog import read_records
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def checkpoint(run: Path, step: int) -> Path:
-    return run / f"ckpt-{step:07d}.safetensors"
-
-
 def train(args: argparse.Namespace, seed: int, run: Path) -> None:
     """`gan train` to --steps keeping every --every-th checkpoint; resumes a run that stopped early."""
-    if checkpoint(run, args.steps).exists():
+    if checkpoint_path(run, args.steps).exists():
         return
     keep = args.steps // args.every + 2
     cmd = [sys.executable, "-m", "gan.cli", "train", "--preset", args.preset, "--out", str(run),
@@ -50,7 +47,7 @@ def train(args: argparse.Namespace, seed: int, run: Path) -> None:
         cmd += ["--threads", str(args.threads)]
     for s in args.set:
         cmd += ["--set", s]
-    if any(run.glob("ckpt-*.safetensors")):
+    if list_checkpoints(run):
         cmd.append("--resume")
     print(f"seed {seed}: {' '.join(cmd[2:])}", flush=True)
     if subprocess.run(cmd, cwd=REPO).returncode:
@@ -156,11 +153,10 @@ def main() -> None:
     for seed, run in runs.items():
         for step in steps:
             if (seed, step) not in evals:
-                if not checkpoint(run, step).exists():
-                    sys.exit(
-                        f"fid_vs_steps: {checkpoint(run, step)} is missing (pruned, or the run stopped early)"
-                    )
-                rec = {"seed": seed, "step": step, **evaluate(args, checkpoint(run, step))}
+                path = checkpoint_path(run, step)
+                if not path.exists():
+                    sys.exit(f"fid_vs_steps: {path} is missing (pruned, or the run stopped early)")
+                rec = {"seed": seed, "step": step, **evaluate(args, path)}
                 with open(evals_path, "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 evals[(seed, step)] = rec
@@ -174,16 +170,20 @@ def main() -> None:
     ratios = {seed: [evals[(seed, s)]["fid"] / (args.floor or evals[(seed, s)]["floor"]) for s in steps]
               for seed in runs}  # fmt: skip
     means = [sum(r[i] for r in ratios.values()) / len(ratios) for i in range(len(steps))]
+    # the seeds' mean minutes to each measured step, over the seeds whose log has that step
+    mean_minutes = {}
+    for step in steps:
+        mins = [minutes[s][step] for s in runs if step in minutes[s]]
+        if mins:
+            mean_minutes[step] = sum(mins) / len(mins)
     head = "step  minutes " + " ".join(f"{'seed ' + str(s) + ' FID (x)':>20}" for s in runs) + "   mean x"
     print(f"\n{args.preset} on {args.data or 'its data'}, n={args.n}, floor "
           f"{args.floor if args.floor else 'per report'}\n{head}")  # fmt: skip
     for i, step in enumerate(steps):
-        mins = [minutes[s][step] for s in runs if step in minutes[s]]
         cells = " ".join(f"{evals[(s, step)]['fid']:>11.2f} ({ratios[s][i]:>5.1f}x)" for s in runs)
-        m = f"{sum(mins) / len(mins):7.1f}" if mins else "      -"
+        m = f"{mean_minutes[step]:7.1f}" if step in mean_minutes else "      -"
         print(f"{step:>6} {m} {cells} {means[i]:>8.1f}")
-    reach = {s: budget_steps(minutes[s], args.budget_min) for s in runs}
-    reached = {s: r for s, r in reach.items() if r is not None}
+    reached = {s: r for s in runs if (r := budget_steps(minutes[s], args.budget_min)) is not None}
     if reached:
         print(f"steps reached in {args.budget_min:g} minutes: "
               + ", ".join(f"seed {s} {r:,}" for s, r in reached.items()))  # fmt: skip
@@ -192,8 +192,7 @@ def main() -> None:
         if at is None:
             print(f"the mean stays above {args.target:g}x up to step {steps[-1]:,}")
         else:
-            mins = [minutes[s][at] for s in runs if at in minutes[s]]
-            when = f", {sum(mins) / len(mins):.1f} minutes here" if mins else ""
+            when = f", {mean_minutes[at]:.1f} minutes here" if at in mean_minutes else ""
             print(f"the mean is at or under {args.target:g}x from step {at:,}{when}")
     plot(out / "fid-vs-steps.png", steps, ratios, means, args.target, reached)
     print(f"wrote {out / 'fid-vs-steps.png'}")
